@@ -1,0 +1,255 @@
+//! Validated settings for a limiter and for the monitor, and the errors that name a bad field.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The largest requests-per-minute a limiter accepts (100 000 per second).
+pub const MAX_RPM: u32 = 6_000_000;
+/// The largest tokens-per-minute budget a limiter accepts.
+pub const MAX_TPM: u64 = 100_000_000_000;
+/// The longest probe interval a limiter accepts.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A setting that cannot work, naming the field and the accepted range.
+///
+/// ```
+/// use ratellmiter_runtime::BucketRateLimiter;
+/// let err = BucketRateLimiter::try_new(0).unwrap_err();
+/// assert_eq!(err.field(), "rpm");
+/// assert!(err.to_string().contains("rpm"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    field: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+
+    /// The name of the setting that was refused, as spelled in the builder.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid `{}`: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Everything that shapes one limiter's pacing. Built and validated by
+/// [`LimiterBuilder`](crate::LimiterBuilder); the defaults are rateLLMiter's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimiterConfig {
+    /// Requests per minute.
+    pub rpm: u32,
+    /// Tokens per minute, when the provider also limits tokens.
+    pub tpm: Option<u64>,
+    /// Share of the full per-second rate at which a ramp starts (rateLLMiter: 0.25).
+    pub ramp_start: f64,
+    /// Share of the full per-second rate the ramp adds each second (rateLLMiter: 0.10).
+    pub ramp_step: f64,
+    /// First wait before probing after a rate limit without `retry_after` (rateLLMiter: 10 s).
+    pub probe_initial: Duration,
+    /// Growth of the probe interval after each failed probe (rateLLMiter: 1.5).
+    pub probe_factor: f64,
+    /// Cap of the probe interval (rateLLMiter: 65 s).
+    pub probe_max: Duration,
+    /// How often a call is re-run after a rate-limit error before the error is returned (rateLLMiter: 20).
+    pub max_retries: u32,
+    /// Whether repeated rate-limit episodes lower the rate the limiter allows (see [`crate::pacer`], "Adaptive limit").
+    pub adaptive: bool,
+    /// How many high-priority tickets may go out in a row while normal calls wait.
+    pub high_priority_streak: u32,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        Self {
+            rpm: 300,
+            tpm: None,
+            ramp_start: 0.25,
+            ramp_step: 0.10,
+            probe_initial: Duration::from_secs(10),
+            probe_factor: 1.5,
+            probe_max: Duration::from_secs(65),
+            max_retries: 20,
+            adaptive: true,
+            high_priority_streak: 3,
+        }
+    }
+}
+
+impl LimiterConfig {
+    /// Checks every field, returning the first that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_rpm(self.rpm)?;
+        if let Some(tpm) = self.tpm {
+            validate_tpm(tpm)?;
+        }
+        fraction("ramp_start", self.ramp_start)?;
+        fraction("ramp_step", self.ramp_step)?;
+        if self.probe_initial.is_zero() {
+            return Err(ConfigError::new("probe_interval", "must be longer than zero"));
+        }
+        if self.probe_max > MAX_PROBE_INTERVAL {
+            return Err(ConfigError::new("probe_max", "must be at most one hour"));
+        }
+        if self.probe_initial > self.probe_max {
+            return Err(ConfigError::new(
+                "probe_interval",
+                format!(
+                    "{:?} is longer than probe_max ({:?})",
+                    self.probe_initial, self.probe_max
+                ),
+            ));
+        }
+        if !self.probe_factor.is_finite() || !(1.0..=10.0).contains(&self.probe_factor) {
+            return Err(ConfigError::new(
+                "probe_factor",
+                format!("{} is not a number from 1 to 10", self.probe_factor),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_rpm(rpm: u32) -> Result<(), ConfigError> {
+    if rpm == 0 {
+        return Err(ConfigError::new("rpm", "must be at least 1 request per minute"));
+    }
+    if rpm > MAX_RPM {
+        return Err(ConfigError::new(
+            "rpm",
+            format!("{rpm} is above the supported maximum of {MAX_RPM} requests per minute"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_tpm(tpm: u64) -> Result<(), ConfigError> {
+    if tpm == 0 {
+        return Err(ConfigError::new("tpm", "must be at least 1 token per minute"));
+    }
+    if tpm > MAX_TPM {
+        return Err(ConfigError::new(
+            "tpm",
+            format!("{tpm} is above the supported maximum of {MAX_TPM} tokens per minute"),
+        ));
+    }
+    Ok(())
+}
+
+fn fraction(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!("{value} is not a share of the full rate in (0, 1]"),
+        ))
+    }
+}
+
+/// Settings of the [`Monitor`](crate::Monitor): the default rate for services nobody
+/// configured and where flow logs go.
+///
+/// ```
+/// use ratellmiter_runtime::MonitorConfig;
+/// let config = MonitorConfig::default().default_rpm(300).log_dir("ratellmiter_logs");
+/// assert_eq!(config.get_default_rpm(), 300);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorConfig {
+    pub(crate) default_rpm: u32,
+    pub(crate) log_dir: Option<PathBuf>,
+    pub(crate) logging: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self { default_rpm: 300, log_dir: None, logging: true }
+    }
+}
+
+impl MonitorConfig {
+    /// Requests per minute of a service that was never added explicitly (rateLLMiter: 300).
+    pub fn default_rpm(mut self, rpm: u32) -> Self {
+        self.default_rpm = rpm;
+        self
+    }
+
+    /// Where flow logs go. Unset: `RATELLMITER_LOGS`, else `./ratellmiter_logs`.
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(dir.into());
+        self
+    }
+
+    /// Turns flow logs on (the default) or off.
+    pub fn logging(mut self, on: bool) -> Self {
+        self.logging = on;
+        self
+    }
+
+    /// The configured default requests per minute.
+    pub fn get_default_rpm(&self) -> u32 {
+        self.default_rpm
+    }
+
+    /// The directory logs go to, after applying rateLLMiter's rules.
+    pub fn resolved_log_dir(&self) -> PathBuf {
+        self.log_dir
+            .clone()
+            .or_else(|| std::env::var_os("RATELLMITER_LOGS").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("ratellmiter_logs"))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        validate_rpm(self.default_rpm).map_err(|e| ConfigError::new("default_rpm", e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(LimiterConfig, &str)> = vec![
+            (LimiterConfig { rpm: 0, ..Default::default() }, "rpm"),
+            (LimiterConfig { rpm: u32::MAX, ..Default::default() }, "rpm"),
+            (LimiterConfig { tpm: Some(0), ..Default::default() }, "tpm"),
+            (LimiterConfig { tpm: Some(u64::MAX), ..Default::default() }, "tpm"),
+            (LimiterConfig { ramp_start: f64::NAN, ..Default::default() }, "ramp_start"),
+            (LimiterConfig { ramp_start: 1.5, ..Default::default() }, "ramp_start"),
+            (LimiterConfig { ramp_step: -0.1, ..Default::default() }, "ramp_step"),
+            (LimiterConfig { probe_factor: f64::INFINITY, ..Default::default() }, "probe_factor"),
+            (LimiterConfig { probe_factor: 0.5, ..Default::default() }, "probe_factor"),
+            (LimiterConfig { probe_initial: Duration::ZERO, ..Default::default() }, "probe_interval"),
+            (
+                LimiterConfig { probe_initial: Duration::from_secs(100), ..Default::default() },
+                "probe_interval",
+            ),
+            (LimiterConfig { probe_max: Duration::from_secs(7200), ..Default::default() }, "probe_max"),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.field(), field, "{err}");
+            assert!(err.to_string().contains(field));
+        }
+        assert!(LimiterConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn monitor_default_rpm_is_checked() {
+        let err = MonitorConfig::default().default_rpm(0).validate().unwrap_err();
+        assert_eq!(err.field(), "default_rpm");
+    }
+}

@@ -1,0 +1,91 @@
+//! The learned ceiling on the rate: CUBIC, as in the AWS SDKs' adaptive retry mode.
+//!
+//! A rate-limit episode at rate `w` drops the ceiling to `BETA × w`; from then on the
+//! ceiling follows `C·(t − K)³ + w`, which climbs fast at first, flattens out around `w`
+//! (where the server last refused us) and then probes beyond it, back up to the
+//! configured rate. `K = ∛(w·(1 − BETA)/C)` is the time the curve takes to get back to `w`.
+
+use std::time::Duration;
+
+/// Share of the rate kept after an episode.
+pub const BETA: f64 = 0.85;
+/// Growth constant, as a share of the configured rate per second³: back at `w` after
+/// about 20 s when `w` is half the configured rate.
+pub const CUBIC_C: f64 = 1e-5;
+/// The ceiling never drops below this share of the configured rate.
+pub const FLOOR: f64 = 0.01;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Adaptive {
+    full: f64,
+    w_max: f64,
+    k: f64,
+    last_throttle: Option<Duration>,
+}
+
+impl Adaptive {
+    pub(crate) fn new(full: f64) -> Self {
+        Self { full, w_max: full, k: 0.0, last_throttle: None }
+    }
+
+    /// The highest rate (tickets per second) the learned limit allows at `now`.
+    pub(crate) fn ceiling(&self, now: Duration) -> f64 {
+        let Some(t0) = self.last_throttle else { return self.full };
+        let dt = now.saturating_sub(t0).as_secs_f64() - self.k;
+        let c = CUBIC_C * self.full;
+        (c * dt * dt * dt + self.w_max).clamp(FLOOR * self.full, self.full)
+    }
+
+    /// A rate-limit episode while issuing at `rate`.
+    pub(crate) fn on_throttle(&mut self, now: Duration, rate: f64) {
+        self.w_max = rate.clamp(FLOOR * self.full, self.full);
+        self.k = (self.w_max * (1.0 - BETA) / (CUBIC_C * self.full)).cbrt();
+        self.last_throttle = Some(now);
+    }
+
+    /// The configured rate changed: keep the learned shape, scaled to the new rate.
+    pub(crate) fn rescale(&mut self, full: f64) {
+        let scale = full / self.full;
+        self.full = full;
+        self.w_max *= scale;
+        self.k = if self.last_throttle.is_some() {
+            (self.w_max * (1.0 - BETA) / (CUBIC_C * full)).cbrt()
+        } else {
+            0.0
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn untouched_ceiling_is_the_configured_rate() {
+        assert_eq!(Adaptive::new(10.0).ceiling(S(1000)), 10.0);
+    }
+
+    #[test]
+    fn an_episode_keeps_beta_and_the_curve_returns_to_w_after_k() {
+        let mut a = Adaptive::new(10.0);
+        a.on_throttle(S(100), 5.0);
+        assert!((a.ceiling(S(100)) - 4.25).abs() < 1e-9);
+        let k = (5.0 * 0.15 / (CUBIC_C * 10.0)).cbrt();
+        assert!((19.0..20.0).contains(&k), "K = {k}");
+        let at_k = a.ceiling(S(100) + Duration::from_secs_f64(k));
+        assert!((at_k - 5.0).abs() < 1e-9);
+        // Concave below w: more than half-way back after a third of K.
+        assert!(a.ceiling(S(100) + Duration::from_secs_f64(k / 3.0)) > 4.25 + 0.375);
+        // Convex beyond: back at the configured rate a little after 2K.
+        assert_eq!(a.ceiling(S(100 + 60)), 10.0);
+    }
+
+    #[test]
+    fn the_floor_holds() {
+        let mut a = Adaptive::new(10.0);
+        a.on_throttle(S(0), 0.0);
+        assert!((a.ceiling(S(0)) - 0.1).abs() < 1e-9);
+    }
+}

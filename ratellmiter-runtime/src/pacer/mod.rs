@@ -1,0 +1,752 @@
+//! The pacing engine: a pure state machine over `now`.
+//!
+//! [`Pacer`] holds the queue of waiting calls, the ramp, the pause/probe cycle, the
+//! token budget and the learned ceiling. It reads no clock, does no I/O and never sleeps:
+//! every method takes `now`, the time since an origin the driver chose, and answers what
+//! to do. The async and blocking drivers, the monitor and the shared Redis limiter are
+//! thin layers around it.
+//!
+//! # Pacing
+//! Every issued ticket pushes the next one back by `1 / rate`, and `rate` never exceeds
+//! the configured `rpm / 60`: so under saturation tickets go out at exact, even
+//! intervals of `60 / rpm` seconds (never in per-second clumps), at most `rpm` in any
+//! 60 s window and at most `ceil(rpm / 60)` in any 1 s window.
+//!
+//! # Ramp
+//! rateLLMiter allows, each second, the tickets issued the second before plus a step,
+//! and at least a start. The continuous form used here: while calls wait for their
+//! slot the rate grows by `ramp_step × rpm/60` per second of time; when calls arrive
+//! after their slot was free the rate falls to the observed rate plus one step; it
+//! never goes below `ramp_start × rpm/60`. After idleness, a resume from a pause or a
+//! provider-imposed hold, the rate starts again at `ramp_start`. Steady demand at the
+//! full rate keeps the full rate: there is no per-minute reset.
+//!
+//! # Pause and probe
+//! The first rate-limit error while running pauses issuing for its `retry_after`, or
+//! for the probe interval (10 s, ×1.5 after each failed probe, at most 65 s). Errors
+//! from calls issued before the pause do not restart it. When the pause ends the engine
+//! probes: by handing the driver a [`Poll::ProbeService`] when the limiter has a
+//! service probe, otherwise by issuing exactly one queued call — a rate-limited one if
+//! there is one — as the probe. Its success resumes issuing with the ramp from its
+//! start; another rate limit backs off and probes again.
+//!
+//! # Queue
+//! Three FIFO queues: calls re-queued after a rate limit first, then high-priority
+//! calls, then normal ones. At most `high_priority_streak` high-priority tickets go out
+//! in a row while normal calls wait, so normal calls keep a bounded share (one in
+//! `streak + 1`) and never starve.
+//!
+//! # Adaptive limit
+//! With `adaptive` on, each pause (an episode) lowers a learned ceiling on the rate,
+//! which climbs back in the shape of CUBIC: see the constants [`BETA`], [`CUBIC_C`]
+//! and [`FLOOR`].
+
+mod adaptive;
+mod tokens;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+pub use adaptive::{BETA, CUBIC_C, FLOOR};
+
+use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
+use adaptive::Adaptive;
+use tokens::TokenBudget;
+
+/// Identifies one waiting call and, once issued, its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WaiterId(pub u64);
+
+/// Where a new call queues: high-priority calls go ahead of normal ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Priority {
+    /// The default: first come, first served.
+    #[default]
+    Normal,
+    /// Ahead of normal calls, behind calls re-queued after a rate limit.
+    High,
+}
+
+/// A request for a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The call was rate limited before and goes to the front of the line.
+    pub retry: bool,
+    /// Queue of a new call.
+    pub priority: Priority,
+    /// Estimated tokens the call uses (counts only with a token budget).
+    pub cost: u64,
+}
+
+impl Request {
+    /// A new call of normal priority and no token cost.
+    pub const NEW: Request = Request { retry: false, priority: Priority::Normal, cost: 0 };
+    /// A call re-queued after a rate limit.
+    pub const RETRY: Request = Request { retry: true, priority: Priority::Normal, cost: 0 };
+}
+
+/// A request that can never be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// The call's estimated tokens exceed the whole per-minute budget.
+    CostExceedsBudget {
+        /// The estimate.
+        cost: u64,
+        /// The tokens-per-minute budget.
+        tpm: u64,
+    },
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::CostExceedsBudget { cost, tpm } => write!(
+                f,
+                "a call estimated at {cost} tokens can never run under a budget of {tpm} tokens per minute"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// A ticket the engine issued.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Issued {
+    /// The waiter that holds the ticket now.
+    pub id: WaiterId,
+    /// Its token estimate.
+    pub cost: u64,
+    /// Whether this ticket is the probe that decides if the server accepts calls again.
+    pub probe: bool,
+    /// Whether it re-issues a rate-limited call.
+    pub retry: bool,
+    /// How long the call waited in the queue.
+    pub waited: Duration,
+}
+
+/// What the driver should do next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Poll {
+    /// A ticket went out now.
+    Issued(Issued),
+    /// Nothing is due before this time.
+    WaitUntil(Duration),
+    /// The pause is over: ask the service whether it still refuses calls, then report
+    /// with [`Pacer::probe_result`].
+    ProbeService,
+    /// A probe is out; nothing is issued until it reports.
+    AwaitProbe,
+    /// Nobody waits.
+    Idle,
+}
+
+/// Why [`Pacer::try_issue`] gave no ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryIssueError {
+    /// Issuing now would break the pacing; a ticket is free at this time if nobody queues first.
+    NotBefore(Duration),
+    /// Calls are queued ahead.
+    Queued,
+    /// The limiter is paused after a rate limit.
+    Paused,
+}
+
+/// How a ticket's call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server accepted the call (whatever the call did with the answer).
+    Success,
+    /// The call failed for a reason other than a rate limit.
+    Error,
+    /// The server refused the call with a rate limit.
+    RateLimited {
+        /// How long the server asked to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// The call was dropped before it ended (cancelled, panicked): its outcome is unknown.
+    Abandoned,
+}
+
+/// State changes worth logging, drained with [`Pacer::drain_events`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// Issuing stopped after a rate limit, until `until`.
+    Pause {
+        /// When probing starts.
+        until: Duration,
+        /// Whether the wait came from the server's `retry_after`.
+        retry_after: bool,
+    },
+    /// A probe went out (a ticket, or the service check).
+    Probe,
+    /// A probe was refused; the next comes at `until`.
+    ProbeFailed {
+        /// When the next probe goes out.
+        until: Duration,
+    },
+    /// Issuing resumed, with the ramp from its start.
+    Resume,
+    /// The learned ceiling dropped to this rate (tickets per second).
+    LearnedRate(f64),
+    /// The provider said its budget is spent: nothing goes out before `until`.
+    Hold {
+        /// End of the hold.
+        until: Duration,
+    },
+}
+
+/// Counters since the engine was made. `issued + waiting + cancelled == requested` holds
+/// at every moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Ticket requests, re-queued calls included.
+    pub requested: u64,
+    /// Tickets issued, re-issues included.
+    pub issued: u64,
+    /// Tickets issued to calls re-queued after a rate limit.
+    pub reissued: u64,
+    /// Calls that ended, any way but a rate limit.
+    pub finished: u64,
+    /// Rate-limit errors reported.
+    pub rate_limited: u64,
+    /// Requests withdrawn before their ticket came.
+    pub cancelled: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Running,
+    Paused { until: Duration },
+    Probing { outstanding: Option<ProbeKind> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ProbeKind {
+    Ticket(WaiterId),
+    Service,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiter {
+    cost: u64,
+    enqueued: Duration,
+    retry: bool,
+}
+
+const RETRY: usize = 0;
+const HIGH: usize = 1;
+const NORMAL: usize = 2;
+
+/// The pure pacing engine of one limiter. See the [module docs](self).
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter_runtime::pacer::{Pacer, Poll, Request};
+/// use ratellmiter_runtime::LimiterConfig;
+///
+/// let mut p = Pacer::new(LimiterConfig { rpm: 600, ..Default::default() }).unwrap();
+/// let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+/// let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+/// assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == a));
+/// // After idleness the ramp starts at 25% of 10/s: the next slot is 0.4 s later.
+/// assert_eq!(p.poll(Duration::ZERO), Poll::WaitUntil(Duration::from_millis(400)));
+/// assert!(matches!(p.poll(Duration::from_millis(400)), Poll::Issued(t) if t.id == b));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    cfg: LimiterConfig,
+    full_rate: f64,
+    full_interval: Duration,
+    rate: f64,
+    last_issue: Option<Duration>,
+    ramp_from: Duration,
+    next_slot: Duration,
+    hold_until: Duration,
+    /// Tickets the provider's headers still allow before `hold_until`-style reset.
+    allowance: Option<(u64, Duration)>,
+    waiters: HashMap<WaiterId, Waiter>,
+    queues: [VecDeque<WaiterId>; 3],
+    high_streak: u32,
+    mode: Mode,
+    probe_interval: Duration,
+    external_probe: bool,
+    tokens: Option<TokenBudget>,
+    adaptive: Option<Adaptive>,
+    issued_costs: HashMap<WaiterId, u64>,
+    next_id: u64,
+    in_flight: u64,
+    counters: Counters,
+    events: Vec<(Duration, Event)>,
+    last_now: Duration,
+}
+
+impl Pacer {
+    /// An engine for a validated configuration.
+    pub fn new(cfg: LimiterConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let full_rate = cfg.rpm as f64 / 60.0;
+        Ok(Self {
+            full_interval: full_interval(cfg.rpm),
+            rate: cfg.ramp_start * full_rate,
+            full_rate,
+            last_issue: None,
+            ramp_from: Duration::ZERO,
+            next_slot: Duration::ZERO,
+            hold_until: Duration::ZERO,
+            allowance: None,
+            waiters: HashMap::new(),
+            queues: Default::default(),
+            high_streak: 0,
+            mode: Mode::Running,
+            probe_interval: cfg.probe_initial,
+            external_probe: false,
+            tokens: cfg.tpm.map(TokenBudget::new),
+            adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
+            issued_costs: HashMap::new(),
+            next_id: 0,
+            in_flight: 0,
+            counters: Counters::default(),
+            events: Vec::new(),
+            last_now: Duration::ZERO,
+            cfg,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LimiterConfig {
+        &self.cfg
+    }
+
+    /// Probe by asking the driver ([`Poll::ProbeService`]) instead of by issuing a call.
+    pub fn set_external_probe(&mut self, on: bool) {
+        self.external_probe = on;
+    }
+
+    /// Time never runs backwards for the engine, whatever the drivers' clocks say.
+    fn advance(&mut self, now: Duration) -> Duration {
+        self.last_now = self.last_now.max(now);
+        self.last_now
+    }
+
+    /// Queues a call for a ticket.
+    pub fn enqueue(&mut self, now: Duration, req: Request) -> Result<WaiterId, RequestError> {
+        let now = self.advance(now);
+        self.check_cost(req.cost)?;
+        let id = WaiterId(self.next_id);
+        self.next_id += 1;
+        self.waiters.insert(id, Waiter { cost: req.cost, enqueued: now, retry: req.retry });
+        let q = match (req.retry, req.priority) {
+            (true, _) => RETRY,
+            (false, Priority::High) => HIGH,
+            (false, Priority::Normal) => NORMAL,
+        };
+        self.queues[q].push_back(id);
+        self.counters.requested += 1;
+        Ok(id)
+    }
+
+    fn check_cost(&self, cost: u64) -> Result<(), RequestError> {
+        match &self.tokens {
+            Some(t) if cost > t.tpm() => Err(RequestError::CostExceedsBudget { cost, tpm: t.tpm() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Withdraws a waiting call. Returns false when it was not waiting (already issued
+    /// or unknown). Cancelled entries leave the queues lazily, so this is O(1).
+    pub fn cancel(&mut self, now: Duration, id: WaiterId) -> bool {
+        self.advance(now);
+        if self.waiters.remove(&id).is_some() {
+            self.counters.cancelled += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Drops cancelled entries from the front of queue `q` and returns its head.
+    fn head_of(&mut self, q: usize) -> Option<WaiterId> {
+        while let Some(&id) = self.queues[q].front() {
+            if self.waiters.contains_key(&id) {
+                return Some(id);
+            }
+            self.queues[q].pop_front();
+        }
+        None
+    }
+
+    /// The call whose turn it is: re-queued calls, then high priority with a bounded
+    /// streak, then normal.
+    fn next_in_line(&mut self) -> Option<(usize, WaiterId)> {
+        if let Some(id) = self.head_of(RETRY) {
+            return Some((RETRY, id));
+        }
+        let high = self.head_of(HIGH);
+        let normal = self.head_of(NORMAL);
+        match (high, normal) {
+            (Some(_), Some(n)) if self.high_streak >= self.cfg.high_priority_streak => {
+                Some((NORMAL, n))
+            }
+            (Some(h), _) => Some((HIGH, h)),
+            (None, Some(n)) => Some((NORMAL, n)),
+            (None, None) => None,
+        }
+    }
+
+    /// The id of the call that gets the next ticket, if any waits.
+    pub fn head(&mut self) -> Option<WaiterId> {
+        self.next_in_line().map(|(_, id)| id)
+    }
+
+    /// Issues the next ticket if one is due at `now`, else says when to look again.
+    pub fn poll(&mut self, now: Duration) -> Poll {
+        let now = self.advance(now);
+        match self.mode {
+            Mode::Paused { until } if now < until => {
+                return if self.waiting() == 0 { Poll::Idle } else { Poll::WaitUntil(until) };
+            }
+            Mode::Paused { .. } => self.mode = Mode::Probing { outstanding: None },
+            Mode::Probing { outstanding: Some(_) } => return Poll::AwaitProbe,
+            Mode::Probing { outstanding: None } | Mode::Running => {}
+        }
+        let Some((q, id)) = self.next_in_line() else { return Poll::Idle };
+        if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
+            self.mode = Mode::Probing { outstanding: Some(ProbeKind::Service) };
+            self.events.push((now, Event::Probe));
+            return Poll::ProbeService;
+        }
+        let cost = self.waiters[&id].cost;
+        let at = self.ready_at(now, cost);
+        if now < at {
+            return Poll::WaitUntil(at);
+        }
+        Poll::Issued(self.issue(now, q, id))
+    }
+
+    /// Earliest time a ticket of `cost` may go out, as far as spacing, holds and tokens go.
+    fn ready_at(&mut self, now: Duration, cost: u64) -> Duration {
+        let mut at = self.next_slot.max(self.hold_until);
+        if let Some((0, reset)) = self.allowance {
+            at = at.max(reset);
+        }
+        if let Some(t) = &mut self.tokens {
+            at = at.max(t.ready_at(now, cost));
+        }
+        at
+    }
+
+    fn issue(&mut self, now: Duration, q: usize, id: WaiterId) -> Issued {
+        let w = self.waiters.remove(&id).expect("head of a queue is waiting");
+        let popped = self.queues[q].pop_front();
+        debug_assert_eq!(popped, Some(id));
+        self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
+
+        let probe = matches!(self.mode, Mode::Probing { .. });
+        if probe {
+            self.mode = Mode::Probing { outstanding: Some(ProbeKind::Ticket(id)) };
+            self.events.push((now, Event::Probe));
+        } else {
+            self.update_rate(now, w.enqueued);
+        }
+        self.last_issue = Some(now);
+        self.next_slot = now + self.interval();
+        if let Some((left, reset)) = &mut self.allowance {
+            if now >= *reset {
+                self.allowance = None;
+            } else {
+                *left = left.saturating_sub(1);
+            }
+        }
+        let share = self.rate / self.full_rate;
+        if let Some(t) = &mut self.tokens {
+            t.charge(now, id, w.cost, share);
+            self.issued_costs.insert(id, w.cost);
+        }
+        self.in_flight += 1;
+        self.counters.issued += 1;
+        if w.retry {
+            self.counters.reissued += 1;
+        }
+        Issued { id, cost: w.cost, probe, retry: w.retry, waited: now - w.enqueued }
+    }
+
+    /// The ramp: grow while calls wait for their slot, fall back to the observed rate
+    /// plus a step when they do not, never below the start.
+    fn update_rate(&mut self, now: Duration, enqueued: Duration) {
+        let start = self.cfg.ramp_start * self.full_rate;
+        let step = self.cfg.ramp_step * self.full_rate;
+        let since = self.last_issue.map(|l| l.max(self.ramp_from));
+        self.rate = match since {
+            Some(since) if enqueued <= self.next_slot.max(since) => {
+                self.rate + step * now.saturating_sub(since).as_secs_f64()
+            }
+            Some(since) => {
+                let gap = now.saturating_sub(since).as_secs_f64();
+                if gap > 0.0 { self.rate.min(1.0 / gap + step) } else { self.rate }
+            }
+            None => start,
+        };
+        let cap = self.ceiling(now);
+        self.rate = self.rate.max(start.min(cap)).min(cap);
+    }
+
+    fn ceiling(&self, now: Duration) -> f64 {
+        match &self.adaptive {
+            Some(a) => a.ceiling(now).min(self.full_rate),
+            None => self.full_rate,
+        }
+    }
+
+    /// Spacing after a ticket at the current rate; never shorter than `60 / rpm`, so
+    /// the window bounds hold whatever the float arithmetic does.
+    fn interval(&self) -> Duration {
+        if self.rate >= self.full_rate {
+            self.full_interval
+        } else {
+            let nanos = (1e9 / self.rate).ceil();
+            Duration::from_nanos(nanos.min(u64::MAX as f64) as u64).max(self.full_interval)
+        }
+    }
+
+    /// Restarts the ramp at its start from `at` (after a resume or a hold).
+    fn restart_ramp(&mut self, at: Duration) {
+        let start = self.cfg.ramp_start * self.full_rate;
+        self.rate = start.min(self.ceiling(at));
+        self.ramp_from = at;
+        self.next_slot = self.next_slot.max(at);
+    }
+
+    /// Issues a ticket at `now` only if it is free and nobody is queued; never queues.
+    pub fn try_issue(&mut self, now: Duration, req: Request) -> Result<Issued, TryIssueError> {
+        let now = self.advance(now);
+        if !matches!(self.mode, Mode::Running) {
+            return Err(TryIssueError::Paused);
+        }
+        if self.waiting() > 0 {
+            return Err(TryIssueError::Queued);
+        }
+        if let Some(t) = &self.tokens
+            && req.cost > t.tpm()
+        {
+            // Never free: say so as a wait that cannot end rather than a false promise.
+            return Err(TryIssueError::NotBefore(Duration::MAX));
+        }
+        let at = self.ready_at(now, req.cost);
+        if now < at {
+            return Err(TryIssueError::NotBefore(at));
+        }
+        let id = self.enqueue(now, req).expect("cost checked above");
+        let q = if req.retry {
+            RETRY
+        } else if req.priority == Priority::High {
+            HIGH
+        } else {
+            NORMAL
+        };
+        Ok(self.issue(now, q, id))
+    }
+
+    /// Reports how the call holding ticket `t` ended.
+    pub fn finish(&mut self, now: Duration, t: &Issued, outcome: Outcome) {
+        let now = self.advance(now);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.issued_costs.remove(&t.id);
+        let is_probe = self.mode == Mode::Probing { outstanding: Some(ProbeKind::Ticket(t.id)) };
+        match outcome {
+            Outcome::RateLimited { retry_after } => {
+                self.counters.rate_limited += 1;
+                if is_probe {
+                    self.probe_failed(now, retry_after);
+                } else if self.mode == Mode::Running {
+                    self.pause(now, retry_after);
+                }
+            }
+            Outcome::Success | Outcome::Error => {
+                self.counters.finished += 1;
+                if is_probe {
+                    self.resume(now);
+                }
+            }
+            Outcome::Abandoned => {
+                self.counters.finished += 1;
+                if is_probe {
+                    self.mode = Mode::Probing { outstanding: None };
+                }
+            }
+        }
+    }
+
+    /// Reports the answer of a [`Poll::ProbeService`] check.
+    pub fn probe_result(&mut self, now: Duration, still_blocked: bool) {
+        let now = self.advance(now);
+        if self.mode != (Mode::Probing { outstanding: Some(ProbeKind::Service) }) {
+            return;
+        }
+        if still_blocked { self.probe_failed(now, None) } else { self.resume(now) }
+    }
+
+    /// The driver could not finish a [`Poll::ProbeService`] check (it was cancelled):
+    /// the next poll probes again.
+    pub fn probe_abandoned(&mut self) {
+        if self.mode == (Mode::Probing { outstanding: Some(ProbeKind::Service) }) {
+            self.mode = Mode::Probing { outstanding: None };
+        }
+    }
+
+    fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
+        let until = now + retry_after.unwrap_or(self.probe_interval);
+        self.mode = Mode::Paused { until };
+        self.events.push((now, Event::Pause { until, retry_after: retry_after.is_some() }));
+        let rate = self.rate;
+        if let Some(a) = &mut self.adaptive {
+            a.on_throttle(now, rate);
+            let learned = a.ceiling(now);
+            self.events.push((now, Event::LearnedRate(learned)));
+        }
+    }
+
+    fn probe_failed(&mut self, now: Duration, retry_after: Option<Duration>) {
+        let grown = self.probe_interval.mul_f64(self.cfg.probe_factor);
+        self.probe_interval = grown.min(self.cfg.probe_max);
+        let until = now + retry_after.unwrap_or(self.probe_interval);
+        self.mode = Mode::Paused { until };
+        self.events.push((now, Event::ProbeFailed { until }));
+    }
+
+    fn resume(&mut self, now: Duration) {
+        self.mode = Mode::Running;
+        self.probe_interval = self.cfg.probe_initial;
+        self.restart_ramp(now);
+        self.events.push((now, Event::Resume));
+    }
+
+    /// Replaces ticket `t`'s token estimate by the tokens the call really used.
+    pub fn record_usage(&mut self, t: &Issued, actual: u64) {
+        if let (Some(b), Some(estimate)) = (&mut self.tokens, self.issued_costs.get_mut(&t.id)) {
+            b.correct(t.id, *estimate, actual);
+            *estimate = actual;
+        }
+    }
+
+    /// What the provider's rate-limit headers said: `remaining` requests until `reset`
+    /// (both relative to `now`), and likewise for tokens. Issuing then stops before the
+    /// budget is spent instead of running into a 429, and restarts with the ramp.
+    pub fn observe_budget(
+        &mut self,
+        now: Duration,
+        requests: Option<(u64, Duration)>,
+        tokens: Option<(u64, Duration)>,
+    ) {
+        let now = self.advance(now);
+        if let Some((remaining, reset)) = requests {
+            let until = now + reset;
+            self.allowance = Some((remaining, until));
+            if remaining == 0 {
+                self.hold(now, until);
+            }
+        }
+        if let Some((remaining, reset)) = tokens {
+            let next_cost = self.head().map_or(1, |id| self.waiters[&id].cost.max(1));
+            if remaining < next_cost {
+                let until = now + reset;
+                if let Some(t) = &mut self.tokens {
+                    t.hold(until);
+                }
+                self.hold(now, until);
+            }
+        }
+    }
+
+    fn hold(&mut self, now: Duration, until: Duration) {
+        if until > self.hold_until {
+            self.hold_until = until;
+            self.restart_ramp(until);
+            self.events.push((now, Event::Hold { until }));
+        }
+    }
+
+    /// Changes the requests-per-minute limit from the next ticket on. A higher limit is
+    /// reached through the ramp; a lower one takes effect at once.
+    pub fn set_rpm(&mut self, now: Duration, rpm: u32) -> Result<(), ConfigError> {
+        validate_rpm(rpm)?;
+        let now = self.advance(now);
+        self.cfg.rpm = rpm;
+        self.full_rate = rpm as f64 / 60.0;
+        self.full_interval = full_interval(rpm);
+        if let Some(a) = &mut self.adaptive {
+            a.rescale(self.full_rate);
+        }
+        self.rate = self.rate.min(self.ceiling(now));
+        if let Some(last) = self.last_issue {
+            self.next_slot = last + self.interval();
+        }
+        Ok(())
+    }
+
+    /// Changes (or sets) the tokens-per-minute budget from the next ticket on.
+    pub fn set_tpm(&mut self, now: Duration, tpm: u64) -> Result<(), ConfigError> {
+        validate_tpm(tpm)?;
+        self.advance(now);
+        self.cfg.tpm = Some(tpm);
+        match &mut self.tokens {
+            Some(t) => t.set_tpm(tpm),
+            None => self.tokens = Some(TokenBudget::new(tpm)),
+        }
+        Ok(())
+    }
+
+    /// Calls waiting for a ticket.
+    pub fn waiting(&self) -> u64 {
+        self.waiters.len() as u64
+    }
+
+    /// Tickets out whose calls have not ended.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// The counters since the engine was made.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Tickets per second allowed now (ramp and learned ceiling applied).
+    pub fn allowed_rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The learned ceiling at `now`, tickets per second (the configured rate when
+    /// adaptation is off or nothing was learned).
+    pub fn learned_rate(&self, now: Duration) -> f64 {
+        self.ceiling(now.max(self.last_now))
+    }
+
+    /// The configured rate, tickets per second.
+    pub fn full_rate(&self) -> f64 {
+        self.full_rate
+    }
+
+    /// Whether issuing is stopped after a rate limit (waiting to probe, or probing).
+    pub fn is_paused(&self) -> bool {
+        !matches!(self.mode, Mode::Running)
+    }
+
+    /// Tokens charged in the last 60 s (0 without a token budget).
+    pub fn tokens_in_window(&mut self, now: Duration) -> u64 {
+        let now = self.advance(now);
+        self.tokens.as_mut().map_or(0, |t| t.used_in_window(now))
+    }
+
+    /// Takes the state changes since the last call.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, (Duration, Event)> {
+        self.events.drain(..)
+    }
+}
+
+fn full_interval(rpm: u32) -> Duration {
+    Duration::from_nanos(60_000_000_000u64.div_ceil(rpm as u64))
+}
+
+#[cfg(test)]
+mod tests;

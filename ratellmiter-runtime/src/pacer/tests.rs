@@ -1,0 +1,375 @@
+//! Engine-level specifications: each scenario drives the pure engine through virtual
+//! time and checks the numbers the module docs promise.
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn cfg(rpm: u32) -> LimiterConfig {
+    LimiterConfig { rpm, adaptive: false, ..Default::default() }
+}
+
+/// Issues everything due up to `until`, jumping to each wake-up time; every issued
+/// ticket finishes at once with `outcome(id)`.
+fn run(p: &mut Pacer, from: Duration, until: Duration) -> Vec<(Duration, Issued)> {
+    let mut now = from;
+    let mut out = Vec::new();
+    loop {
+        match p.poll(now) {
+            Poll::Issued(t) => {
+                p.finish(now, &t, Outcome::Success);
+                out.push((now, t));
+            }
+            Poll::WaitUntil(at) if at <= until => now = at,
+            _ => return out,
+        }
+    }
+}
+
+fn max_in_window(times: &[Duration], window: Duration) -> usize {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi] - times[lo] >= window {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
+
+#[test]
+fn saturation_gives_exact_even_spacing_and_window_bounds() {
+    for rpm in [60u32, 600, 10_000] {
+        let mut p = Pacer::new(cfg(rpm)).unwrap();
+        let calls = rpm as usize * 3; // three minutes of demand queued at once
+        for _ in 0..calls {
+            p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+        }
+        let issued = run(&mut p, Duration::ZERO, secs(100_000));
+        assert_eq!(issued.len(), calls, "rpm {rpm}: every call issued");
+        let times: Vec<Duration> = issued.iter().map(|(t, _)| *t).collect();
+        let interval = Duration::from_nanos(60_000_000_000 / rpm as u64);
+        // After the ramp (10 s at most: 25% + 10%/s), every gap is exactly 60/R.
+        let ramped = times.iter().position(|t| *t >= secs(10)).unwrap();
+        for w in times[ramped..].windows(2) {
+            assert_eq!(w[1] - w[0], interval, "rpm {rpm}");
+        }
+        assert!(max_in_window(&times, secs(60)) <= rpm as usize);
+        assert!(max_in_window(&times, secs(1)) <= (rpm as usize).div_ceil(60));
+        assert_eq!(max_in_window(&times[ramped..], secs(60)), rpm as usize);
+    }
+}
+
+#[test]
+fn ramp_after_a_burst_from_idle_starts_at_a_quarter_and_grows_a_tenth_per_second() {
+    // 600 rpm = 10/s: start 2.5/s, step 1/s, full after 7.5 s.
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..300 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let issued = run(&mut p, Duration::ZERO, secs(60));
+    let per_second = |s: u64| issued.iter().filter(|(t, _)| *t >= secs(s) && *t < secs(s + 1)).count();
+    let counts: Vec<usize> = (0..10).map(per_second).collect();
+    // Rate at the middle of second s is about 2.5 + s + 0.5 (capped at 10), ±1 for rounding.
+    let expected = [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 10.0, 10.0];
+    for (s, (&got, &want)) in counts.iter().zip(expected.iter()).enumerate() {
+        assert!((got as f64 - want).abs() <= 1.0, "second {s}: {got} tickets, want about {want}: {counts:?}");
+    }
+    // Never more than a step (1/s) plus one ticket of rounding above the second before.
+    for w in counts.windows(2) {
+        assert!(w[1] <= w[0] + 2, "{counts:?}");
+    }
+    // The first gap is the start rate's: 1 / 2.5 s.
+    assert_eq!(issued[1].0 - issued[0].0, ms(400));
+}
+
+#[test]
+fn steady_demand_at_full_rate_stays_at_full_rate() {
+    // One new call every 100 ms (exactly 600 rpm) for 3 minutes: after the first ramp the
+    // gaps are exactly 100 ms, with no dip at minute boundaries.
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    let arrivals: Vec<Duration> = (0..1800u64).map(|i| ms(100 * i)).collect();
+    let mut next_arrival = 0;
+    let mut now = Duration::ZERO;
+    let mut times = Vec::new();
+    while times.len() < arrivals.len() {
+        while next_arrival < arrivals.len() && arrivals[next_arrival] <= now {
+            p.enqueue(now, Request::NEW).unwrap();
+            next_arrival += 1;
+        }
+        let wake = match p.poll(now) {
+            Poll::Issued(t) => {
+                p.finish(now, &t, Outcome::Success);
+                times.push(now);
+                continue;
+            }
+            Poll::WaitUntil(at) => at,
+            _ => Duration::MAX,
+        };
+        now = wake.min(arrivals.get(next_arrival).copied().unwrap_or(Duration::MAX));
+    }
+    let ramped = times.iter().position(|t| *t >= secs(10)).unwrap();
+    for w in times[ramped..].windows(2) {
+        assert_eq!(w[1] - w[0], ms(100));
+    }
+    assert!(times.last().unwrap() > &secs(180));
+}
+
+/// Polls until a ticket goes out, jumping to each wake-up time.
+fn next_issue(p: &mut Pacer, mut now: Duration) -> (Duration, Issued) {
+    loop {
+        match p.poll(now) {
+            Poll::Issued(t) => return (now, t),
+            Poll::WaitUntil(at) => now = at,
+            other => panic!("{other:?} at {now:?}"),
+        }
+    }
+}
+
+#[test]
+fn rate_limited_calls_go_before_new_ones_fifo() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    let new: Vec<_> = (0..3).map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap()).collect();
+    let r1 = p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
+    let r2 = p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
+    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10)).iter().map(|(_, t)| t.id).collect();
+    assert_eq!(order, vec![r1, r2, new[0], new[1], new[2]]);
+}
+
+#[test]
+fn high_priority_overtakes_with_a_bounded_streak() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    let normal: Vec<_> = (0..4).map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap()).collect();
+    let high_req = Request { priority: Priority::High, ..Request::NEW };
+    let high: Vec<_> = (0..8).map(|_| p.enqueue(Duration::ZERO, high_req).unwrap()).collect();
+    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10)).iter().map(|(_, t)| t.id).collect();
+    let expect = vec![
+        high[0], high[1], high[2], normal[0], high[3], high[4], high[5], normal[1], high[6], high[7],
+        normal[2], normal[3],
+    ];
+    assert_eq!(order, expect);
+}
+
+#[test]
+fn cancelled_waiters_are_skipped_and_counted() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    let ids: Vec<_> = (0..5).map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap()).collect();
+    assert!(p.cancel(Duration::ZERO, ids[1]));
+    assert!(p.cancel(Duration::ZERO, ids[3]));
+    assert!(!p.cancel(Duration::ZERO, ids[3]), "second cancel is a no-op");
+    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10)).iter().map(|(_, t)| t.id).collect();
+    assert_eq!(order, vec![ids[0], ids[2], ids[4]]);
+    let c = p.counters();
+    assert_eq!((c.requested, c.issued, c.cancelled, p.waiting(), p.in_flight()), (5, 3, 2, 0, 0));
+}
+
+#[test]
+fn pause_probe_schedule_without_a_service() {
+    // Outage: every call refused until t = 30 s. Probe waits 10, 15, 22.5 s.
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..5 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let outage_end = secs(30);
+    let mut now = Duration::ZERO;
+    let mut probes = Vec::new();
+    let mut successes = Vec::new();
+    while successes.len() < 5 {
+        match p.poll(now) {
+            Poll::Issued(t) => {
+                if t.probe {
+                    probes.push(now);
+                }
+                if now < outage_end {
+                    p.finish(now, &t, Outcome::RateLimited { retry_after: None });
+                    p.enqueue(now, Request::RETRY).unwrap();
+                } else {
+                    p.finish(now, &t, Outcome::Success);
+                    successes.push(now);
+                }
+            }
+            Poll::WaitUntil(at) => now = at,
+            other => panic!("unexpected {other:?} at {now:?}"),
+        }
+    }
+    assert_eq!(probes, vec![secs(10), secs(25), ms(47_500)]);
+    assert_eq!(successes[0], ms(47_500), "the successful probe is the first success");
+    // Resumed with the ramp from its start: 2.5/s.
+    assert_eq!(successes[1] - successes[0], ms(400));
+    assert_eq!(p.counters().rate_limited, 3);
+}
+
+#[test]
+fn retry_after_sets_the_pause_and_late_errors_do_not_restart_it() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let ta = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let tb = match p.poll(ms(400)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    assert_eq!((ta.id, tb.id), (a, b));
+    p.finish(ms(500), &ta, Outcome::RateLimited { retry_after: Some(secs(2)) });
+    let ra = p.enqueue(ms(500), Request::RETRY).unwrap();
+    assert!(p.is_paused());
+    // b comes back rate limited during the pause: joins the front, pause unchanged.
+    p.finish(ms(1500), &tb, Outcome::RateLimited { retry_after: Some(secs(30)) });
+    let rb = p.enqueue(ms(1500), Request::RETRY).unwrap();
+    assert_eq!(p.poll(ms(1500)), Poll::WaitUntil(ms(2500)));
+    let probe = match p.poll(ms(2500)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    assert!(probe.probe && probe.id == ra);
+    assert_eq!(p.poll(ms(2600)), Poll::AwaitProbe, "nothing but the probe during a pause");
+    p.finish(ms(3000), &probe, Outcome::Success);
+    assert!(!p.is_paused());
+    assert!(matches!(p.poll(ms(3000)), Poll::Issued(t) if t.id == rb));
+}
+
+#[test]
+fn a_service_probe_is_asked_for_instead_of_a_call() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    p.set_external_probe(true);
+    let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    p.finish(ms(10), &t, Outcome::RateLimited { retry_after: None });
+    p.enqueue(ms(10), Request::RETRY).unwrap();
+    assert_eq!(p.poll(ms(10)), Poll::WaitUntil(ms(10_010)));
+    assert_eq!(p.poll(ms(10_010)), Poll::ProbeService);
+    assert_eq!(p.poll(ms(10_011)), Poll::AwaitProbe);
+    p.probe_result(ms(10_500), true);
+    assert_eq!(p.poll(ms(10_500)), Poll::WaitUntil(ms(25_500)));
+    assert_eq!(p.poll(ms(25_500)), Poll::ProbeService);
+    p.probe_abandoned();
+    assert_eq!(p.poll(ms(25_600)), Poll::ProbeService, "an abandoned probe is retried");
+    p.probe_result(ms(26_000), false);
+    assert!(matches!(p.poll(ms(26_000)), Poll::Issued(t) if t.retry && !t.probe));
+    let _ = a;
+}
+
+#[test]
+fn abandoned_probe_ticket_lets_another_call_probe() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    p.finish(Duration::ZERO, &t, Outcome::RateLimited { retry_after: Some(secs(1)) });
+    p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
+    p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let probe = match p.poll(secs(1)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    assert!(probe.probe);
+    p.finish(secs(2), &probe, Outcome::Abandoned);
+    let next = match p.poll(secs(2)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    assert!(next.probe && !next.retry, "the next call in line probes");
+}
+
+#[test]
+fn token_budget_bounds_every_minute_and_paces_tokens() {
+    let mut p = Pacer::new(LimiterConfig { rpm: 6000, tpm: Some(60_000), ..cfg(6000) }).unwrap();
+    let req = Request { cost: 1000, ..Request::NEW };
+    for _ in 0..300 {
+        p.enqueue(Duration::ZERO, req).unwrap();
+    }
+    let issued = run(&mut p, Duration::ZERO, secs(1000));
+    assert_eq!(issued.len(), 300);
+    let times: Vec<Duration> = issued.iter().map(|(t, _)| *t).collect();
+    // 60 000 tokens a minute at 1000 a call: at most 60 calls in any 60 s window.
+    assert!(max_in_window(&times, secs(60)) <= 60);
+    // Once ramped, calls are 1 s apart (1000 tokens at 1000/s), not clumped.
+    for w in times[times.len() - 50..].windows(2) {
+        assert_eq!(w[1] - w[0], secs(1));
+    }
+    assert!(matches!(
+        p.enqueue(Duration::ZERO, Request { cost: 60_001, ..Request::NEW }),
+        Err(RequestError::CostExceedsBudget { cost: 60_001, tpm: 60_000 })
+    ));
+}
+
+#[test]
+fn usage_corrections_refund_the_budget() {
+    let mut p = Pacer::new(LimiterConfig { rpm: 6000, tpm: Some(6_000), ..cfg(6000) }).unwrap();
+    let req = Request { cost: 1000, ..Request::NEW };
+    p.enqueue(Duration::ZERO, req).unwrap();
+    p.enqueue(Duration::ZERO, req).unwrap();
+    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    // 1000 tokens at 100/s under the start ramp share: far in the future.
+    let Poll::WaitUntil(before) = p.poll(Duration::ZERO) else { panic!() };
+    p.record_usage(&t, 100);
+    let Poll::WaitUntil(after) = p.poll(Duration::ZERO) else { panic!() };
+    assert_eq!(before - after, secs(9), "900 tokens refunded at 100 tokens/s");
+    assert_eq!(p.tokens_in_window(ms(1)), 100);
+}
+
+#[test]
+fn headers_saying_nothing_remains_hold_issuing_until_reset() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..3 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    p.observe_budget(ms(100), Some((0, secs(5))), None);
+    p.finish(ms(100), &t, Outcome::Success);
+    assert_eq!(p.poll(ms(400)), Poll::WaitUntil(ms(5100)));
+    let issued = run(&mut p, ms(400), secs(10));
+    assert_eq!(issued[0].0, ms(5100));
+    assert_eq!(issued[1].0 - issued[0].0, ms(400), "ramp restarts after the hold");
+    assert_eq!(p.counters().rate_limited, 0);
+    // `remaining: 2` allows two more, then waits for the reset.
+    for _ in 0..4 {
+        p.enqueue(secs(20), Request::NEW).unwrap();
+    }
+    p.observe_budget(secs(20), Some((2, secs(30))), None);
+    let issued = run(&mut p, secs(20), secs(100));
+    let times: Vec<_> = issued.iter().map(|(t, _)| *t).collect();
+    assert_eq!(times[2], secs(50), "{times:?}");
+}
+
+#[test]
+fn set_rpm_changes_spacing_from_the_next_ticket() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..400 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let first = run(&mut p, Duration::ZERO, secs(20));
+    let last = first.last().unwrap().0;
+    p.set_rpm(last, 300).unwrap();
+    let rest = run(&mut p, last, secs(40));
+    assert_eq!(rest[0].0 - last, ms(200), "the next ticket already keeps 60/300 s");
+    p.set_rpm(secs(40), 1200).unwrap();
+    let faster = run(&mut p, secs(40), secs(60));
+    let gaps: Vec<_> = faster.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(gaps.first().unwrap() > &ms(50), "a raise goes through the ramp");
+    assert_eq!(*gaps.last().unwrap(), ms(50));
+    assert_eq!(p.set_rpm(secs(60), 0).unwrap_err().field(), "rpm");
+}
+
+#[test]
+fn try_issue_never_queues() {
+    let mut p = Pacer::new(cfg(60)).unwrap();
+    let t = p.try_issue(Duration::ZERO, Request::NEW).unwrap();
+    assert_eq!(t.waited, Duration::ZERO);
+    assert_eq!(p.try_issue(ms(1), Request::NEW), Err(TryIssueError::NotBefore(secs(4))));
+    assert_eq!(p.waiting(), 0);
+    p.enqueue(ms(2), Request::NEW).unwrap();
+    assert_eq!(p.try_issue(secs(5), Request::NEW), Err(TryIssueError::Queued));
+}
+
+#[test]
+fn adaptive_ceiling_drops_on_an_episode_and_recovers() {
+    let mut p = Pacer::new(LimiterConfig { rpm: 600, ..Default::default() }).unwrap();
+    for _ in 0..200 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    run(&mut p, Duration::ZERO, secs(15));
+    assert_eq!(p.allowed_rate(), 10.0);
+    let (at, t) = next_issue(&mut p, secs(15));
+    assert!(at < secs(16));
+    p.finish(secs(16), &t, Outcome::RateLimited { retry_after: Some(secs(1)) });
+    assert!((p.learned_rate(secs(16)) - 8.5).abs() < 1e-9);
+    assert!(p.drain_events().any(|(_, e)| e == Event::LearnedRate(8.5)));
+    assert_eq!(p.learned_rate(secs(200)), 10.0, "recovered after calm");
+    // The first pause is the server's retry_after; probing then resumes the ramp.
+    assert_eq!(p.poll(secs(16)), Poll::WaitUntil(secs(17)));
+}
