@@ -27,7 +27,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 
     /// The name of the setting that was refused, as spelled in the builder.
@@ -97,7 +100,10 @@ impl LimiterConfig {
         fraction("ramp_start", self.ramp_start)?;
         fraction("ramp_step", self.ramp_step)?;
         if self.probe_initial.is_zero() {
-            return Err(ConfigError::new("probe_interval", "must be longer than zero"));
+            return Err(ConfigError::new(
+                "probe_interval",
+                "must be longer than zero",
+            ));
         }
         if self.probe_max > MAX_PROBE_INTERVAL {
             return Err(ConfigError::new("probe_max", "must be at most one hour"));
@@ -123,7 +129,10 @@ impl LimiterConfig {
 
 pub(crate) fn validate_rpm(rpm: u32) -> Result<(), ConfigError> {
     if rpm == 0 {
-        return Err(ConfigError::new("rpm", "must be at least 1 request per minute"));
+        return Err(ConfigError::new(
+            "rpm",
+            "must be at least 1 request per minute",
+        ));
     }
     if rpm > MAX_RPM {
         return Err(ConfigError::new(
@@ -136,7 +145,10 @@ pub(crate) fn validate_rpm(rpm: u32) -> Result<(), ConfigError> {
 
 pub(crate) fn validate_tpm(tpm: u64) -> Result<(), ConfigError> {
     if tpm == 0 {
-        return Err(ConfigError::new("tpm", "must be at least 1 token per minute"));
+        return Err(ConfigError::new(
+            "tpm",
+            "must be at least 1 token per minute",
+        ));
     }
     if tpm > MAX_TPM {
         return Err(ConfigError::new(
@@ -175,7 +187,11 @@ pub struct MonitorConfig {
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        Self { default_rpm: 300, log_dir: None, logging: true }
+        Self {
+            default_rpm: 300,
+            log_dir: None,
+            logging: true,
+        }
     }
 }
 
@@ -223,21 +239,90 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(LimiterConfig, &str)> = vec![
-            (LimiterConfig { rpm: 0, ..Default::default() }, "rpm"),
-            (LimiterConfig { rpm: u32::MAX, ..Default::default() }, "rpm"),
-            (LimiterConfig { tpm: Some(0), ..Default::default() }, "tpm"),
-            (LimiterConfig { tpm: Some(u64::MAX), ..Default::default() }, "tpm"),
-            (LimiterConfig { ramp_start: f64::NAN, ..Default::default() }, "ramp_start"),
-            (LimiterConfig { ramp_start: 1.5, ..Default::default() }, "ramp_start"),
-            (LimiterConfig { ramp_step: -0.1, ..Default::default() }, "ramp_step"),
-            (LimiterConfig { probe_factor: f64::INFINITY, ..Default::default() }, "probe_factor"),
-            (LimiterConfig { probe_factor: 0.5, ..Default::default() }, "probe_factor"),
-            (LimiterConfig { probe_initial: Duration::ZERO, ..Default::default() }, "probe_interval"),
             (
-                LimiterConfig { probe_initial: Duration::from_secs(100), ..Default::default() },
+                LimiterConfig {
+                    rpm: 0,
+                    ..Default::default()
+                },
+                "rpm",
+            ),
+            (
+                LimiterConfig {
+                    rpm: u32::MAX,
+                    ..Default::default()
+                },
+                "rpm",
+            ),
+            (
+                LimiterConfig {
+                    tpm: Some(0),
+                    ..Default::default()
+                },
+                "tpm",
+            ),
+            (
+                LimiterConfig {
+                    tpm: Some(u64::MAX),
+                    ..Default::default()
+                },
+                "tpm",
+            ),
+            (
+                LimiterConfig {
+                    ramp_start: f64::NAN,
+                    ..Default::default()
+                },
+                "ramp_start",
+            ),
+            (
+                LimiterConfig {
+                    ramp_start: 1.5,
+                    ..Default::default()
+                },
+                "ramp_start",
+            ),
+            (
+                LimiterConfig {
+                    ramp_step: -0.1,
+                    ..Default::default()
+                },
+                "ramp_step",
+            ),
+            (
+                LimiterConfig {
+                    probe_factor: f64::INFINITY,
+                    ..Default::default()
+                },
+                "probe_factor",
+            ),
+            (
+                LimiterConfig {
+                    probe_factor: 0.5,
+                    ..Default::default()
+                },
+                "probe_factor",
+            ),
+            (
+                LimiterConfig {
+                    probe_initial: Duration::ZERO,
+                    ..Default::default()
+                },
                 "probe_interval",
             ),
-            (LimiterConfig { probe_max: Duration::from_secs(7200), ..Default::default() }, "probe_max"),
+            (
+                LimiterConfig {
+                    probe_initial: Duration::from_secs(100),
+                    ..Default::default()
+                },
+                "probe_interval",
+            ),
+            (
+                LimiterConfig {
+                    probe_max: Duration::from_secs(7200),
+                    ..Default::default()
+                },
+                "probe_max",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();
@@ -249,7 +334,10 @@ mod tests {
 
     #[test]
     fn monitor_default_rpm_is_checked() {
-        let err = MonitorConfig::default().default_rpm(0).validate().unwrap_err();
+        let err = MonitorConfig::default()
+            .default_rpm(0)
+            .validate()
+            .unwrap_err();
         assert_eq!(err.field(), "default_rpm");
     }
 }

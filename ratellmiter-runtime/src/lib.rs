@@ -1,4 +1,23 @@
-//! Runtime of ratellmiter (placeholder docs).
+//! The runtime of [ratellmiter](https://docs.rs/ratellmiter): the pacing engine, the
+//! limiter and its tickets, the monitor and the flow log. Users depend on the
+//! `ratellmiter` facade, which re-exports all of this beside the `#[llmiter]` attribute.
+#![warn(missing_docs)]
+
 pub mod config;
+mod current;
+mod error;
+pub mod flow_log;
+mod limiter;
+mod monitor;
 pub mod pacer;
+mod rate_limit;
+mod run;
+
 pub use config::{ConfigError, LimiterConfig, MonitorConfig};
+pub use current::{Current, current};
+pub use error::AcquireError;
+pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
+pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
+pub use pacer::Priority;
+pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
+pub use run::Call;

@@ -25,12 +25,19 @@ pub(crate) struct Adaptive {
 
 impl Adaptive {
     pub(crate) fn new(full: f64) -> Self {
-        Self { full, w_max: full, k: 0.0, last_throttle: None }
+        Self {
+            full,
+            w_max: full,
+            k: 0.0,
+            last_throttle: None,
+        }
     }
 
     /// The highest rate (tickets per second) the learned limit allows at `now`.
     pub(crate) fn ceiling(&self, now: Duration) -> f64 {
-        let Some(t0) = self.last_throttle else { return self.full };
+        let Some(t0) = self.last_throttle else {
+            return self.full;
+        };
         let dt = now.saturating_sub(t0).as_secs_f64() - self.k;
         let c = CUBIC_C * self.full;
         (c * dt * dt * dt + self.w_max).clamp(FLOOR * self.full, self.full)

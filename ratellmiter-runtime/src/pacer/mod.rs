@@ -80,9 +80,17 @@ pub struct Request {
 
 impl Request {
     /// A new call of normal priority and no token cost.
-    pub const NEW: Request = Request { retry: false, priority: Priority::Normal, cost: 0 };
+    pub const NEW: Request = Request {
+        retry: false,
+        priority: Priority::Normal,
+        cost: 0,
+    };
     /// A call re-queued after a rate limit.
-    pub const RETRY: Request = Request { retry: true, priority: Priority::Normal, cost: 0 };
+    pub const RETRY: Request = Request {
+        retry: true,
+        priority: Priority::Normal,
+        cost: 0,
+    };
 }
 
 /// A request that can never be served.
@@ -335,7 +343,14 @@ impl Pacer {
         self.check_cost(req.cost)?;
         let id = WaiterId(self.next_id);
         self.next_id += 1;
-        self.waiters.insert(id, Waiter { cost: req.cost, enqueued: now, retry: req.retry });
+        self.waiters.insert(
+            id,
+            Waiter {
+                cost: req.cost,
+                enqueued: now,
+                retry: req.retry,
+            },
+        );
         let q = match (req.retry, req.priority) {
             (true, _) => RETRY,
             (false, Priority::High) => HIGH,
@@ -348,7 +363,9 @@ impl Pacer {
 
     fn check_cost(&self, cost: u64) -> Result<(), RequestError> {
         match &self.tokens {
-            Some(t) if cost > t.tpm() => Err(RequestError::CostExceedsBudget { cost, tpm: t.tpm() }),
+            Some(t) if cost > t.tpm() => {
+                Err(RequestError::CostExceedsBudget { cost, tpm: t.tpm() })
+            }
             _ => Ok(()),
         }
     }
@@ -404,15 +421,25 @@ impl Pacer {
         let now = self.advance(now);
         match self.mode {
             Mode::Paused { until } if now < until => {
-                return if self.waiting() == 0 { Poll::Idle } else { Poll::WaitUntil(until) };
+                return if self.waiting() == 0 {
+                    Poll::Idle
+                } else {
+                    Poll::WaitUntil(until)
+                };
             }
             Mode::Paused { .. } => self.mode = Mode::Probing { outstanding: None },
-            Mode::Probing { outstanding: Some(_) } => return Poll::AwaitProbe,
+            Mode::Probing {
+                outstanding: Some(_),
+            } => return Poll::AwaitProbe,
             Mode::Probing { outstanding: None } | Mode::Running => {}
         }
-        let Some((q, id)) = self.next_in_line() else { return Poll::Idle };
+        let Some((q, id)) = self.next_in_line() else {
+            return Poll::Idle;
+        };
         if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
-            self.mode = Mode::Probing { outstanding: Some(ProbeKind::Service) };
+            self.mode = Mode::Probing {
+                outstanding: Some(ProbeKind::Service),
+            };
             self.events.push((now, Event::Probe));
             return Poll::ProbeService;
         }
@@ -437,14 +464,19 @@ impl Pacer {
     }
 
     fn issue(&mut self, now: Duration, q: usize, id: WaiterId) -> Issued {
-        let w = self.waiters.remove(&id).expect("head of a queue is waiting");
+        let w = self
+            .waiters
+            .remove(&id)
+            .expect("head of a queue is waiting");
         let popped = self.queues[q].pop_front();
         debug_assert_eq!(popped, Some(id));
         self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
 
         let probe = matches!(self.mode, Mode::Probing { .. });
         if probe {
-            self.mode = Mode::Probing { outstanding: Some(ProbeKind::Ticket(id)) };
+            self.mode = Mode::Probing {
+                outstanding: Some(ProbeKind::Ticket(id)),
+            };
             self.events.push((now, Event::Probe));
         } else {
             self.update_rate(now, w.enqueued);
@@ -468,7 +500,13 @@ impl Pacer {
         if w.retry {
             self.counters.reissued += 1;
         }
-        Issued { id, cost: w.cost, probe, retry: w.retry, waited: now - w.enqueued }
+        Issued {
+            id,
+            cost: w.cost,
+            probe,
+            retry: w.retry,
+            waited: now - w.enqueued,
+        }
     }
 
     /// The ramp: grow while calls wait for their slot, fall back to the observed rate
@@ -483,7 +521,11 @@ impl Pacer {
             }
             Some(since) => {
                 let gap = now.saturating_sub(since).as_secs_f64();
-                if gap > 0.0 { self.rate.min(1.0 / gap + step) } else { self.rate }
+                if gap > 0.0 {
+                    self.rate.min(1.0 / gap + step)
+                } else {
+                    self.rate
+                }
             }
             None => start,
         };
@@ -552,7 +594,10 @@ impl Pacer {
         let now = self.advance(now);
         self.in_flight = self.in_flight.saturating_sub(1);
         self.issued_costs.remove(&t.id);
-        let is_probe = self.mode == Mode::Probing { outstanding: Some(ProbeKind::Ticket(t.id)) };
+        let is_probe = self.mode
+            == Mode::Probing {
+                outstanding: Some(ProbeKind::Ticket(t.id)),
+            };
         match outcome {
             Outcome::RateLimited { retry_after } => {
                 self.counters.rate_limited += 1;
@@ -580,16 +625,28 @@ impl Pacer {
     /// Reports the answer of a [`Poll::ProbeService`] check.
     pub fn probe_result(&mut self, now: Duration, still_blocked: bool) {
         let now = self.advance(now);
-        if self.mode != (Mode::Probing { outstanding: Some(ProbeKind::Service) }) {
+        if self.mode
+            != (Mode::Probing {
+                outstanding: Some(ProbeKind::Service),
+            })
+        {
             return;
         }
-        if still_blocked { self.probe_failed(now, None) } else { self.resume(now) }
+        if still_blocked {
+            self.probe_failed(now, None)
+        } else {
+            self.resume(now)
+        }
     }
 
     /// The driver could not finish a [`Poll::ProbeService`] check (it was cancelled):
     /// the next poll probes again.
     pub fn probe_abandoned(&mut self) {
-        if self.mode == (Mode::Probing { outstanding: Some(ProbeKind::Service) }) {
+        if self.mode
+            == (Mode::Probing {
+                outstanding: Some(ProbeKind::Service),
+            })
+        {
             self.mode = Mode::Probing { outstanding: None };
         }
     }
@@ -597,7 +654,13 @@ impl Pacer {
     fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
         let until = now + retry_after.unwrap_or(self.probe_interval);
         self.mode = Mode::Paused { until };
-        self.events.push((now, Event::Pause { until, retry_after: retry_after.is_some() }));
+        self.events.push((
+            now,
+            Event::Pause {
+                until,
+                retry_after: retry_after.is_some(),
+            },
+        ));
         let rate = self.rate;
         if let Some(a) = &mut self.adaptive {
             a.on_throttle(now, rate);

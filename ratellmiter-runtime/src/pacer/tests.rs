@@ -12,7 +12,11 @@ fn secs(n: u64) -> Duration {
 }
 
 fn cfg(rpm: u32) -> LimiterConfig {
-    LimiterConfig { rpm, adaptive: false, ..Default::default() }
+    LimiterConfig {
+        rpm,
+        adaptive: false,
+        ..Default::default()
+    }
 }
 
 /// Issues everything due up to `until`, jumping to each wake-up time; every issued
@@ -75,12 +79,20 @@ fn ramp_after_a_burst_from_idle_starts_at_a_quarter_and_grows_a_tenth_per_second
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
     let issued = run(&mut p, Duration::ZERO, secs(60));
-    let per_second = |s: u64| issued.iter().filter(|(t, _)| *t >= secs(s) && *t < secs(s + 1)).count();
+    let per_second = |s: u64| {
+        issued
+            .iter()
+            .filter(|(t, _)| *t >= secs(s) && *t < secs(s + 1))
+            .count()
+    };
     let counts: Vec<usize> = (0..10).map(per_second).collect();
     // Rate at the middle of second s is about 2.5 + s + 0.5 (capped at 10), ±1 for rounding.
     let expected = [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 10.0, 10.0];
     for (s, (&got, &want)) in counts.iter().zip(expected.iter()).enumerate() {
-        assert!((got as f64 - want).abs() <= 1.0, "second {s}: {got} tickets, want about {want}: {counts:?}");
+        assert!(
+            (got as f64 - want).abs() <= 1.0,
+            "second {s}: {got} tickets, want about {want}: {counts:?}"
+        );
     }
     // Never more than a step (1/s) plus one ticket of rounding above the second before.
     for w in counts.windows(2) {
@@ -136,23 +148,38 @@ fn next_issue(p: &mut Pacer, mut now: Duration) -> (Duration, Issued) {
 #[test]
 fn rate_limited_calls_go_before_new_ones_fifo() {
     let mut p = Pacer::new(cfg(600)).unwrap();
-    let new: Vec<_> = (0..3).map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap()).collect();
+    let new: Vec<_> = (0..3)
+        .map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap())
+        .collect();
     let r1 = p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
     let r2 = p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
-    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10)).iter().map(|(_, t)| t.id).collect();
+    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10))
+        .iter()
+        .map(|(_, t)| t.id)
+        .collect();
     assert_eq!(order, vec![r1, r2, new[0], new[1], new[2]]);
 }
 
 #[test]
 fn high_priority_overtakes_with_a_bounded_streak() {
     let mut p = Pacer::new(cfg(600)).unwrap();
-    let normal: Vec<_> = (0..4).map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap()).collect();
-    let high_req = Request { priority: Priority::High, ..Request::NEW };
-    let high: Vec<_> = (0..8).map(|_| p.enqueue(Duration::ZERO, high_req).unwrap()).collect();
-    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10)).iter().map(|(_, t)| t.id).collect();
+    let normal: Vec<_> = (0..4)
+        .map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap())
+        .collect();
+    let high_req = Request {
+        priority: Priority::High,
+        ..Request::NEW
+    };
+    let high: Vec<_> = (0..8)
+        .map(|_| p.enqueue(Duration::ZERO, high_req).unwrap())
+        .collect();
+    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10))
+        .iter()
+        .map(|(_, t)| t.id)
+        .collect();
     let expect = vec![
-        high[0], high[1], high[2], normal[0], high[3], high[4], high[5], normal[1], high[6], high[7],
-        normal[2], normal[3],
+        high[0], high[1], high[2], normal[0], high[3], high[4], high[5], normal[1], high[6],
+        high[7], normal[2], normal[3],
     ];
     assert_eq!(order, expect);
 }
@@ -160,14 +187,31 @@ fn high_priority_overtakes_with_a_bounded_streak() {
 #[test]
 fn cancelled_waiters_are_skipped_and_counted() {
     let mut p = Pacer::new(cfg(600)).unwrap();
-    let ids: Vec<_> = (0..5).map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap()).collect();
+    let ids: Vec<_> = (0..5)
+        .map(|_| p.enqueue(Duration::ZERO, Request::NEW).unwrap())
+        .collect();
     assert!(p.cancel(Duration::ZERO, ids[1]));
     assert!(p.cancel(Duration::ZERO, ids[3]));
-    assert!(!p.cancel(Duration::ZERO, ids[3]), "second cancel is a no-op");
-    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10)).iter().map(|(_, t)| t.id).collect();
+    assert!(
+        !p.cancel(Duration::ZERO, ids[3]),
+        "second cancel is a no-op"
+    );
+    let order: Vec<WaiterId> = run(&mut p, Duration::ZERO, secs(10))
+        .iter()
+        .map(|(_, t)| t.id)
+        .collect();
     assert_eq!(order, vec![ids[0], ids[2], ids[4]]);
     let c = p.counters();
-    assert_eq!((c.requested, c.issued, c.cancelled, p.waiting(), p.in_flight()), (5, 3, 2, 0, 0));
+    assert_eq!(
+        (
+            c.requested,
+            c.issued,
+            c.cancelled,
+            p.waiting(),
+            p.in_flight()
+        ),
+        (5, 3, 2, 0, 0)
+    );
 }
 
 #[test]
@@ -200,7 +244,11 @@ fn pause_probe_schedule_without_a_service() {
         }
     }
     assert_eq!(probes, vec![secs(10), secs(25), ms(47_500)]);
-    assert_eq!(successes[0], ms(47_500), "the successful probe is the first success");
+    assert_eq!(
+        successes[0],
+        ms(47_500),
+        "the successful probe is the first success"
+    );
     // Resumed with the ramp from its start: 2.5/s.
     assert_eq!(successes[1] - successes[0], ms(400));
     assert_eq!(p.counters().rate_limited, 3);
@@ -211,19 +259,44 @@ fn retry_after_sets_the_pause_and_late_errors_do_not_restart_it() {
     let mut p = Pacer::new(cfg(600)).unwrap();
     let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
-    let ta = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
-    let tb = match p.poll(ms(400)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let ta = match p.poll(Duration::ZERO) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
+    let tb = match p.poll(ms(400)) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     assert_eq!((ta.id, tb.id), (a, b));
-    p.finish(ms(500), &ta, Outcome::RateLimited { retry_after: Some(secs(2)) });
+    p.finish(
+        ms(500),
+        &ta,
+        Outcome::RateLimited {
+            retry_after: Some(secs(2)),
+        },
+    );
     let ra = p.enqueue(ms(500), Request::RETRY).unwrap();
     assert!(p.is_paused());
     // b comes back rate limited during the pause: joins the front, pause unchanged.
-    p.finish(ms(1500), &tb, Outcome::RateLimited { retry_after: Some(secs(30)) });
+    p.finish(
+        ms(1500),
+        &tb,
+        Outcome::RateLimited {
+            retry_after: Some(secs(30)),
+        },
+    );
     let rb = p.enqueue(ms(1500), Request::RETRY).unwrap();
     assert_eq!(p.poll(ms(1500)), Poll::WaitUntil(ms(2500)));
-    let probe = match p.poll(ms(2500)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let probe = match p.poll(ms(2500)) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     assert!(probe.probe && probe.id == ra);
-    assert_eq!(p.poll(ms(2600)), Poll::AwaitProbe, "nothing but the probe during a pause");
+    assert_eq!(
+        p.poll(ms(2600)),
+        Poll::AwaitProbe,
+        "nothing but the probe during a pause"
+    );
     p.finish(ms(3000), &probe, Outcome::Success);
     assert!(!p.is_paused());
     assert!(matches!(p.poll(ms(3000)), Poll::Issued(t) if t.id == rb));
@@ -234,7 +307,10 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     let mut p = Pacer::new(cfg(600)).unwrap();
     p.set_external_probe(true);
     let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
-    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let t = match p.poll(Duration::ZERO) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     p.finish(ms(10), &t, Outcome::RateLimited { retry_after: None });
     p.enqueue(ms(10), Request::RETRY).unwrap();
     assert_eq!(p.poll(ms(10)), Poll::WaitUntil(ms(10_010)));
@@ -244,7 +320,11 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     assert_eq!(p.poll(ms(10_500)), Poll::WaitUntil(ms(25_500)));
     assert_eq!(p.poll(ms(25_500)), Poll::ProbeService);
     p.probe_abandoned();
-    assert_eq!(p.poll(ms(25_600)), Poll::ProbeService, "an abandoned probe is retried");
+    assert_eq!(
+        p.poll(ms(25_600)),
+        Poll::ProbeService,
+        "an abandoned probe is retried"
+    );
     p.probe_result(ms(26_000), false);
     assert!(matches!(p.poll(ms(26_000)), Poll::Issued(t) if t.retry && !t.probe));
     let _ = a;
@@ -254,21 +334,44 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
 fn abandoned_probe_ticket_lets_another_call_probe() {
     let mut p = Pacer::new(cfg(600)).unwrap();
     p.enqueue(Duration::ZERO, Request::NEW).unwrap();
-    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
-    p.finish(Duration::ZERO, &t, Outcome::RateLimited { retry_after: Some(secs(1)) });
+    let t = match p.poll(Duration::ZERO) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
+    p.finish(
+        Duration::ZERO,
+        &t,
+        Outcome::RateLimited {
+            retry_after: Some(secs(1)),
+        },
+    );
     p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
     p.enqueue(Duration::ZERO, Request::NEW).unwrap();
-    let probe = match p.poll(secs(1)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let probe = match p.poll(secs(1)) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     assert!(probe.probe);
     p.finish(secs(2), &probe, Outcome::Abandoned);
-    let next = match p.poll(secs(2)) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let next = match p.poll(secs(2)) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     assert!(next.probe && !next.retry, "the next call in line probes");
 }
 
 #[test]
 fn token_budget_bounds_every_minute_and_paces_tokens() {
-    let mut p = Pacer::new(LimiterConfig { rpm: 6000, tpm: Some(60_000), ..cfg(6000) }).unwrap();
-    let req = Request { cost: 1000, ..Request::NEW };
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 6000,
+        tpm: Some(60_000),
+        ..cfg(6000)
+    })
+    .unwrap();
+    let req = Request {
+        cost: 1000,
+        ..Request::NEW
+    };
     for _ in 0..300 {
         p.enqueue(Duration::ZERO, req).unwrap();
     }
@@ -282,23 +385,51 @@ fn token_budget_bounds_every_minute_and_paces_tokens() {
         assert_eq!(w[1] - w[0], secs(1));
     }
     assert!(matches!(
-        p.enqueue(Duration::ZERO, Request { cost: 60_001, ..Request::NEW }),
-        Err(RequestError::CostExceedsBudget { cost: 60_001, tpm: 60_000 })
+        p.enqueue(
+            Duration::ZERO,
+            Request {
+                cost: 60_001,
+                ..Request::NEW
+            }
+        ),
+        Err(RequestError::CostExceedsBudget {
+            cost: 60_001,
+            tpm: 60_000
+        })
     ));
 }
 
 #[test]
 fn usage_corrections_refund_the_budget() {
-    let mut p = Pacer::new(LimiterConfig { rpm: 6000, tpm: Some(6_000), ..cfg(6000) }).unwrap();
-    let req = Request { cost: 1000, ..Request::NEW };
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 6000,
+        tpm: Some(6_000),
+        ..cfg(6000)
+    })
+    .unwrap();
+    let req = Request {
+        cost: 1000,
+        ..Request::NEW
+    };
     p.enqueue(Duration::ZERO, req).unwrap();
     p.enqueue(Duration::ZERO, req).unwrap();
-    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let t = match p.poll(Duration::ZERO) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     // 1000 tokens at 100/s under the start ramp share: far in the future.
-    let Poll::WaitUntil(before) = p.poll(Duration::ZERO) else { panic!() };
+    let Poll::WaitUntil(before) = p.poll(Duration::ZERO) else {
+        panic!()
+    };
     p.record_usage(&t, 100);
-    let Poll::WaitUntil(after) = p.poll(Duration::ZERO) else { panic!() };
-    assert_eq!(before - after, secs(9), "900 tokens refunded at 100 tokens/s");
+    let Poll::WaitUntil(after) = p.poll(Duration::ZERO) else {
+        panic!()
+    };
+    assert_eq!(
+        before - after,
+        secs(9),
+        "900 tokens refunded at 100 tokens/s"
+    );
     assert_eq!(p.tokens_in_window(ms(1)), 100);
 }
 
@@ -308,13 +439,20 @@ fn headers_saying_nothing_remains_hold_issuing_until_reset() {
     for _ in 0..3 {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
-    let t = match p.poll(Duration::ZERO) { Poll::Issued(t) => t, o => panic!("{o:?}") };
+    let t = match p.poll(Duration::ZERO) {
+        Poll::Issued(t) => t,
+        o => panic!("{o:?}"),
+    };
     p.observe_budget(ms(100), Some((0, secs(5))), None);
     p.finish(ms(100), &t, Outcome::Success);
     assert_eq!(p.poll(ms(400)), Poll::WaitUntil(ms(5100)));
     let issued = run(&mut p, ms(400), secs(10));
     assert_eq!(issued[0].0, ms(5100));
-    assert_eq!(issued[1].0 - issued[0].0, ms(400), "ramp restarts after the hold");
+    assert_eq!(
+        issued[1].0 - issued[0].0,
+        ms(400),
+        "ramp restarts after the hold"
+    );
     assert_eq!(p.counters().rate_limited, 0);
     // `remaining: 2` allows two more, then waits for the reset.
     for _ in 0..4 {
@@ -336,11 +474,18 @@ fn set_rpm_changes_spacing_from_the_next_ticket() {
     let last = first.last().unwrap().0;
     p.set_rpm(last, 300).unwrap();
     let rest = run(&mut p, last, secs(40));
-    assert_eq!(rest[0].0 - last, ms(200), "the next ticket already keeps 60/300 s");
+    assert_eq!(
+        rest[0].0 - last,
+        ms(200),
+        "the next ticket already keeps 60/300 s"
+    );
     p.set_rpm(secs(40), 1200).unwrap();
     let faster = run(&mut p, secs(40), secs(60));
     let gaps: Vec<_> = faster.windows(2).map(|w| w[1].0 - w[0].0).collect();
-    assert!(gaps.first().unwrap() > &ms(50), "a raise goes through the ramp");
+    assert!(
+        gaps.first().unwrap() > &ms(50),
+        "a raise goes through the ramp"
+    );
     assert_eq!(*gaps.last().unwrap(), ms(50));
     assert_eq!(p.set_rpm(secs(60), 0).unwrap_err().field(), "rpm");
 }
@@ -350,15 +495,25 @@ fn try_issue_never_queues() {
     let mut p = Pacer::new(cfg(60)).unwrap();
     let t = p.try_issue(Duration::ZERO, Request::NEW).unwrap();
     assert_eq!(t.waited, Duration::ZERO);
-    assert_eq!(p.try_issue(ms(1), Request::NEW), Err(TryIssueError::NotBefore(secs(4))));
+    assert_eq!(
+        p.try_issue(ms(1), Request::NEW),
+        Err(TryIssueError::NotBefore(secs(4)))
+    );
     assert_eq!(p.waiting(), 0);
     p.enqueue(ms(2), Request::NEW).unwrap();
-    assert_eq!(p.try_issue(secs(5), Request::NEW), Err(TryIssueError::Queued));
+    assert_eq!(
+        p.try_issue(secs(5), Request::NEW),
+        Err(TryIssueError::Queued)
+    );
 }
 
 #[test]
 fn adaptive_ceiling_drops_on_an_episode_and_recovers() {
-    let mut p = Pacer::new(LimiterConfig { rpm: 600, ..Default::default() }).unwrap();
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 600,
+        ..Default::default()
+    })
+    .unwrap();
     for _ in 0..200 {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
@@ -366,7 +521,13 @@ fn adaptive_ceiling_drops_on_an_episode_and_recovers() {
     assert_eq!(p.allowed_rate(), 10.0);
     let (at, t) = next_issue(&mut p, secs(15));
     assert!(at < secs(16));
-    p.finish(secs(16), &t, Outcome::RateLimited { retry_after: Some(secs(1)) });
+    p.finish(
+        secs(16),
+        &t,
+        Outcome::RateLimited {
+            retry_after: Some(secs(1)),
+        },
+    );
     assert!((p.learned_rate(secs(16)) - 8.5).abs() < 1e-9);
     assert!(p.drain_events().any(|(_, e)| e == Event::LearnedRate(8.5)));
     assert_eq!(p.learned_rate(secs(200)), 10.0, "recovered after calm");

@@ -29,7 +29,12 @@ struct Charge {
 
 impl TokenBudget {
     pub(crate) fn new(tpm: u64) -> Self {
-        Self { tpm, tat: Duration::ZERO, window: VecDeque::new(), in_window: 0 }
+        Self {
+            tpm,
+            tat: Duration::ZERO,
+            window: VecDeque::new(),
+            in_window: 0,
+        }
     }
 
     pub(crate) fn tpm(&self) -> u64 {
@@ -71,7 +76,11 @@ impl TokenBudget {
     /// slows token spacing during a ramp just as it slows request spacing.
     pub(crate) fn charge(&mut self, now: Duration, id: WaiterId, cost: u64, share: f64) {
         self.expire(now);
-        self.window.push_back(Charge { at: now, id, tokens: cost });
+        self.window.push_back(Charge {
+            at: now,
+            id,
+            tokens: cost,
+        });
         self.in_window += cost;
         self.tat = self.tat.max(now) + self.spacing(cost, share);
     }
@@ -90,7 +99,9 @@ impl TokenBudget {
         if actual > estimate {
             self.tat += self.spacing(actual - estimate, 1.0);
         } else {
-            self.tat = self.tat.saturating_sub(self.spacing(estimate - actual, 1.0));
+            self.tat = self
+                .tat
+                .saturating_sub(self.spacing(estimate - actual, 1.0));
         }
     }
 

@@ -1,0 +1,924 @@
+//! [`BucketRateLimiter`]: the async and blocking drivers around the pure [`Pacer`], and
+//! the [`Ticket`] that gives its slot back when dropped.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll as TaskPoll, Wake, Waker};
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::{ConfigError, LimiterConfig};
+use crate::error::AcquireError;
+use crate::flow_log::Recorder;
+use crate::pacer::{
+    Event, Issued, Outcome, Pacer, Poll, Priority, Request, TryIssueError, WaiterId,
+};
+use crate::rate_limit::{BoxFuture, RateLimitedService};
+
+/// A rate limiter for one service (usually one model): hands out tickets spread evenly
+/// over the minute, ramps up after a jump in demand, and pauses and probes after a rate
+/// limit. Cloning it gives another handle on the same budget.
+///
+/// ```
+/// use ratellmiter_runtime::BucketRateLimiter;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let limiter = BucketRateLimiter::new(600);
+/// let ticket = limiter.acquire().await; // waits for its slot
+/// // ... call the API ...
+/// drop(ticket); // the call is done
+/// assert_eq!(limiter.stats().issued, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct BucketRateLimiter {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    name: OnceLock<Arc<str>>,
+    origin: Instant,
+    pub(crate) state: Mutex<State>,
+    prober: RwLock<Option<Weak<dyn RateLimitedService>>>,
+}
+
+pub(crate) struct State {
+    pub(crate) pacer: Pacer,
+    slots: HashMap<WaiterId, Slot>,
+    pub(crate) recorder: Option<Recorder>,
+}
+
+#[derive(Default)]
+struct Slot {
+    waker: Option<Waker>,
+    issued: Option<Issued>,
+}
+
+impl std::fmt::Debug for BucketRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BucketRateLimiter")
+            .field("name", &self.name())
+            .field("rpm", &self.config().rpm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`BucketRateLimiter`] with settings other than rateLLMiter's defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter_runtime::BucketRateLimiter;
+///
+/// let limiter = BucketRateLimiter::builder()
+///     .rpm(500)
+///     .tpm(200_000)
+///     .ramp_start(0.25)
+///     .ramp_step(0.10)
+///     .probe_interval(Duration::from_secs(10))
+///     .probe_factor(1.5)
+///     .probe_max(Duration::from_secs(65))
+///     .max_retries(20)
+///     .adaptive(true)
+///     .build()
+///     .unwrap();
+/// assert_eq!(limiter.config().tpm, Some(200_000));
+/// assert_eq!(BucketRateLimiter::builder().rpm(0).build().unwrap_err().field(), "rpm");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LimiterBuilder {
+    cfg: LimiterConfig,
+    name: Option<String>,
+}
+
+impl LimiterBuilder {
+    /// Requests per minute (default 300).
+    pub fn rpm(mut self, rpm: u32) -> Self {
+        self.cfg.rpm = rpm;
+        self
+    }
+    /// Tokens per minute, beside the requests per minute.
+    pub fn tpm(mut self, tpm: u64) -> Self {
+        self.cfg.tpm = Some(tpm);
+        self
+    }
+    /// Share of the full rate a ramp starts at (default 0.25).
+    pub fn ramp_start(mut self, share: f64) -> Self {
+        self.cfg.ramp_start = share;
+        self
+    }
+    /// Share of the full rate the ramp adds each second (default 0.10).
+    pub fn ramp_step(mut self, share: f64) -> Self {
+        self.cfg.ramp_step = share;
+        self
+    }
+    /// First wait before a probe when the error gave no `retry_after` (default 10 s).
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.cfg.probe_initial = interval;
+        self
+    }
+    /// Growth of the probe interval per failed probe (default 1.5).
+    pub fn probe_factor(mut self, factor: f64) -> Self {
+        self.cfg.probe_factor = factor;
+        self
+    }
+    /// Longest probe interval (default 65 s).
+    pub fn probe_max(mut self, max: Duration) -> Self {
+        self.cfg.probe_max = max;
+        self
+    }
+    /// Re-runs after a rate limit before the error is returned (default 20).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.cfg.max_retries = n;
+        self
+    }
+    /// Learn a lower rate from repeated rate limits (default on).
+    pub fn adaptive(mut self, on: bool) -> Self {
+        self.cfg.adaptive = on;
+        self
+    }
+    /// High-priority tickets allowed in a row while normal calls wait (default 3).
+    pub fn high_priority_streak(mut self, n: u32) -> Self {
+        self.cfg.high_priority_streak = n;
+        self
+    }
+    /// The service name used in logs (set by the monitor when registered).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Every setting at once.
+    pub fn config(mut self, cfg: LimiterConfig) -> Self {
+        self.cfg = cfg;
+        self
+    }
+    /// Validates the settings and makes the limiter.
+    pub fn build(self) -> Result<BucketRateLimiter, ConfigError> {
+        let limiter = BucketRateLimiter::from_config(self.cfg)?;
+        if let Some(name) = self.name {
+            limiter.set_name(&name);
+        }
+        Ok(limiter)
+    }
+}
+
+/// Counters and gauges of one limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    /// Ticket requests, re-queued calls included.
+    pub requested: u64,
+    /// Tickets issued, re-issues included.
+    pub issued: u64,
+    /// Tickets issued to calls re-queued after a rate limit.
+    pub reissued: u64,
+    /// Calls that ended any way but a rate limit.
+    pub finished: u64,
+    /// Rate-limit errors reported.
+    pub rate_limited: u64,
+    /// Requests withdrawn before their ticket came (cancelled, timed out).
+    pub cancelled: u64,
+    /// Calls waiting for a ticket now.
+    pub waiting: u64,
+    /// Tickets out now.
+    pub in_flight: u64,
+    /// Tickets per second allowed now (ramp and learned ceiling applied).
+    pub allowed_rate: f64,
+    /// The learned ceiling, tickets per second (the configured rate when nothing was learned).
+    pub learned_rate: f64,
+    /// The configured rate, tickets per second.
+    pub limit_rate: f64,
+    /// Whether issuing is stopped after a rate limit.
+    pub paused: bool,
+    /// Tokens charged in the last 60 s (0 without a token budget).
+    pub tokens_in_window: u64,
+}
+
+impl BucketRateLimiter {
+    /// A limiter at `rpm` requests per minute with rateLLMiter's other defaults.
+    ///
+    /// # Panics
+    /// When `rpm` is 0 or above [`MAX_RPM`](crate::config::MAX_RPM); use
+    /// [`try_new`](Self::try_new) to get the error instead.
+    pub fn new(rpm: u32) -> Self {
+        match Self::try_new(rpm) {
+            Ok(l) => l,
+            Err(e) => panic!("BucketRateLimiter::new({rpm}): {e}"),
+        }
+    }
+
+    /// A limiter at `rpm` requests per minute, or the error naming why it cannot be.
+    pub fn try_new(rpm: u32) -> Result<Self, ConfigError> {
+        Self::builder().rpm(rpm).build()
+    }
+
+    /// A builder for every setting.
+    pub fn builder() -> LimiterBuilder {
+        LimiterBuilder::default()
+    }
+
+    fn from_config(cfg: LimiterConfig) -> Result<Self, ConfigError> {
+        let pacer = Pacer::new(cfg)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                name: OnceLock::new(),
+                origin: Instant::now(),
+                state: Mutex::new(State {
+                    pacer,
+                    slots: HashMap::new(),
+                    recorder: None,
+                }),
+                prober: RwLock::new(None),
+            }),
+        })
+    }
+
+    /// The service name (`"unnamed"` until the limiter is named or registered).
+    pub fn name(&self) -> &str {
+        self.shared.name.get().map_or("unnamed", |n| n)
+    }
+
+    /// Names the limiter, unless it has a name already (the first name sticks when
+    /// several model names share one limiter).
+    pub fn set_name(&self, name: &str) {
+        let _ = self.shared.name.set(name.into());
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> LimiterConfig {
+        self.shared.state.lock().pacer.config().clone()
+    }
+
+    /// Whether two handles share one budget.
+    pub fn same_limiter(&self, other: &BucketRateLimiter) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Probe through `service` after a rate limit instead of releasing a queued call.
+    pub fn set_service(&self, service: Weak<dyn RateLimitedService>) {
+        *self.shared.prober.write() = Some(service);
+        self.shared.lock().pacer.set_external_probe(true);
+    }
+
+    /// Counters and gauges now.
+    pub fn stats(&self) -> Stats {
+        let now = self.shared.now();
+        let mut st = self.shared.lock();
+        let c = st.pacer.counters();
+        Stats {
+            requested: c.requested,
+            issued: c.issued,
+            reissued: c.reissued,
+            finished: c.finished,
+            rate_limited: c.rate_limited,
+            cancelled: c.cancelled,
+            waiting: st.pacer.waiting(),
+            in_flight: st.pacer.in_flight(),
+            allowed_rate: st.pacer.allowed_rate(),
+            learned_rate: st.pacer.learned_rate(now),
+            limit_rate: st.pacer.full_rate(),
+            paused: st.pacer.is_paused(),
+            tokens_in_window: st.pacer.tokens_in_window(now),
+        }
+    }
+
+    /// Waits for a ticket. Dropping the [`Ticket`] tells the limiter the call is done;
+    /// dropping this future while it waits leaves the queue as if it never came.
+    pub async fn acquire(&self) -> Ticket {
+        match self.acquire_with(Request::NEW, None).await {
+            Ok(t) => t,
+            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
+        }
+    }
+
+    /// Waits for a ticket ahead of normal calls (behind re-tries after a rate limit).
+    pub async fn acquire_priority(&self, priority: Priority) -> Ticket {
+        match self
+            .acquire_with(
+                Request {
+                    priority,
+                    ..Request::NEW
+                },
+                None,
+            )
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
+        }
+    }
+
+    /// Waits for a ticket for a call estimated at `tokens` tokens. Fails at once when
+    /// the estimate exceeds the whole per-minute token budget.
+    pub async fn acquire_weighted(&self, tokens: u64) -> Result<Ticket, AcquireError> {
+        self.acquire_with(
+            Request {
+                cost: tokens,
+                ..Request::NEW
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Waits for a ticket until `deadline`; on time-out the call leaves the queue and
+    /// the calls behind it move up. Cancel-safe like [`acquire`](Self::acquire).
+    pub async fn acquire_until(&self, deadline: Instant) -> Result<Ticket, AcquireError> {
+        self.acquire_with(Request::NEW, Some(deadline)).await
+    }
+
+    /// Waits for a ticket at most `timeout`.
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Ticket, AcquireError> {
+        self.acquire_until(Instant::now() + timeout).await
+    }
+
+    /// A ticket now if one is free and nobody is queued; never waits, never queues.
+    pub fn try_acquire(&self) -> Result<Ticket, TryAcquireError> {
+        self.try_acquire_weighted(0)
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a call estimated at `tokens` tokens.
+    pub fn try_acquire_weighted(&self, tokens: u64) -> Result<Ticket, TryAcquireError> {
+        let now = self.shared.now();
+        let mut st = self.shared.lock();
+        match st.pacer.try_issue(
+            now,
+            Request {
+                cost: tokens,
+                ..Request::NEW
+            },
+        ) {
+            Ok(issued) => {
+                if let Some(r) = &mut st.recorder {
+                    r.requested(now);
+                    r.issued(now, &issued);
+                }
+                Ok(Ticket::new(self.shared.clone(), issued))
+            }
+            Err(TryIssueError::NotBefore(at)) => Err(TryAcquireError::NotBefore(
+                self.shared
+                    .origin
+                    .checked_add(at)
+                    .unwrap_or_else(far_future),
+            )),
+            Err(TryIssueError::Queued) => Err(TryAcquireError::Queued),
+            Err(TryIssueError::Paused) => Err(TryAcquireError::Paused),
+        }
+    }
+
+    /// The general acquire: queue `req`, wait for its ticket or `deadline`.
+    pub(crate) async fn acquire_with(
+        &self,
+        req: Request,
+        deadline: Option<Instant>,
+    ) -> Result<Ticket, AcquireError> {
+        let start = Instant::now();
+        let id = self.shared.enqueue(req)?;
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            id,
+            probe: None,
+            sleep: None,
+            done: false,
+        };
+        let mut deadline_sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        let issued = poll_fn(|cx| {
+            if let TaskPoll::Ready(t) = waiting.poll_issued(cx) {
+                return TaskPoll::Ready(Some(t));
+            }
+            match deadline_sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                Some(TaskPoll::Ready(())) => TaskPoll::Ready(None),
+                _ => TaskPoll::Pending,
+            }
+        })
+        .await;
+        match issued {
+            Some(t) => Ok(Ticket::new(self.shared.clone(), t)),
+            None => {
+                drop(waiting); // leaves the queue
+                Err(AcquireError::Timeout {
+                    waited: start.elapsed(),
+                })
+            }
+        }
+    }
+
+    /// Blocks this thread until a ticket is free. For blocking clients only: never call
+    /// it on an async runtime's worker thread (use [`acquire`](Self::acquire) there, or
+    /// `tokio::task::spawn_blocking`), since it parks the thread that would drive others.
+    pub fn acquire_blocking(&self) -> Ticket {
+        match self.acquire_blocking_with(Request::NEW, None) {
+            Ok(t) => t,
+            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
+        }
+    }
+
+    /// [`acquire_blocking`](Self::acquire_blocking) giving up at `deadline`.
+    pub fn acquire_blocking_until(&self, deadline: Instant) -> Result<Ticket, AcquireError> {
+        self.acquire_blocking_with(Request::NEW, Some(deadline))
+    }
+
+    pub(crate) fn acquire_blocking_with(
+        &self,
+        req: Request,
+        deadline: Option<Instant>,
+    ) -> Result<Ticket, AcquireError> {
+        let start = Instant::now();
+        let id = self.shared.enqueue(req)?;
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            id,
+            probe: None,
+            sleep: None,
+            done: false,
+        };
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        loop {
+            let wake_at = match waiting.step(&waker) {
+                Step::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
+                Step::Probe(service) => {
+                    let blocked = block_on(service.is_blocked());
+                    self.shared.probe_result(blocked);
+                    continue;
+                }
+                Step::Sleep(at) => Some(at),
+                Step::Wait => None,
+            };
+            let wake_at = match (wake_at, deadline) {
+                (Some(a), Some(d)) => Some(a.min(d)),
+                (a, d) => a.or(d),
+            };
+            if let Some(d) = deadline
+                && Instant::now() >= d
+            {
+                drop(waiting); // leaves the queue
+                return Err(AcquireError::Timeout {
+                    waited: start.elapsed(),
+                });
+            }
+            match wake_at {
+                Some(at) => {
+                    let real = at
+                        .into_std()
+                        .saturating_duration_since(std::time::Instant::now());
+                    std::thread::park_timeout(real);
+                }
+                None => std::thread::park(),
+            }
+        }
+    }
+
+    pub(crate) fn note_retry_exhausted(&self) {
+        let now = self.shared.now();
+        if let Some(r) = &mut self.shared.lock().recorder {
+            r.retry_exhausted(now);
+        }
+    }
+
+    /// Changes the requests per minute from the next ticket on (a raise goes through
+    /// the ramp). Every handle and the monitor see the change.
+    pub fn set_rpm(&self, rpm: u32) -> Result<(), ConfigError> {
+        let now = self.shared.now();
+        let mut st = self.shared.lock();
+        st.pacer.set_rpm(now, rpm)?;
+        st.wake_head();
+        Ok(())
+    }
+
+    /// Changes (or adds) the tokens-per-minute budget from the next ticket on.
+    pub fn set_tpm(&self, tpm: u64) -> Result<(), ConfigError> {
+        let now = self.shared.now();
+        let mut st = self.shared.lock();
+        st.pacer.set_tpm(now, tpm)?;
+        st.wake_head();
+        Ok(())
+    }
+
+    pub(crate) fn attach_recorder(&self, recorder: Option<Recorder>) {
+        self.shared.lock().recorder = recorder;
+    }
+
+    pub(crate) fn origin(&self) -> Instant {
+        self.shared.origin
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// Why [`BucketRateLimiter::try_acquire`] gave no ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryAcquireError {
+    /// No ticket is free before this instant (if nobody queues first).
+    NotBefore(Instant),
+    /// Calls are queued ahead: taking a ticket would jump the line.
+    Queued,
+    /// The limiter is paused after a rate limit.
+    Paused,
+}
+
+impl std::fmt::Display for TryAcquireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryAcquireError::NotBefore(at) => {
+                write!(
+                    f,
+                    "no ticket free for another {:?}",
+                    at.saturating_duration_since(Instant::now())
+                )
+            }
+            TryAcquireError::Queued => f.write_str("calls are queued ahead for a ticket"),
+            TryAcquireError::Paused => f.write_str("the limiter is paused after a rate limit"),
+        }
+    }
+}
+
+impl std::error::Error for TryAcquireError {}
+
+impl Shared {
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    fn enqueue(&self, req: Request) -> Result<WaiterId, AcquireError> {
+        let now = self.now();
+        let mut st = self.lock();
+        let id = st.pacer.enqueue(now, req)?;
+        st.slots.insert(id, Slot::default());
+        if let Some(r) = &mut st.recorder {
+            r.requested(now);
+        }
+        Ok(id)
+    }
+
+    /// Reports how a ticket's call ended and wakes whoever is next.
+    pub(crate) fn finish(&self, t: &Issued, outcome: Outcome) {
+        let now = self.now();
+        let mut st = self.lock();
+        st.pacer.finish(now, t, outcome);
+        if let Some(r) = &mut st.recorder {
+            r.finished(now, outcome);
+        }
+        st.after_change(now, self.name.get());
+    }
+
+    fn probe_result(&self, blocked: bool) {
+        let now = self.now();
+        let mut st = self.lock();
+        st.pacer.probe_result(now, blocked);
+        st.after_change(now, self.name.get());
+    }
+
+    pub(crate) fn record_usage(&self, t: &Issued, tokens: u64) {
+        self.lock().pacer.record_usage(t, tokens);
+    }
+
+    pub(crate) fn observe_budget(
+        &self,
+        requests: Option<(u64, Duration)>,
+        tokens: Option<(u64, Duration)>,
+    ) {
+        let now = self.now();
+        let mut st = self.lock();
+        st.pacer.observe_budget(now, requests, tokens);
+        st.after_change(now, self.name.get());
+    }
+
+    fn prober(&self) -> Option<Arc<dyn RateLimitedService>> {
+        self.prober.read().as_ref().and_then(Weak::upgrade)
+    }
+}
+
+impl State {
+    /// Wakes the call whose turn it is, so it can arm its timer for the new state.
+    fn wake_head(&mut self) {
+        self.wake_head_except(None);
+    }
+
+    fn wake_head_except(&mut self, except: Option<WaiterId>) {
+        if let Some(head) = self.pacer.head()
+            && Some(head) != except
+            && let Some(w) = self.slots.get_mut(&head).and_then(|s| s.waker.take())
+        {
+            w.wake();
+        }
+    }
+
+    /// Logs the engine's state changes and wakes the head.
+    fn after_change(&mut self, now: Duration, name: Option<&Arc<str>>) {
+        self.log_changes(now, name);
+        self.wake_head();
+    }
+
+    fn log_changes(&mut self, now: Duration, name: Option<&Arc<str>>) {
+        let name = name.map_or("unnamed", |n| n);
+        for (at, event) in self.pacer.drain_events() {
+            trace_event(name, event);
+            if let Some(r) = &mut self.recorder {
+                r.event(at, event);
+            }
+        }
+        if let Some(r) = &mut self.recorder {
+            r.gauges(now, &self.pacer);
+        }
+    }
+}
+
+fn trace_event(service: &str, event: Event) {
+    match event {
+        Event::Pause { until, retry_after } => {
+            tracing::warn!(
+                service,
+                until_ms = until.as_millis() as u64,
+                retry_after,
+                "rate limited: pausing"
+            )
+        }
+        Event::Probe => tracing::info!(service, "probing the server"),
+        Event::ProbeFailed { until } => {
+            tracing::info!(
+                service,
+                next_probe_ms = until.as_millis() as u64,
+                "probe refused: backing off"
+            )
+        }
+        Event::Resume => tracing::info!(
+            service,
+            "server accepts calls again: resuming with the ramp"
+        ),
+        Event::LearnedRate(rate) => {
+            tracing::info!(service, rpm = rate * 60.0, "learned a lower rate")
+        }
+        Event::Hold { until } => {
+            tracing::debug!(
+                service,
+                until_ms = until.as_millis() as u64,
+                "provider budget spent: holding"
+            )
+        }
+    }
+}
+
+enum Step {
+    Issued(Issued),
+    Sleep(Instant),
+    Probe(Arc<dyn RateLimitedService>),
+    Wait,
+}
+
+/// One call in the queue. Dropping it before its ticket is taken withdraws the call (or
+/// gives back a ticket issued to it meanwhile), so cancellation never leaks a slot.
+struct Waiting<'a> {
+    shared: &'a Arc<Shared>,
+    id: WaiterId,
+    probe: Option<BoxFuture<'static, bool>>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl Waiting<'_> {
+    /// Drives the engine: issues what is due (waking those callers) and says what this
+    /// call should do.
+    fn step(&mut self, waker: &Waker) -> Step {
+        let now = self.shared.now();
+        let mut st = self.shared.lock();
+        let name = self.shared.name.get();
+        let step = loop {
+            if let Some(issued) = st.slots.get_mut(&self.id).and_then(|s| s.issued.take()) {
+                st.slots.remove(&self.id);
+                self.done = true;
+                break Step::Issued(issued);
+            }
+            match st.pacer.poll(now) {
+                Poll::Issued(t) => {
+                    if let Some(r) = &mut st.recorder {
+                        r.issued(now, &t);
+                    }
+                    if t.retry {
+                        tracing::debug!(
+                            service = name.map_or("unnamed", |n| &**n),
+                            "re-issuing a rate-limited call"
+                        );
+                    }
+                    let slot = st.slots.get_mut(&t.id).expect("every waiter has a slot");
+                    slot.issued = Some(t);
+                    if let Some(w) = slot.waker.take() {
+                        w.wake();
+                    }
+                }
+                Poll::WaitUntil(at) if st.pacer.head() == Some(self.id) => {
+                    break Step::Sleep(self.shared.origin + at);
+                }
+                Poll::ProbeService => match self.shared.prober() {
+                    Some(service) => break Step::Probe(service),
+                    // The service is gone: fall back to probing with a call.
+                    None => {
+                        st.pacer.set_external_probe(false);
+                        st.pacer.probe_abandoned();
+                    }
+                },
+                Poll::WaitUntil(_) | Poll::AwaitProbe | Poll::Idle => break Step::Wait,
+            }
+        };
+        if !matches!(step, Step::Issued(_))
+            && let Some(slot) = st.slots.get_mut(&self.id)
+            && !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker))
+        {
+            slot.waker = Some(waker.clone());
+        }
+        st.log_changes(now, name);
+        st.wake_head_except(Some(self.id));
+        step
+    }
+
+    fn poll_issued(&mut self, cx: &mut Context<'_>) -> TaskPoll<Issued> {
+        loop {
+            if let Some(probe) = &mut self.probe {
+                let TaskPoll::Ready(blocked) = probe.as_mut().poll(cx) else {
+                    return TaskPoll::Pending;
+                };
+                self.probe = None;
+                self.shared.probe_result(blocked);
+            }
+            match self.step(cx.waker()) {
+                Step::Issued(t) => return TaskPoll::Ready(t),
+                Step::Sleep(at) => {
+                    let sleep = match &mut self.sleep {
+                        Some(s) => {
+                            if s.deadline() != at {
+                                s.as_mut().reset(at);
+                            }
+                            s
+                        }
+                        None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+                    };
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return TaskPoll::Pending;
+                    }
+                }
+                Step::Probe(service) => {
+                    self.probe = Some(Box::pin(async move { service.is_blocked().await }));
+                }
+                Step::Wait => return TaskPoll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let now = self.shared.now();
+        let mut st = self.shared.lock();
+        if self.probe.take().is_some() {
+            st.pacer.probe_abandoned();
+        }
+        if let Some(slot) = st.slots.remove(&self.id) {
+            match slot.issued {
+                // Issued meanwhile but never taken: give the slot back unused.
+                Some(t) => {
+                    st.pacer.finish(now, &t, Outcome::Abandoned);
+                    if let Some(r) = &mut st.recorder {
+                        r.finished(now, Outcome::Abandoned);
+                    }
+                }
+                None => {
+                    st.pacer.cancel(now, self.id);
+                }
+            }
+        }
+        st.after_change(now, self.shared.name.get());
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a probe future to completion on this (blocking) thread.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let TaskPoll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// The right to make one rate-limited call. Dropping it reports the call as done;
+/// [`rate_limited`](Self::rate_limited) and [`failed`](Self::failed) report otherwise.
+/// A ticket dropped while its thread panics counts as abandoned (outcome unknown).
+#[must_use = "dropping a ticket at once gives its slot back before the call is made"]
+pub struct Ticket {
+    shared: Arc<Shared>,
+    issued: Issued,
+    done: bool,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.issued.id.0)
+            .field("probe", &self.issued.probe)
+            .field("waited", &self.issued.waited)
+            .finish()
+    }
+}
+
+impl Ticket {
+    fn new(shared: Arc<Shared>, issued: Issued) -> Self {
+        Self {
+            shared,
+            issued,
+            done: false,
+        }
+    }
+
+    /// How long the call waited for this ticket.
+    pub fn waited(&self) -> Duration {
+        self.issued.waited
+    }
+
+    /// Whether this call is the probe that decides if the server accepts calls again.
+    pub fn is_probe(&self) -> bool {
+        self.issued.probe
+    }
+
+    /// The server refused the call for its rate limit: pauses the limiter (unless it is
+    /// already paused). The caller re-queues at the front with a new acquire.
+    pub fn rate_limited(mut self, retry_after: Option<Duration>) {
+        self.end(Outcome::RateLimited { retry_after });
+    }
+
+    /// The call failed for another reason.
+    pub fn failed(mut self) {
+        self.end(Outcome::Error);
+    }
+
+    /// The call succeeded (the same as dropping the ticket).
+    pub fn finish(mut self) {
+        self.end(Outcome::Success);
+    }
+
+    /// The call ended in a way that says nothing about the server (it was cancelled).
+    pub(crate) fn abandon(mut self) {
+        self.end(Outcome::Abandoned);
+    }
+
+    /// Replaces the token estimate by what the call really used (refund or extra charge).
+    pub fn record_usage(&self, tokens: u64) {
+        self.shared.record_usage(&self.issued, tokens);
+    }
+
+    /// What the provider's headers say is left: `(remaining, reset in)` for requests and
+    /// tokens. The limiter holds issuing when nothing remains, before a 429.
+    pub fn observe_budget(
+        &self,
+        requests: Option<(u64, Duration)>,
+        tokens: Option<(u64, Duration)>,
+    ) {
+        self.shared.observe_budget(requests, tokens);
+    }
+
+    pub(crate) fn handle(&self) -> (Arc<Shared>, Issued) {
+        (self.shared.clone(), self.issued)
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        if !self.done {
+            self.done = true;
+            self.shared.finish(&self.issued, outcome);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let outcome = if std::thread::panicking() {
+            Outcome::Abandoned
+        } else {
+            Outcome::Success
+        };
+        self.end(outcome);
+    }
+}

@@ -1,0 +1,266 @@
+//! The one retry loop: acquire, run the call, and after a rate limit re-queue it at the
+//! front of the line. `#[llmiter]` expands to a call into this module, and
+//! [`BucketRateLimiter::run`] is the same loop for code that cannot take an attribute.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::current::TicketRef;
+use crate::error::AcquireError;
+use crate::limiter::{BucketRateLimiter, Ticket};
+use crate::pacer::{Priority, Request};
+use crate::rate_limit::{CallOutcome, RateLimitKind};
+
+/// Options of one rate-limited call: what `#[llmiter(…)]` arguments set.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use std::time::Duration;
+/// use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Priority};
+///
+/// #[derive(Debug)]
+/// struct Refused;
+/// impl IsRateLimit for Refused { fn is_rate_limit(&self) -> bool { true } }
+///
+/// let limiter = BucketRateLimiter::new(600);
+/// let mut attempts = 0;
+/// let out: Result<(), Refused> = limiter
+///     .call()
+///     .max_retries(2)
+///     .priority(Priority::High)
+///     .timeout(Duration::from_secs(600))
+///     .request_id("req-7")
+///     .run(|| { attempts += 1; async { Err(Refused) } })
+///     .await
+///     .unwrap();
+/// assert!(out.is_err());
+/// assert_eq!(attempts, 3, "the first run and two retries");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a call does nothing until `.run(…)` is awaited"]
+pub struct Call<'a> {
+    limiter: &'a BucketRateLimiter,
+    max_retries: Option<u32>,
+    priority: Priority,
+    tokens: u64,
+    deadline: Option<Instant>,
+    request_id: Option<Arc<str>>,
+}
+
+/// What to do after an attempt.
+enum Next {
+    Return,
+    Retry,
+}
+
+impl BucketRateLimiter {
+    /// Options for one call; finish with [`Call::run`].
+    pub fn call(&self) -> Call<'_> {
+        Call {
+            limiter: self,
+            max_retries: None,
+            priority: Priority::Normal,
+            tokens: 0,
+            deadline: None,
+            request_id: None,
+        }
+    }
+
+    /// Runs `f` under this limiter: waits for a ticket, runs it, and after a rate-limit
+    /// error re-runs it from the front of the line (up to `max_retries` times) — the
+    /// closure form of `#[llmiter]`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use ratellmiter_runtime::BucketRateLimiter;
+    /// let limiter = BucketRateLimiter::new(600);
+    /// let answer: Result<u32, std::io::Error> = limiter.run(|| async { Ok(42) }).await;
+    /// assert_eq!(answer.unwrap(), 42);
+    /// # }
+    /// ```
+    pub async fn run<F, Fut, R>(&self, f: F) -> R
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = R>,
+        R: CallOutcome,
+    {
+        match self.call().run(f).await {
+            Ok(r) => r,
+            Err(e) => unreachable!("a call without cost or deadline always gets a ticket: {e}"),
+        }
+    }
+
+    /// Blocking form of [`run`](Self::run), for plain `fn`s of blocking clients. Blocks
+    /// the thread while waiting: never on an async worker thread.
+    pub fn run_blocking<F, R>(&self, f: F) -> R
+    where
+        F: FnMut() -> R,
+        R: CallOutcome,
+    {
+        match self.call().run_blocking(f) {
+            Ok(r) => r,
+            Err(e) => unreachable!("a call without cost or deadline always gets a ticket: {e}"),
+        }
+    }
+}
+
+impl Call<'_> {
+    /// Re-runs after a rate limit before the error is returned (default: the limiter's).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+
+    /// Queue ahead of normal calls.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The call's estimated tokens, charged to the token budget.
+    pub fn tokens(mut self, tokens: u64) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Give up waiting for a ticket after `timeout` (counted from now, across re-tries).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.deadline(Instant::now() + timeout)
+    }
+
+    /// Give up waiting for a ticket at `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// An id carried into traces and [`current()`](crate::current()) (rateLLMiter's `user_request_id`).
+    pub fn request_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    fn request(&self, retry: bool) -> Request {
+        Request {
+            retry,
+            priority: self.priority,
+            cost: self.tokens,
+        }
+    }
+
+    /// Runs `f` under the limiter; `Err` only when no ticket could be had (deadline,
+    /// token budget), otherwise the call's own result.
+    pub async fn run<F, Fut, R>(self, mut f: F) -> Result<R, AcquireError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = R>,
+        R: CallOutcome,
+    {
+        let service = self.limiter.name().to_owned();
+        let mut attempt = 0;
+        loop {
+            let span = tracing::debug_span!(
+                "ratellmiter.wait",
+                service = %service,
+                request_id = self.request_id.as_deref(),
+                attempt
+            );
+            let ticket = self
+                .limiter
+                .acquire_with(self.request(attempt > 0), self.deadline)
+                .instrument(span)
+                .await?;
+            let guard = InFlight(Some(ticket));
+            let out = self.ticket_ref(&guard).scope(f()).await;
+            match self.settle(guard, &out, &mut attempt) {
+                Next::Return => return Ok(out),
+                Next::Retry => {}
+            }
+        }
+    }
+
+    /// Blocking form of [`run`](Self::run): parks the thread while it waits, so never
+    /// call it on an async worker thread.
+    pub fn run_blocking<F, R>(self, mut f: F) -> Result<R, AcquireError>
+    where
+        F: FnMut() -> R,
+        R: CallOutcome,
+    {
+        let mut attempt = 0;
+        loop {
+            let ticket = self
+                .limiter
+                .acquire_blocking_with(self.request(attempt > 0), self.deadline)?;
+            let guard = InFlight(Some(ticket));
+            let out = self.ticket_ref(&guard).sync_scope(&mut f);
+            match self.settle(guard, &out, &mut attempt) {
+                Next::Return => return Ok(out),
+                Next::Retry => {}
+            }
+        }
+    }
+
+    fn ticket_ref(&self, guard: &InFlight) -> TicketRef {
+        let (shared, issued) = guard.0.as_ref().expect("ticket held").handle();
+        TicketRef {
+            shared,
+            issued,
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    /// Reports the attempt's outcome on its ticket and decides whether to re-run.
+    fn settle<R: CallOutcome>(&self, mut guard: InFlight, out: &R, attempt: &mut u32) -> Next {
+        let ticket = guard.0.take().expect("ticket held");
+        match out.rate_limit_kind() {
+            RateLimitKind::NotRateLimit => {
+                ticket.finish();
+                Next::Return
+            }
+            RateLimitKind::Final => {
+                tracing::info!(
+                    service = self.limiter.name(),
+                    "final rate-limit error: not retried"
+                );
+                ticket.failed();
+                Next::Return
+            }
+            RateLimitKind::Retry { retry_after } => {
+                ticket.rate_limited(retry_after);
+                let max = self
+                    .max_retries
+                    .unwrap_or_else(|| self.limiter.config().max_retries);
+                if *attempt >= max {
+                    tracing::warn!(
+                        service = self.limiter.name(),
+                        request_id = self.request_id.as_deref(),
+                        retries = max,
+                        "retries exhausted: returning the rate-limit error"
+                    );
+                    self.limiter.note_retry_exhausted();
+                    Next::Return
+                } else {
+                    *attempt += 1;
+                    Next::Retry
+                }
+            }
+        }
+    }
+}
+
+/// A ticket whose call is running: if the call is dropped (cancelled) or panics before
+/// it settles, the ticket goes back with an unknown outcome.
+struct InFlight(Option<Ticket>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abandon();
+        }
+    }
+}
