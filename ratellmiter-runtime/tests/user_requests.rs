@@ -1,0 +1,185 @@
+//! What users of rate limiters keep asking for (issue 9): live quotas, non-blocking and
+//! deadline acquires, priorities, final errors, exact waits, limiters shared by clones.
+
+use std::time::Duration;
+
+use ratellmiter_runtime::{
+    AcquireError, BucketRateLimiter, IsRateLimit, Monitor, Priority, TryAcquireError,
+};
+use tokio::time::Instant;
+
+fn limiter(rpm: u32) -> BucketRateLimiter {
+    BucketRateLimiter::builder().rpm(rpm).adaptive(false).build().unwrap()
+}
+
+/// Issue times of `n` back-to-back acquires, relative to `t0`.
+async fn issue_times(l: &BucketRateLimiter, n: usize, t0: Instant) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        drop(l.acquire().await);
+        out.push(t0.elapsed());
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quota_changed_mid_run_changes_spacing_from_the_next_ticket() {
+    let l = limiter(600);
+    let t0 = Instant::now();
+    let before = issue_times(&l, 100, t0).await;
+    assert_eq!(before[99] - before[98], Duration::from_millis(100));
+    l.set_rpm(300).unwrap();
+    let after = issue_times(&l, 5, t0).await;
+    assert_eq!(after[0] - before[99], Duration::from_millis(200), "the very next ticket keeps 60/300 s");
+    assert_eq!(after[4] - after[3], Duration::from_millis(200));
+    // A raise through the monitor by name: reached through the ramp, then exact.
+    let monitor = Monitor::new();
+    let named = monitor.add_service("tier-up", l.clone());
+    monitor.set_rpm("tier-up", 1200).unwrap();
+    let raised = issue_times(&named, 200, t0).await;
+    assert!(raised[1] - raised[0] > Duration::from_millis(50), "ramp, not a jump");
+    assert_eq!(raised[199] - raised[198], Duration::from_millis(50));
+    assert_eq!(monitor.set_rpm("tier-up", 0).unwrap_err().field(), "rpm");
+    let s = l.stats();
+    assert_eq!((s.issued, s.in_flight), (305, 0), "no ticket lost or doubled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_acquire_never_waits() {
+    let l = limiter(60);
+    let t0 = Instant::now();
+    let first = l.try_acquire().expect("free at start");
+    match l.try_acquire() {
+        Err(TryAcquireError::NotBefore(at)) => assert_eq!(at - t0, Duration::from_secs(4)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t0.elapsed(), Duration::ZERO, "no time passed");
+    assert_eq!(l.stats().waiting, 0, "nothing queued");
+    drop(first);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(l.try_acquire().is_ok());
+    // With a call queued, try_acquire does not jump the line.
+    let l2 = l.clone();
+    let queued = tokio::spawn(async move { l2.acquire().await.waited() });
+    tokio::task::yield_now().await;
+    assert_eq!(l.try_acquire().unwrap_err(), TryAcquireError::Queued);
+    assert!(queued.await.unwrap() > Duration::ZERO);
+    // Paused after a rate limit.
+    l.acquire().await.rate_limited(Some(Duration::from_secs(5)));
+    assert_eq!(l.try_acquire().unwrap_err(), TryAcquireError::Paused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind() {
+    let l = limiter(60); // one ticket every second once ramped; 4 s after idle
+    let t0 = Instant::now();
+    drop(l.acquire().await); // slot 0 used: the next is at 4 s
+    let la = l.clone();
+    let a = tokio::spawn(async move { la.acquire_timeout(Duration::from_secs(1)).await.map(|t| t.waited()) });
+    tokio::task::yield_now().await;
+    let lb = l.clone();
+    let b = tokio::spawn(async move {
+        let _ticket = lb.acquire().await;
+        t0.elapsed()
+    });
+    let err = a.await.unwrap().unwrap_err();
+    assert_eq!(err, AcquireError::Timeout { waited: Duration::from_secs(1) });
+    assert!(err.to_string().contains("gave up waiting"));
+    assert_eq!(b.await.unwrap(), Duration::from_secs(4), "b takes the slot a would have had, on time");
+    let s = l.stats();
+    assert_eq!((s.cancelled, s.waiting, s.in_flight), (1, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn high_priority_overtakes_while_normal_calls_keep_a_share() {
+    let l = limiter(600);
+    drop(l.acquire().await);
+    let t0 = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let l = l.clone();
+        let priority = if i < 20 { Priority::Normal } else { Priority::High };
+        handles.push(tokio::spawn(async move {
+            drop(l.acquire_priority(priority).await);
+            (t0.elapsed(), priority)
+        }));
+        tokio::task::yield_now().await;
+    }
+    let mut done = Vec::new();
+    for h in handles {
+        done.push(h.await.unwrap());
+    }
+    done.sort_by_key(|(t, _)| *t);
+    let order: Vec<Priority> = done.iter().map(|(_, p)| *p).collect();
+    // The normal calls queued first; the high ones overtake them three at a time
+    // (the bounded streak), so normal calls still get one ticket in four.
+    let first_16: Vec<Priority> = order[..16].to_vec();
+    let highs = first_16.iter().filter(|p| **p == Priority::High).count();
+    assert_eq!(highs, 12, "{order:?}");
+    for chunk in order[..20].chunks(4) {
+        assert!(chunk.contains(&Priority::Normal), "no normal starvation: {order:?}");
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum QuotaError {
+    InsufficientQuota,
+}
+
+impl IsRateLimit for QuotaError {
+    fn is_rate_limit(&self) -> bool {
+        true
+    }
+    fn is_final(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_final_error_is_returned_after_one_attempt_without_pausing() {
+    let l = limiter(600);
+    let mut attempts = 0;
+    let out: Result<(), QuotaError> = l
+        .run(|| {
+            attempts += 1;
+            async { Err(QuotaError::InsufficientQuota) }
+        })
+        .await;
+    assert_eq!(out, Err(QuotaError::InsufficientQuota));
+    assert_eq!(attempts, 1);
+    let s = l.stats();
+    assert!(!s.paused);
+    assert_eq!((s.rate_limited, s.finished), (0, 1));
+}
+
+#[derive(Clone)]
+struct Client {
+    limiter: BucketRateLimiter,
+}
+
+#[tokio::test(start_paused = true)]
+async fn cloned_clients_share_one_budget() {
+    let a = Client { limiter: limiter(600) };
+    let b = a.clone();
+    assert!(a.limiter.same_limiter(&b.limiter));
+    let t0 = Instant::now();
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let c = if i % 2 == 0 { &a } else { &b };
+        drop(c.limiter.acquire().await);
+        times.push(t0.elapsed());
+    }
+    assert_eq!(times[199] - times[198], Duration::from_millis(100), "one budget: 10/s in total");
+    assert_eq!(a.limiter.stats().issued, 200);
+    assert!(!limiter(600).same_limiter(&a.limiter), "a new limiter is a new budget");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_estimate_above_the_budget_fails_at_once() {
+    let l = BucketRateLimiter::builder().rpm(600).tpm(10_000).build().unwrap();
+    let t0 = Instant::now();
+    let err = l.acquire_weighted(10_001).await.unwrap_err();
+    assert_eq!(err, AcquireError::CostExceedsBudget { cost: 10_001, tpm: 10_000 });
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    assert_eq!(l.stats().waiting, 0);
+}
