@@ -12,6 +12,7 @@ mod monitor;
 pub mod pacer;
 mod rate_limit;
 mod run;
+mod telemetry;
 
 pub use config::{ConfigError, LimiterConfig, MonitorConfig};
 pub use current::{Current, current};

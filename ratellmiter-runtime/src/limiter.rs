@@ -15,9 +15,10 @@ use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
 use crate::pacer::{
-    Event, Issued, Outcome, Pacer, Poll, Priority, Request, TryIssueError, WaiterId,
+    Issued, Outcome, Pacer, Poll, Priority, Request, TryIssueError, WaiterId,
 };
 use crate::rate_limit::{BoxFuture, RateLimitedService};
+use crate::telemetry::{self, trace_event};
 
 /// A rate limiter for one service (usually one model): hands out tickets spread evenly
 /// over the minute, ramps up after a jump in demand, and pauses and probes after a rate
@@ -629,41 +630,7 @@ impl State {
         if let Some(r) = &mut self.recorder {
             r.gauges(now, &self.pacer);
         }
-    }
-}
-
-fn trace_event(service: &str, event: Event) {
-    match event {
-        Event::Pause { until, retry_after } => {
-            tracing::warn!(
-                service,
-                until_ms = until.as_millis() as u64,
-                retry_after,
-                "rate limited: pausing"
-            )
-        }
-        Event::Probe => tracing::info!(service, "probing the server"),
-        Event::ProbeFailed { until } => {
-            tracing::info!(
-                service,
-                next_probe_ms = until.as_millis() as u64,
-                "probe refused: backing off"
-            )
-        }
-        Event::Resume => tracing::info!(
-            service,
-            "server accepts calls again: resuming with the ramp"
-        ),
-        Event::LearnedRate(rate) => {
-            tracing::info!(service, rpm = rate * 60.0, "learned a lower rate")
-        }
-        Event::Hold { until } => {
-            tracing::debug!(
-                service,
-                until_ms = until.as_millis() as u64,
-                "provider budget spent: holding"
-            )
-        }
+        telemetry::publish(name, &self.pacer);
     }
 }
 
