@@ -1,0 +1,142 @@
+//! Flow-log round trip: a virtual-time scenario writes a log through the monitor; the
+//! file holds exactly the per-second counts the scenario produced.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ratellmiter_runtime::flow_log::format::{EventKind, Record, SecondRecord};
+use ratellmiter_runtime::{BucketRateLimiter, Monitor, MonitorConfig};
+use tokio::time::Instant;
+
+#[derive(Debug)]
+struct RateLimited;
+
+impl ratellmiter_runtime::IsRateLimit for RateLimited {
+    fn is_rate_limit(&self) -> bool {
+        true
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        Some(Duration::from_secs(2))
+    }
+}
+
+fn read_records(path: &std::path::Path) -> Vec<Record> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scenario_round_trips_through_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::new();
+    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    let gpt = monitor.add_service("gpt-4o", BucketRateLimiter::builder().rpm(600).adaptive(false).build().unwrap());
+    monitor.start();
+    let t0 = Instant::now();
+
+    // 40 calls at once; the 10th comes back rate limited once, with retry-after 2 s.
+    let mut issued_at: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let gpt = gpt.clone();
+        handles.push(tokio::spawn(async move {
+            if i == 9 {
+                let mut attempts = Vec::new();
+                let _: Result<(), RateLimited> = gpt
+                    .run(|| {
+                        attempts.push(t0.elapsed());
+                        let first = attempts.len() == 1;
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            if first { Err(RateLimited) } else { Ok(()) }
+                        }
+                    })
+                    .await;
+                attempts
+            } else {
+                let _ticket = gpt.acquire().await;
+                let at = t0.elapsed();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                vec![at]
+            }
+        }));
+    }
+    for h in handles {
+        for at in h.await.unwrap() {
+            *issued_at.entry(at.as_secs()).or_default() += 1;
+        }
+    }
+    let path = monitor.log_path().expect("logging on");
+    monitor.stop();
+
+    let records = read_records(&path);
+    let Record::Header(header) = &records[0] else { panic!("first line is the header: {:?}", records[0]) };
+    assert_eq!(header.version, 1);
+    assert_eq!(header.services.len(), 1);
+    assert_eq!(header.services[0].name, "gpt-4o");
+    assert_eq!(header.services[0].rpm, 600);
+    assert!(matches!(records.last(), Some(Record::Footer(f)) if f.dropped_records == 0));
+
+    let seconds: Vec<&SecondRecord> = records
+        .iter()
+        .filter_map(|r| if let Record::Second(s) = r { Some(s) } else { None })
+        .collect();
+    let logged: BTreeMap<u64, u64> = seconds.iter().filter(|s| s.issued > 0).map(|s| (s.t, s.issued)).collect();
+    assert_eq!(logged, issued_at, "exact per-second issued counts");
+    assert_eq!(seconds.iter().map(|s| s.requested).sum::<u64>(), 41);
+    assert_eq!(seconds.iter().map(|s| s.reissued).sum::<u64>(), 1);
+    assert_eq!(seconds.iter().map(|s| s.finished).sum::<u64>(), 40);
+    assert_eq!(seconds.iter().map(|s| s.rate_limited).sum::<u64>(), 1);
+    assert_eq!(seconds.iter().map(|s| s.waits_ms.len() as u64).sum::<u64>(), 41);
+    assert!(seconds.iter().any(|s| s.paused), "the pause shows");
+    assert!(seconds.iter().all(|s| (s.limit_rate - 10.0).abs() < 1e-9));
+    assert_eq!(seconds[0].requested, 40);
+    assert_eq!(seconds.last().unwrap().waiting, 0);
+    let kinds: Vec<EventKind> = records
+        .iter()
+        .filter_map(|r| if let Record::Event(e) = r { Some(e.kind) } else { None })
+        .collect();
+    assert_eq!(kinds, vec![EventKind::Pause, EventKind::Probe, EventKind::Resume]);
+    // Seconds are in order per service, each once.
+    assert!(seconds.windows(2).all(|w| w[0].t < w[1].t));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_pause_shows_in_every_second_though_nothing_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::new();
+    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    let l = monitor.add_service("slow", BucketRateLimiter::builder().rpm(60).adaptive(false).build().unwrap());
+    monitor.start();
+    l.acquire().await.rate_limited(Some(Duration::from_secs(20)));
+    drop(l.acquire().await); // waits 20 s, then probes
+    let path = monitor.log_path().unwrap();
+    monitor.stop();
+    let paused: Vec<u64> = read_records(&path)
+        .iter()
+        .filter_map(|r| if let Record::Second(s) = r { Some(s) } else { None })
+        .filter(|s| s.paused)
+        .map(|s| s.t)
+        .collect();
+    assert_eq!(paused, (0..=20).collect::<Vec<_>>(), "every second of the pause is logged as paused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unwritable_log_dir_leaves_pacing_alone() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let monitor = Monitor::new();
+    // A directory below a regular file cannot be created, even by root.
+    monitor.config(MonitorConfig::default().log_dir(file.path().join("logs")));
+    monitor.start();
+    assert_eq!(monitor.log_path(), None);
+    let l = monitor.add_service("x", BucketRateLimiter::new(600));
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        drop(l.acquire().await);
+    }
+    assert_eq!(t0.elapsed(), Duration::from_millis(745), "paced as usual");
+    monitor.stop();
+}
