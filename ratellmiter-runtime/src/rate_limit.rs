@@ -110,6 +110,20 @@ impl<E: IsRateLimit + ?Sized> IsRateLimit for Arc<E> {
     }
 }
 
+/// I/O errors are never rate limits: a refused connection is not a 429.
+impl IsRateLimit for std::io::Error {
+    fn is_rate_limit(&self) -> bool {
+        false
+    }
+}
+
+/// A call that cannot fail is never rate limited.
+impl IsRateLimit for std::convert::Infallible {
+    fn is_rate_limit(&self) -> bool {
+        false
+    }
+}
+
 /// The return type of a rate-limited call: says whether the call hit a rate limit.
 /// Implemented for every `Result<T, E>` with `E: IsRateLimit`, whatever alias names it.
 #[diagnostic::on_unimplemented(
