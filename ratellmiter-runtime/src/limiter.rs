@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
 
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
@@ -395,6 +396,7 @@ impl BucketRateLimiter {
                 _ => TaskPoll::Pending,
             }
         })
+        .instrument(tracing::debug_span!("ratellmiter.wait", service = self.name()))
         .await;
         match issued {
             Some(t) => Ok(Ticket::new(self.shared.clone(), t)),

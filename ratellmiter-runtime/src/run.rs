@@ -161,22 +161,22 @@ impl Call<'_> {
         Fut: Future<Output = R>,
         R: CallOutcome,
     {
-        let service = self.limiter.name().to_owned();
         let mut attempt = 0;
         loop {
             let span = tracing::debug_span!(
-                "ratellmiter.wait",
-                service = %service,
+                "ratellmiter.attempt",
+                service = self.limiter.name(),
                 request_id = self.request_id.as_deref(),
                 attempt
             );
-            let ticket = self
-                .limiter
-                .acquire_with(self.request(attempt > 0), self.deadline)
-                .instrument(span)
-                .await?;
-            let guard = InFlight(Some(ticket));
-            let out = self.ticket_ref(&guard).scope(f()).await;
+            let (guard, out) = async {
+                let ticket = self.limiter.acquire_with(self.request(attempt > 0), self.deadline).await?;
+                let guard = InFlight(Some(ticket));
+                let out = self.ticket_ref(&guard).scope(f()).await;
+                Ok::<_, AcquireError>((guard, out))
+            }
+            .instrument(span)
+            .await?;
             match self.settle(guard, &out, &mut attempt) {
                 Next::Return => return Ok(out),
                 Next::Retry => {}
