@@ -1,0 +1,343 @@
+//! An HTTP server over the [`Provider`] model speaking OpenAI's chat-completions wire
+//! format, with the rate-limit headers and 429 bodies real clients parse.
+//!
+//! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /metrics` (the
+//! [`Metrics`] as JSON) and `GET /log` (every [`RequestRecord`] as JSON).
+//!
+//! The server's clock is [`tokio::time::Instant`] since [`spawn`], so outage windows
+//! count from there and tests under tokio's paused time stay deterministic.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::headers;
+use crate::metrics::{Metrics, RequestRecord};
+use crate::model::{Decision, Provider, RejectKind, Rejected};
+
+/// Completion tokens charged when a request sets no `max_tokens`.
+pub const DEFAULT_COMPLETION_TOKENS: u64 = 16;
+
+/// A running mock provider. Dropping it stops the server too, without waiting.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    provider: Mutex<Provider>,
+    start: Instant,
+    completions: AtomicU64,
+}
+
+impl Shared {
+    fn provider(&self) -> MutexGuard<'_, Provider> {
+        // The model never panics while locked, but a poisoned lock must not take the server down.
+        self.provider.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Starts serving `provider` on `addr` (port 0 picks a free port) in a background task.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use ratellmiter_sim::{Provider, ProviderConfig, server};
+/// let provider = Provider::new(ProviderConfig::default()).unwrap();
+/// let mock = server::spawn(provider, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// assert!(mock.base_url().starts_with("http://127.0.0.1:"));
+/// assert_eq!(mock.metrics().requests, 0);
+/// mock.shutdown().await.unwrap();
+/// # });
+/// ```
+pub async fn spawn(provider: Provider, addr: SocketAddr) -> io::Result<MockServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        provider: Mutex::new(provider),
+        start: Instant::now(),
+        completions: AtomicU64::new(0),
+    });
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/metrics", get(metrics))
+        .route("/log", get(log))
+        .with_state(Arc::clone(&shared));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                // A dropped sender stops the server as surely as a sent value.
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::debug!(%addr, "mock provider listening");
+    Ok(MockServer {
+        addr,
+        shared,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Serves `provider` on `addr` until ctrl-c, then shuts down and returns the metrics:
+/// the body of a standalone `mock-server` command. Use [`spawn`] to learn a port-0 address.
+pub async fn serve(provider: Provider, addr: SocketAddr) -> io::Result<Metrics> {
+    let server = spawn(provider, addr).await?;
+    tracing::info!(base_url = %server.base_url(), "mock provider listening; ctrl-c stops it");
+    tokio::signal::ctrl_c().await?;
+    let metrics = server.metrics();
+    server.shutdown().await?;
+    Ok(metrics)
+}
+
+impl MockServer {
+    /// The bound address (with the real port when bound to port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The OpenAI-style base URL, e.g. `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The server clock: time since [`spawn`], as the model sees it.
+    pub fn elapsed(&self) -> Duration {
+        self.shared.start.elapsed()
+    }
+
+    /// Summary of every request so far.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.provider().metrics()
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn log(&self) -> Vec<RequestRecord> {
+        self.shared.provider().log().to_vec()
+    }
+
+    /// Stops accepting connections and waits for those open to finish.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The part of OpenAI's chat-completions request the mock reads.
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<ChatMessage>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    /// A string, an array of content parts, or null.
+    #[serde(default)]
+    content: Value,
+}
+
+impl ChatRequest {
+    /// Prompt tokens estimated as characters / 4, rounded up.
+    fn prompt_tokens(&self) -> u64 {
+        let text_chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count() as u64);
+        let chars: u64 = self
+            .messages
+            .iter()
+            .map(|m| match &m.content {
+                Value::Array(parts) => parts.iter().map(|p| text_chars(&p["text"])).sum(),
+                content => text_chars(content),
+            })
+            .sum();
+        chars.div_ceil(4)
+    }
+
+    fn completion_tokens(&self) -> u64 {
+        self.max_tokens
+            .or(self.max_completion_tokens)
+            .unwrap_or(DEFAULT_COMPLETION_TOKENS)
+    }
+}
+
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => {
+            let body = error_body(&rejection.body_text(), "invalid_request_error", None);
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    let (prompt, completion) = (request.prompt_tokens(), request.completion_tokens());
+    let tokens = prompt.saturating_add(completion);
+    let decision = {
+        let mut provider = shared.provider();
+        provider.request(shared.start.elapsed(), &request.model, tokens)
+    };
+    tracing::debug!(model = %request.model, tokens, ?decision, "chat completion");
+    let mut headers = headers::rate_limit(decision.headers());
+    match decision {
+        Decision::Accept(accepted) => {
+            tokio::time::sleep(accepted.latency).await;
+            let n = shared.completions.fetch_add(1, Ordering::Relaxed) + 1;
+            let body = json!({
+                "id": format!("chatcmpl-mock-{n}"),
+                "object": "chat.completion",
+                "created": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                "model": request.model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "This is a mock completion."},
+                    "finish_reason": "stop",
+                }],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": tokens,
+                },
+            });
+            (headers, Json(body)).into_response()
+        }
+        Decision::Reject(rejected) => {
+            if let Some(retry_after) = rejected.retry_after {
+                headers::insert_retry_after(&mut headers, retry_after);
+            }
+            let status =
+                StatusCode::from_u16(rejected.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            (
+                status,
+                headers,
+                Json(refusal_body(&rejected, &request.model, tokens)),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// OpenAI's error body for a refusal; the `type` says which limit was hit.
+fn refusal_body(r: &Rejected, model: &str, tokens: u64) -> Value {
+    let rate_limited = Some("rate_limit_exceeded");
+    let try_again = r
+        .retry_after
+        .map(|d| format!(" Please try again in {}.", headers::format_duration(d)))
+        .unwrap_or_default();
+    let rpm = r.headers.requests.limit;
+    let tpm = r.headers.tokens.map_or(0, |t| t.limit);
+    let (message, kind, code) = match r.kind {
+        RejectKind::Requests => (
+            format!(
+                "Rate limit reached for {model} on requests per min (RPM): Limit {rpm}.{try_again}"
+            ),
+            "requests",
+            rate_limited,
+        ),
+        RejectKind::Tokens => (
+            format!(
+                "Rate limit reached for {model} on tokens per min (TPM): Limit {tpm}, Requested {tokens}.{try_again}"
+            ),
+            "tokens",
+            rate_limited,
+        ),
+        RejectKind::TooLarge => (
+            format!(
+                "Request too large for {model} on tokens per min (TPM): Limit {tpm}, Requested {tokens}. \
+                 The input or output tokens must be reduced in order to run successfully."
+            ),
+            "tokens",
+            rate_limited,
+        ),
+        RejectKind::Acceleration => (
+            format!(
+                "Rate limit reached for {model}: the request rate rose too sharply (acceleration limit). \
+                 Ramp up gradually.{try_again}"
+            ),
+            "requests",
+            rate_limited,
+        ),
+        RejectKind::Penalty => (
+            format!(
+                "Rate limit reached for {model}: too many rate-limited requests, throttled.{try_again}"
+            ),
+            "requests",
+            rate_limited,
+        ),
+        RejectKind::Outage => (
+            format!(
+                "The server is currently overloaded (simulated outage), please try again later.{try_again}"
+            ),
+            match r.status {
+                503 => "server_error",
+                529 => "overloaded_error",
+                _ => "requests",
+            },
+            rate_limited.filter(|_| r.status == 429),
+        ),
+        RejectKind::InsufficientQuota => (
+            "You exceeded your current quota, please check your plan and billing details."
+                .to_owned(),
+            "insufficient_quota",
+            Some("insufficient_quota"),
+        ),
+    };
+    error_body(&message, kind, code)
+}
+
+fn error_body(message: &str, kind: &str, code: Option<&str>) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+async fn models(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let provider = shared.provider();
+    let data: Vec<Value> = provider
+        .models()
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "ratellmiter-sim"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Json<Metrics> {
+    Json(shared.provider().metrics())
+}
+
+async fn log(State(shared): State<Arc<Shared>>) -> Json<Vec<RequestRecord>> {
+    Json(shared.provider().log().to_vec())
+}
