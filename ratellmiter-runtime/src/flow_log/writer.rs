@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::format::{FORMAT_VERSION, Footer, Header, Record, ServiceSettings};
+use super::format::{FORMAT_NAME, FORMAT_VERSION, Footer, Header, Record, ServiceSettings};
 use crate::limiter::BucketRateLimiter;
 
 /// Where records go; a failing sink degrades to counting dropped records.
@@ -42,7 +42,7 @@ impl LogSink {
         };
         let mut sink = Self::with_writer(path, Box::new(BufWriter::new(file)));
         sink.write(&Record::Header(Header {
-            format: "ratellmiter-flow".into(),
+            format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
             start_unix_ms: since.as_millis() as u64,
             services,
