@@ -1,0 +1,233 @@
+//! The command line: clap's description of every subcommand and option, and the
+//! rewriting that lets rateLLMiter's single-dash spelling (`-dir=DIR`) through.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::lines::Lines;
+
+/// Graphs and summaries of ratellmiter flow logs.
+///
+/// Without a subcommand, draws a graph of one service (or with --compare, of every
+/// service). rateLLMiter's spelling is accepted too: -dir=DIR -name=NAME -file=FILE
+/// -lines=LETTERS -compare.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "llmiter", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; drawing a graph when none is given.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The graph's options, when no subcommand is given.
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum Command {
+    /// Draw a graph of one service's flow, or of every service with --compare
+    /// (the default action).
+    Graph(GraphArgs),
+    /// Print a table of every service: calls, tickets, 429s, peaks, pauses, waits, rates.
+    Summary(SummaryArgs),
+    /// Run every benchmark scenario with every client in virtual time and print the
+    /// results as a markdown table.
+    Bench(crate::bench::BenchArgs),
+    /// Start a mock provider, run a burst of real HTTP calls through ratellmiter (and
+    /// with --compare through backoff and a token bucket too), and print the results.
+    Demo(crate::demo::DemoArgs),
+    /// Run the mock OpenAI-compatible provider on 127.0.0.1 until ctrl-c.
+    MockServer(crate::mock_server::MockServerArgs),
+}
+
+/// Which log to read.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct LogArgs {
+    /// The directory the monitor writes its logs to.
+    #[arg(long, value_name = "DIR", default_value = "ratellmiter_logs")]
+    pub dir: PathBuf,
+    /// The log to read: a file in DIR, or a path [default: the newest non-empty log in DIR]
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Options of the graph.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct GraphArgs {
+    /// Which log to read.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The service to draw, as named in the program.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub name: String,
+    /// The lines to draw, one letter each: i issued (green), r requests (orange),
+    /// o overflow: calls waiting (purple), e rate-limit exceptions (red),
+    /// f finished (blue).
+    #[arg(long, value_name = "LETTERS", default_value = "iroef")]
+    pub lines: Lines,
+    /// Draw finished requests per second of every service in one chart instead.
+    #[arg(long, conflicts_with_all = ["name", "lines"])]
+    pub compare: bool,
+    /// The image format [default: from --out's extension, else png]
+    #[arg(long, value_enum)]
+    pub format: Option<ImageFormat>,
+    /// Where to write the image [default: beside the log, named after the log,
+    /// the service and the lines]
+    #[arg(long, short, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Open the image with the desktop's opener (xdg-open, open) once drawn.
+    #[arg(long)]
+    pub open: bool,
+    /// The image's width in pixels.
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u32).range(200..=8000))]
+    pub width: u32,
+    /// The image's height in pixels.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(150..=8000))]
+    pub height: u32,
+}
+
+/// Options of the summary.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct SummaryArgs {
+    /// Which log to read.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The image formats a graph can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormat {
+    /// A bitmap.
+    Png,
+    /// A vector image.
+    Svg,
+}
+
+impl ImageFormat {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Svg => "svg",
+        }
+    }
+}
+
+/// The words rateLLMiter's `llmiter` takes after a single dash, also without `=`.
+const RATELLMITER_WORDS: [&str; 5] = ["dir", "name", "file", "lines", "compare"];
+
+/// Rewrites rateLLMiter's spelling into clap's: `-word=value` (any word of two or more
+/// letters) becomes `--word=value`, and `-dir`, `-name`, `-file`, `-lines`,
+/// `-compare` become their `--` forms. Arguments after `--` are left alone.
+///
+/// ```
+/// use std::ffi::OsString;
+/// let args = ["llmiter", "-dir=logs", "-lines", "ri", "-o", "x.png", "--", "-name=x"];
+/// let out: Vec<OsString> = ratellmiter_cli::args::normalize(args.map(OsString::from));
+/// assert_eq!(out, ["llmiter", "--dir=logs", "--lines", "ri", "-o", "x.png", "--", "-name=x"]);
+/// ```
+pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut after_terminator = false;
+    args.into_iter()
+        .map(|arg| {
+            if after_terminator {
+                return arg;
+            }
+            let Some(text) = arg.to_str() else {
+                return arg;
+            };
+            if text == "--" {
+                after_terminator = true;
+                return arg;
+            }
+            let Some(rest) = text.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
+                return arg;
+            };
+            let word = rest.split_once('=').map_or(rest, |(w, _)| w);
+            let long_word =
+                word.len() >= 2 && word.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            let rewrite = if rest.contains('=') {
+                long_word
+            } else {
+                RATELLMITER_WORDS.contains(&word)
+            };
+            if rewrite {
+                format!("-{text}").into()
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let args = args.iter().map(OsString::from);
+        Cli::try_parse_from(normalize(args)).unwrap()
+    }
+
+    #[test]
+    fn ratellmiter_spelling_parses_as_the_double_dash_one() {
+        let single = parse(&[
+            "llmiter",
+            "-dir=logs",
+            "-name=gpt-4o",
+            "-file=1.jsonl",
+            "-lines=ri",
+        ]);
+        let double = parse(&[
+            "llmiter", "--dir", "logs", "--name", "gpt-4o", "--file", "1.jsonl", "--lines", "ri",
+        ]);
+        assert_eq!(single, double);
+        assert_eq!(single.graph.name, "gpt-4o");
+        assert_eq!(single.graph.lines.to_string(), "ri");
+        let spaced = parse(&[
+            "llmiter", "-dir", "logs", "-name", "gpt-4o", "-file", "1.jsonl", "-lines", "ri",
+        ]);
+        assert_eq!(spaced, double);
+        assert_eq!(
+            parse(&["llmiter", "-compare"]),
+            parse(&["llmiter", "--compare"])
+        );
+    }
+
+    #[test]
+    fn defaults_are_ratellmiters() {
+        let cli = parse(&["llmiter"]);
+        assert_eq!(cli.command, None);
+        assert_eq!(cli.graph.log.dir, PathBuf::from("ratellmiter_logs"));
+        assert_eq!(cli.graph.log.file, None);
+        assert_eq!(cli.graph.name, "default");
+        assert_eq!(cli.graph.lines.to_string(), "iroef");
+        assert_eq!(cli.graph.format, None);
+    }
+
+    #[test]
+    fn short_options_and_values_are_left_alone() {
+        let args = ["llmiter", "-o", "a.png", "-o=b.png", "--name", "-x", "-"];
+        let out = normalize(args.map(OsString::from));
+        assert_eq!(out, args.map(OsString::from));
+    }
+
+    #[test]
+    fn subcommands_take_the_log_options() {
+        let cli = parse(&["llmiter", "summary", "-dir=logs"]);
+        let Some(Command::Summary(s)) = cli.command else {
+            panic!("summary: {cli:?}")
+        };
+        assert_eq!(s.log.dir, PathBuf::from("logs"));
+    }
+
+    #[test]
+    fn graph_options_do_not_mix_with_subcommands_or_compare() {
+        let args = |a: &[&str]| Cli::try_parse_from(normalize(a.iter().map(OsString::from)));
+        assert!(args(&["llmiter", "--name", "x", "summary"]).is_err());
+        assert!(args(&["llmiter", "--compare", "--lines", "ri"]).is_err());
+        assert!(args(&["llmiter", "--lines", "rx"]).is_err());
+    }
+}

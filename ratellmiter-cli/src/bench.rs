@@ -1,0 +1,58 @@
+//! `llmiter bench`: every scenario run by every client in virtual time against the
+//! pure provider model, printed as the markdown table BENCHMARKS.md holds.
+
+use clap::Args;
+
+use crate::Console;
+use crate::scenario::{ClientKind, Row, Scenario, ScenarioKind, markdown_table, run_virtual};
+
+/// Options of `llmiter bench`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct BenchArgs {
+    /// The server's true requests per minute (each scenario derives its limits from it).
+    #[arg(long, default_value_t = 600)]
+    pub rpm: u32,
+    /// Calls of a burst.
+    #[arg(long, default_value_t = 600)]
+    pub calls: usize,
+    /// Only these scenarios [default: all].
+    #[arg(long, value_enum)]
+    pub scenario: Vec<ScenarioKind>,
+    /// Only these clients [default: all].
+    #[arg(long, value_enum)]
+    pub client: Vec<ClientKind>,
+}
+
+/// Runs the benchmark and writes its table to `console.out`.
+pub fn run(args: &BenchArgs, console: &mut Console<'_>) -> anyhow::Result<()> {
+    let scenarios = if args.scenario.is_empty() {
+        ScenarioKind::ALL.to_vec()
+    } else {
+        args.scenario.clone()
+    };
+    let clients = if args.client.is_empty() {
+        ClientKind::ALL.to_vec()
+    } else {
+        args.client.clone()
+    };
+    let rows = table(&scenarios, &clients, args.rpm, args.calls)?;
+    console.out.write_all(markdown_table(&rows).as_bytes())?;
+    Ok(())
+}
+
+/// Every `scenarios` × `clients` run, in that order.
+pub fn table(
+    scenarios: &[ScenarioKind],
+    clients: &[ClientKind],
+    rpm: u32,
+    calls: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &kind in scenarios {
+        let scenario = Scenario::new(kind, rpm, calls)?;
+        for &client in clients {
+            rows.push(run_virtual(&scenario, client)?);
+        }
+    }
+    Ok(rows)
+}

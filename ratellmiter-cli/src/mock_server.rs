@@ -1,0 +1,150 @@
+//! `llmiter mock-server`: the mock provider standalone, for pointing any
+//! OpenAI-compatible client at (`OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`).
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use ratellmiter_sim::{AccelerationLimit, Latency, PenaltyBox, Provider, ProviderConfig};
+
+use crate::Console;
+
+/// Options of `llmiter mock-server`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct MockServerArgs {
+    /// Requests per minute, enforced per second as OpenAI does (rpm/60 in any 1 s).
+    #[arg(long, default_value_t = 600)]
+    pub rpm: u32,
+    /// Tokens per minute, enforced per second likewise [default: unlimited].
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// An outage, START..END in seconds since the server started (repeatable).
+    #[arg(long, value_name = "START..END", value_parser = parse_outage)]
+    pub outage: Vec<Range<Duration>>,
+    /// Tell clients when an outage ends with `retry-after`.
+    #[arg(long)]
+    pub outage_retry_after: bool,
+    /// Refuse sharp jumps in traffic, as Anthropic's acceleration limit does.
+    #[arg(long)]
+    pub acceleration: bool,
+    /// Refuse everything for 60 s after 20 refusals within 10 s.
+    #[arg(long)]
+    pub penalty: bool,
+    /// Median latency of a completion, in milliseconds (log-normal).
+    #[arg(long, default_value_t = 300)]
+    pub latency_ms: u64,
+    /// Seed of the latency draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+}
+
+fn parse_outage(spec: &str) -> Result<Range<Duration>, String> {
+    ratellmiter_sim::parse_outage(spec).map_err(|e| e.to_string())
+}
+
+impl MockServerArgs {
+    /// The provider these options describe.
+    pub fn provider(&self) -> anyhow::Result<Provider> {
+        Ok(Provider::new(ProviderConfig {
+            rpm: self.rpm,
+            tpm: self.tpm,
+            outages: self.outage.clone(),
+            outage_retry_after: self.outage_retry_after,
+            acceleration: self
+                .acceleration
+                .then(|| AccelerationLimit::for_rpm(self.rpm)),
+            penalty: self.penalty.then(PenaltyBox::default),
+            latency: Latency::LogNormal {
+                median: Duration::from_millis(self.latency_ms),
+                sigma: 0.5,
+            },
+            seed: self.seed,
+            ..Default::default()
+        })?)
+    }
+}
+
+/// Serves until ctrl-c, then prints what the server saw as JSON.
+pub fn run(args: &MockServerArgs, console: &mut Console<'_>) -> anyhow::Result<()> {
+    let provider = args.provider()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let metrics = rt.block_on(async {
+        let server = ratellmiter_sim::spawn(provider, addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        writeln!(
+            console.out,
+            "mock provider at {} (OPENAI_BASE_URL); ctrl-c stops it",
+            server.base_url()
+        )?;
+        console.out.flush()?;
+        tokio::signal::ctrl_c().await?;
+        let metrics = server.metrics();
+        server.shutdown().await?;
+        anyhow::Ok(metrics)
+    })?;
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&metrics)?)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn args(argv: &[&str]) -> Result<MockServerArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["llmiter", "mock-server"].iter().chain(argv))?;
+        match cli.command {
+            Some(Command::MockServer(a)) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_become_the_provider_s_limits() {
+        let a = args(&[
+            "--rpm",
+            "300",
+            "--tpm",
+            "90000",
+            "--outage",
+            "10..40",
+            "--outage",
+            "50..55.5",
+            "--acceleration",
+            "--port",
+            "0",
+        ])
+        .unwrap();
+        let provider = a.provider().unwrap();
+        let config = provider.config("any-model");
+        assert_eq!((config.rpm, config.tpm), (300, Some(90_000)));
+        assert_eq!(
+            config.outages,
+            [
+                Duration::from_secs(10)..Duration::from_secs(40),
+                Duration::from_secs(50)..Duration::from_millis(55_500),
+            ]
+        );
+        assert_eq!(config.acceleration, Some(AccelerationLimit::for_rpm(300)));
+        assert!(config.penalty.is_none());
+    }
+
+    #[test]
+    fn a_backwards_outage_and_a_zero_rate_are_named() {
+        let err = args(&["--outage", "40..10"]).unwrap_err().to_string();
+        assert!(err.contains("--outage") && err.contains("40..10"), "{err}");
+        let err = args(&["--rpm", "0"]).unwrap().provider().unwrap_err();
+        assert!(err.to_string().contains("`rpm`"), "{err}");
+    }
+}

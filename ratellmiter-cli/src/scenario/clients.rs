@@ -1,0 +1,232 @@
+//! The clients compared: no limiter with exponential backoff, a governor token bucket
+//! with the same backoff, ratellmiter, and ratellmiter configured the way rateLLMiter
+//! works (no adaptive limit, no provider headers).
+
+use std::num::NonZeroU32;
+use std::ops::Add;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::clock::{Clock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, current};
+use tokio::time::Instant;
+
+use super::transport::{ApiError, Reply, Transport};
+
+/// Retries after a rate limit, for every client: ratellmiter's default `max_retries`.
+pub const MAX_RETRIES: u32 = 20;
+
+/// Which client makes the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// No limiter: exponential backoff with jitter (backon: 1 s doubling to 60 s).
+    Backoff,
+    /// A governor token bucket at the configured rate, plus the same backoff.
+    Governor,
+    /// ratellmiter with everything on: adaptive limit, token budget, provider headers.
+    Ratellmiter,
+    /// ratellmiter as rateLLMiter works: requests per minute only, no adaptive limit,
+    /// no provider headers.
+    RateLlmiterLike,
+}
+
+impl ClientKind {
+    /// Every client, in table order.
+    pub const ALL: [ClientKind; 4] = [
+        ClientKind::Backoff,
+        ClientKind::Governor,
+        ClientKind::RateLlmiterLike,
+        ClientKind::Ratellmiter,
+    ];
+
+    /// The name in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientKind::Backoff => "backoff (backon)",
+            ClientKind::Governor => "governor + backoff",
+            ClientKind::RateLlmiterLike => "rateLLMiter-like",
+            ClientKind::Ratellmiter => "ratellmiter",
+        }
+    }
+}
+
+/// What a client is told about one model's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Configured {
+    /// Requests per minute the user configured.
+    pub rpm: u32,
+    /// Tokens per minute the user configured, if any.
+    pub tpm: Option<u64>,
+}
+
+/// One model's client state.
+#[derive(Clone)]
+pub enum ModelClient {
+    /// Backoff only.
+    Backoff,
+    /// A token bucket on tokio's clock, and that clock.
+    Governor(Arc<GovernorLimiter>, TokioClock),
+    /// A ratellmiter limiter; `headers` says whether to feed it the provider's budget.
+    Limiter {
+        /// The limiter of this model.
+        limiter: Arc<BucketRateLimiter>,
+        /// Feed `x-ratelimit-*` to the limiter.
+        headers: bool,
+    },
+}
+
+/// governor's direct limiter, reading tokio's clock so it runs in paused time too.
+pub type GovernorLimiter =
+    RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+
+impl ModelClient {
+    /// The client of `kind` for a model configured at `cfg`. Must run inside the tokio
+    /// runtime that drives the calls (limiters read its clock).
+    pub fn new(kind: ClientKind, cfg: Configured) -> anyhow::Result<Self> {
+        Ok(match kind {
+            ClientKind::Backoff => ModelClient::Backoff,
+            ClientKind::Governor => {
+                let rpm = NonZeroU32::new(cfg.rpm)
+                    .ok_or_else(|| anyhow::anyhow!("invalid `rpm`: must be at least 1"))?;
+                let clock = TokioClock {
+                    origin: Instant::now(),
+                };
+                ModelClient::Governor(
+                    Arc::new(RateLimiter::direct_with_clock(
+                        Quota::per_minute(rpm),
+                        clock,
+                    )),
+                    clock,
+                )
+            }
+            ClientKind::Ratellmiter => {
+                let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
+                if let Some(tpm) = cfg.tpm {
+                    b = b.tpm(tpm);
+                }
+                ModelClient::Limiter {
+                    limiter: Arc::new(b.max_retries(MAX_RETRIES).build()?),
+                    headers: true,
+                }
+            }
+            ClientKind::RateLlmiterLike => ModelClient::Limiter {
+                limiter: Arc::new(
+                    BucketRateLimiter::builder()
+                        .rpm(cfg.rpm)
+                        .adaptive(false)
+                        .max_retries(MAX_RETRIES)
+                        .build()?,
+                ),
+                headers: false,
+            },
+        })
+    }
+
+    /// Makes one call for `model` estimated at `tokens`, retrying rate limits the
+    /// client's way; the last error when retries run out.
+    pub async fn call(
+        &self,
+        transport: &Transport,
+        model: &str,
+        tokens: u64,
+        seed: u64,
+    ) -> Result<Reply, ApiError> {
+        match self {
+            ModelClient::Backoff => {
+                (|| transport.send(model, tokens))
+                    .retry(backoff(seed))
+                    .sleep(tokio::time::sleep)
+                    .when(ApiError::is_rate_limit)
+                    .await
+            }
+            ModelClient::Governor(bucket, clock) => {
+                (|| async {
+                    until_ready(bucket, clock).await;
+                    transport.send(model, tokens).await
+                })
+                .retry(backoff(seed))
+                .sleep(tokio::time::sleep)
+                .when(ApiError::is_rate_limit)
+                .await
+            }
+            ModelClient::Limiter { limiter, headers } => {
+                let call = limiter.call();
+                let call = if limiter.config().tpm.is_some() {
+                    call.tokens(tokens)
+                } else {
+                    call
+                };
+                let out = call
+                    .run(|| async {
+                        let reply = transport.send(model, tokens).await;
+                        if let Ok(r) = &reply {
+                            current().record_usage(r.tokens);
+                            if *headers {
+                                current().observe_budget(r.requests_left, r.tokens_left);
+                            }
+                        }
+                        reply
+                    })
+                    .await;
+                out.map_err(|e| ApiError::Other(e.to_string()))?
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter, seeded per call so runs repeat exactly.
+fn backoff(seed: u64) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_jitter_seed(seed)
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(60))
+        .with_max_times(MAX_RETRIES as usize)
+}
+
+/// Waits for a cell of `bucket`: governor's `until_ready`, sleeping on tokio's clock
+/// (governor's own sleeps use real time).
+async fn until_ready(bucket: &GovernorLimiter, clock: &TokioClock) {
+    while let Err(not_until) = bucket.check() {
+        tokio::time::sleep(not_until.wait_time_from(clock.now())).await;
+    }
+}
+
+/// A governor clock over tokio's (possibly paused) clock.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    origin: Instant,
+}
+
+/// An instant of [`TokioClock`]: nanoseconds since a fixed origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokioInstant(u64);
+
+impl Add<Nanos> for TokioInstant {
+    type Output = Self;
+    fn add(self, other: Nanos) -> Self {
+        Self(self.0.saturating_add(other.as_u64()))
+    }
+}
+
+impl Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        Nanos::from(self.0.saturating_sub(earlier.0))
+    }
+    fn saturating_sub(&self, duration: Nanos) -> Self {
+        Self(self.0.saturating_sub(duration.as_u64()))
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = TokioInstant;
+    fn now(&self) -> TokioInstant {
+        let since = Instant::now().saturating_duration_since(self.origin);
+        TokioInstant(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,428 @@
+//! Workloads against the mock provider and the measures taken of them: the scenarios
+//! of the benchmark (burst, over-demand, outages, an over-configured client, an
+//! acceleration limit, three models, a token budget), run by each client either in
+//! virtual time against the pure model or over HTTP against the mock server.
+
+pub mod clients;
+pub mod http;
+mod report;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use parking_lot::Mutex;
+use ratellmiter_sim::{AccelerationLimit, Latency, Provider, ProviderConfig};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+pub use clients::{ClientKind, Configured, ModelClient};
+pub use report::{Row, markdown_table};
+pub use transport::{ApiError, Reply, Transport};
+
+/// The scenarios, by name on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScenarioKind {
+    /// Every call arrives at once on an idle client; the limit is known.
+    Burst,
+    /// Calls keep arriving at 1.5× the limit for a minute.
+    OverDemand,
+    /// Steady demand at the limit; the server refuses everything from 30 s to 45 s and
+    /// says when it ends (`retry-after`).
+    Outage,
+    /// The same outage, unannounced.
+    OutageSilent,
+    /// The client is configured at twice what the server really allows.
+    OverConfigured,
+    /// The server also refuses sharp jumps in traffic (Anthropic's acceleration limit).
+    Acceleration,
+    /// Three models with different limits, bursting at once.
+    ThreeModels,
+    /// Calls of 500 tokens against a token-per-minute limit that binds before the
+    /// request limit.
+    Tokens,
+}
+
+impl ScenarioKind {
+    /// Every scenario, in table order.
+    pub const ALL: [ScenarioKind; 8] = [
+        ScenarioKind::Burst,
+        ScenarioKind::OverDemand,
+        ScenarioKind::Outage,
+        ScenarioKind::OutageSilent,
+        ScenarioKind::OverConfigured,
+        ScenarioKind::Acceleration,
+        ScenarioKind::ThreeModels,
+        ScenarioKind::Tokens,
+    ];
+}
+
+/// One model of a scenario: what the server enforces and what the client is told.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// The model name.
+    pub name: String,
+    /// The server's real limits.
+    pub server: ProviderConfig,
+    /// The limits the client is configured with.
+    pub configured: Configured,
+}
+
+/// One call of a workload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallSpec {
+    /// Index into [`Scenario::models`].
+    pub model: usize,
+    /// When the call arrives, since the scenario start.
+    pub arrive: Duration,
+    /// Its tokens.
+    pub tokens: u64,
+}
+
+/// A workload against a provider.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Which scenario.
+    pub kind: ScenarioKind,
+    /// Its models.
+    pub models: Vec<ModelSpec>,
+    /// Its calls, by arrival.
+    pub calls: Vec<CallSpec>,
+    /// Calls ÷ the server's true rate (of the slowest model, for several).
+    pub ideal: Duration,
+    /// The outage, if the scenario has one.
+    pub outage: Option<std::ops::Range<Duration>>,
+}
+
+/// Tokens each call of a scenario uses (only the token scenario limits them).
+const CALL_TOKENS: u64 = 500;
+
+/// The server every scenario starts from: `rpm` quantized per second, seeded
+/// log-normal latency around 300 ms.
+fn server(rpm: u32) -> ProviderConfig {
+    ProviderConfig {
+        rpm,
+        latency: Latency::LogNormal {
+            median: Duration::from_millis(300),
+            sigma: 0.5,
+        },
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+fn burst(model: usize, n: usize) -> impl Iterator<Item = CallSpec> {
+    (0..n).map(move |_| CallSpec {
+        model,
+        arrive: Duration::ZERO,
+        tokens: CALL_TOKENS,
+    })
+}
+
+/// `per_sec` calls a second, evenly, for `secs` seconds.
+fn steady(per_sec: f64, secs: u64) -> Vec<CallSpec> {
+    let n = (per_sec * secs as f64) as usize;
+    (0..n)
+        .map(|i| CallSpec {
+            model: 0,
+            arrive: Duration::from_secs_f64(i as f64 / per_sec),
+            tokens: CALL_TOKENS,
+        })
+        .collect()
+}
+
+fn secs_for(calls: usize, rpm: u32) -> Duration {
+    Duration::from_secs_f64(calls as f64 * 60.0 / rpm as f64)
+}
+
+impl Scenario {
+    /// The scenario `kind` at a server limit of `rpm`, with `calls` calls where the
+    /// scenario is a burst (the others derive their size from `rpm`).
+    pub fn new(kind: ScenarioKind, rpm: u32, calls: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(rpm >= 3, "invalid `--rpm`: must be at least 3, got {rpm}");
+        anyhow::ensure!(calls >= 1, "invalid `--calls`: must be at least 1");
+        let known = |server: ProviderConfig| ModelSpec {
+            name: "gpt-4o".into(),
+            configured: Configured {
+                rpm: server.rpm,
+                tpm: server.tpm,
+            },
+            server,
+        };
+        let per_sec = rpm as f64 / 60.0;
+        let outage = Duration::from_secs(30)..Duration::from_secs(45);
+        let scenario = match kind {
+            ScenarioKind::Burst => Scenario {
+                kind,
+                models: vec![known(server(rpm))],
+                calls: burst(0, calls).collect(),
+                ideal: secs_for(calls, rpm),
+                outage: None,
+            },
+            ScenarioKind::OverDemand => {
+                let calls = steady(1.5 * per_sec, 60);
+                Scenario {
+                    kind,
+                    models: vec![known(server(rpm))],
+                    ideal: secs_for(calls.len(), rpm),
+                    calls,
+                    outage: None,
+                }
+            }
+            ScenarioKind::Outage | ScenarioKind::OutageSilent => {
+                let calls = steady(per_sec, 90);
+                Scenario {
+                    kind,
+                    models: vec![known(ProviderConfig {
+                        outages: vec![outage.clone()],
+                        outage_retry_after: kind == ScenarioKind::Outage,
+                        ..server(rpm)
+                    })],
+                    ideal: secs_for(calls.len(), rpm),
+                    calls,
+                    outage: Some(outage),
+                }
+            }
+            ScenarioKind::OverConfigured => {
+                let real = rpm / 2;
+                Scenario {
+                    kind,
+                    models: vec![ModelSpec {
+                        configured: Configured { rpm, tpm: None },
+                        ..known(server(real))
+                    }],
+                    calls: burst(0, calls).collect(),
+                    ideal: secs_for(calls, real),
+                    outage: None,
+                }
+            }
+            ScenarioKind::Acceleration => Scenario {
+                kind,
+                models: vec![known(ProviderConfig {
+                    acceleration: Some(AccelerationLimit::for_rpm(rpm)),
+                    ..server(rpm)
+                })],
+                calls: burst(0, calls).collect(),
+                ideal: secs_for(calls, rpm),
+                outage: None,
+            },
+            ScenarioKind::ThreeModels => {
+                let rpms = [rpm, rpm / 2, rpm / 5];
+                let each = calls / 2;
+                Scenario {
+                    kind,
+                    models: rpms
+                        .iter()
+                        .zip(["gpt-4o", "gpt-4o-mini", "o1"])
+                        .map(|(&r, name)| ModelSpec {
+                            name: name.into(),
+                            ..known(server(r))
+                        })
+                        .collect(),
+                    calls: (0..3).flat_map(|m| burst(m, each)).collect(),
+                    ideal: secs_for(each, rpms[2]),
+                    outage: None,
+                }
+            }
+            ScenarioKind::Tokens => {
+                // The token limit allows a fifth of the request limit's calls.
+                let tpm = u64::from(rpm) * CALL_TOKENS / 5;
+                let n = calls / 2;
+                Scenario {
+                    kind,
+                    models: vec![known(ProviderConfig {
+                        tpm: Some(tpm),
+                        ..server(rpm)
+                    })],
+                    calls: burst(0, n).collect(),
+                    ideal: Duration::from_secs_f64(
+                        (n as u64 * CALL_TOKENS) as f64 * 60.0 / tpm as f64,
+                    ),
+                    outage: None,
+                }
+            }
+        };
+        Ok(scenario)
+    }
+
+    /// The pure provider model of this scenario's server.
+    pub fn provider(&self) -> anyhow::Result<Provider> {
+        let mut provider = Provider::new(self.models[0].server.clone())?;
+        for m in &self.models {
+            provider = provider.with_model(m.name.clone(), m.server.clone())?;
+        }
+        Ok(provider)
+    }
+}
+
+/// What a client observed of a workload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// When the last call returned, since the start.
+    pub completion: Duration,
+    /// Calls that returned an error (retries ran out).
+    pub failed: u64,
+}
+
+/// The clients of `kind` for each model of `scenario`. Must run inside the tokio
+/// runtime that drives the calls (limiters read its clock).
+pub fn model_clients(scenario: &Scenario, kind: ClientKind) -> anyhow::Result<Vec<ModelClient>> {
+    scenario
+        .models
+        .iter()
+        .map(|m| ModelClient::new(kind, m.configured))
+        .collect()
+}
+
+/// Runs every call of `scenario` through `clients` (one per model) on `transport`, at
+/// most `concurrency` at once, each call starting at its arrival time; `on_done` is
+/// called as each ends, with whether it succeeded.
+pub async fn run_workload(
+    scenario: &Scenario,
+    clients: &[ModelClient],
+    transport: &Transport,
+    concurrency: usize,
+    on_done: impl Fn(bool) + Send + Sync + 'static,
+) -> anyhow::Result<Observed> {
+    let start = Instant::now();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let on_done = Arc::new(on_done);
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, call) in scenario.calls.iter().copied().enumerate() {
+        let client = clients[call.model].clone();
+        let model = scenario.models[call.model].name.clone();
+        let (transport, permits) = (transport.clone(), permits.clone());
+        let (on_done, observed) = (on_done.clone(), observed.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep_until(start + call.arrive).await;
+            let _permit = permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let ok = client
+                .call(&transport, &model, call.tokens, i as u64)
+                .await
+                .is_ok();
+            let mut o = observed.lock();
+            o.completion = o.completion.max(start.elapsed());
+            o.failed += u64::from(!ok);
+            drop(o);
+            on_done(ok);
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a call panicked")?;
+    }
+    let observed = observed.lock().clone();
+    Ok(observed)
+}
+
+/// Runs `scenario` with client `kind` in virtual time against the pure model: minutes
+/// of traffic in milliseconds, the same result every time.
+pub fn run_virtual(scenario: &Scenario, kind: ClientKind) -> anyhow::Result<Row> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()?;
+    rt.block_on(async {
+        let provider = Arc::new(Mutex::new(scenario.provider()?));
+        let transport = Transport::Model {
+            provider: provider.clone(),
+            origin: Instant::now(),
+        };
+        let clients = model_clients(scenario, kind)?;
+        let observed =
+            run_workload(scenario, &clients, &transport, scenario.calls.len(), |_| {}).await?;
+        let log = provider.lock().log().to_vec();
+        Ok(Row::new(scenario, kind, &observed, &log))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: ScenarioKind, client: ClientKind, calls: usize) -> Row {
+        run_virtual(&Scenario::new(kind, 600, calls).unwrap(), client).unwrap()
+    }
+
+    #[test]
+    fn a_known_limit_is_never_exceeded_and_the_burst_ends_near_ideal() {
+        // 300 calls at 600 rpm: ideal 30 s; the ramp from 25% costs about 3 s.
+        let row = run(ScenarioKind::Burst, ClientKind::Ratellmiter, 300);
+        assert_eq!((row.refused, row.failed), (0, 0));
+        assert_eq!(row.max_1s, [10], "ceil(600 / 60) per second");
+        assert!(row.max_60s[0] <= 600);
+        assert!(row.vs_ideal < 1.12, "{row:?}");
+        assert!(row.gap_cv.unwrap() < 0.5, "{row:?}");
+    }
+
+    #[test]
+    fn backoff_alone_floods_the_server_with_refused_calls() {
+        let row = run(ScenarioKind::Burst, ClientKind::Backoff, 100);
+        assert_eq!(row.failed, 0);
+        assert!(row.refused > 100, "{row:?}");
+        assert_eq!(row.max_1s, [100], "the whole burst in the first second");
+    }
+
+    #[test]
+    fn the_governor_bucket_reads_tokio_s_paused_clock() {
+        // governor at 600 rpm lets its whole bucket (600) go at once, then one per
+        // 100 ms of virtual time: 700 calls need 10 s more, not a real-time wait.
+        let row = run(ScenarioKind::Burst, ClientKind::Governor, 700);
+        assert_eq!(row.failed, 0);
+        assert!(row.refused > 0);
+        assert!(row.completion >= Duration::from_secs(10), "{row:?}");
+    }
+
+    #[test]
+    fn after_an_announced_outage_the_first_success_comes_within_2_s() {
+        let row = run(ScenarioKind::Outage, ClientKind::Ratellmiter, 600);
+        assert!(row.outage_lag.unwrap() <= Duration::from_secs(2), "{row:?}");
+    }
+
+    #[test]
+    fn after_a_silent_outage_the_first_success_comes_within_one_probe_interval() {
+        // Probes at 10 s, then 15 s, 22.5 s… after the first refusal: the outage
+        // (30 s to 45 s) ends within the second interval.
+        let row = run(ScenarioKind::OutageSilent, ClientKind::Ratellmiter, 600);
+        assert!(
+            row.outage_lag.unwrap() <= Duration::from_secs(15),
+            "{row:?}"
+        );
+    }
+
+    #[test]
+    fn the_token_budget_avoids_the_429s_rate_only_pacing_gets() {
+        let ours = run(ScenarioKind::Tokens, ClientKind::Ratellmiter, 200);
+        let rate_only = run(ScenarioKind::Tokens, ClientKind::RateLlmiterLike, 200);
+        assert_eq!(ours.refused, 0, "{ours:?}");
+        assert!(rate_only.refused > 0, "{rate_only:?}");
+        assert!(ours.completion < rate_only.completion);
+    }
+
+    #[test]
+    fn bad_sizes_are_named() {
+        let err = Scenario::new(ScenarioKind::Burst, 0, 10).unwrap_err();
+        assert!(err.to_string().contains("--rpm"), "{err}");
+        let err = Scenario::new(ScenarioKind::Burst, 600, 0).unwrap_err();
+        assert!(err.to_string().contains("--calls"), "{err}");
+    }
+
+    #[test]
+    fn the_table_has_one_line_per_run() {
+        let rows = [
+            run(ScenarioKind::ThreeModels, ClientKind::Ratellmiter, 20),
+            run(ScenarioKind::ThreeModels, ClientKind::RateLlmiterLike, 20),
+        ];
+        let table = markdown_table(&rows);
+        assert_eq!(table.lines().count(), 4);
+        assert!(table.contains("| three-models | ratellmiter |"), "{table}");
+        // Per model, in scenario order, never above 600, 300 and 120 rpm allow.
+        for (got, limit) in rows[0].max_1s.iter().zip([10, 5, 2]) {
+            assert!((1..=limit).contains(got), "{:?}", rows[0]);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `llmiter` draws: the PNG has the size asked for and exactly the chosen lines'
+//! colours, the SVG names the service and strokes the same colours, the compare chart
+//! has a colour per service, and rateLLMiter's spelling draws the same image.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Image, llmiter, llmiter_with_path, standard_log};
+use ratellmiter_cli::chart::{ALLOWED_COLOUR, COMPARE_PALETTE, LIMIT_COLOUR, PAUSE_COLOUR};
+use ratellmiter_cli::lines::Line;
+
+/// Enough pixels of a colour to be a line or a legend sample, not a stray pixel.
+const VISIBLE: usize = 30;
+
+fn graph(dir: &Path, args: &[&str]) -> String {
+    let out = llmiter(dir, args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "only the path on stdout: {out:?}"
+    );
+    out.stdout.trim_end().to_owned()
+}
+
+#[test]
+fn the_default_graph_draws_every_line_with_pauses_limit_and_allowed_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    standard_log(&dir.path().join("logs"));
+    let path = graph(dir.path(), &["--dir", "logs", "--name", "svc"]);
+    assert_eq!(path, "logs/1764375000_svc_iroef.png");
+    let image = Image::read(&dir.path().join(&path));
+    assert_eq!((image.width, image.height), (1200, 600));
+    for line in Line::ALL {
+        assert!(image.count(line.colour()) > VISIBLE, "{line:?} is drawn");
+    }
+    for (what, colour) in [
+        ("limit", LIMIT_COLOUR),
+        ("allowed", ALLOWED_COLOUR),
+        ("pause", PAUSE_COLOUR),
+    ] {
+        assert!(image.count(colour) > VISIBLE, "{what} is drawn");
+    }
+    // The title is drawn with the embedded font though the environment is empty.
+    assert!(image.dark_in_rows(10..40) > 100, "the title has text");
+}
+
+#[test]
+fn only_the_chosen_lines_are_drawn_at_the_size_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let path = graph(
+        dir.path(),
+        &[
+            "--dir", ".", "--name", "svc", "--lines", "ri", "--width", "640", "--height", "400",
+        ],
+    );
+    let image = Image::read(&dir.path().join(path));
+    assert_eq!((image.width, image.height), (640, 400));
+    assert!(image.count(Line::Issued.colour()) > VISIBLE);
+    assert!(image.count(Line::Requests.colour()) > VISIBLE);
+    for absent in [Line::Overflow, Line::Exceptions, Line::Finished] {
+        assert_eq!(image.count(absent.colour()), 0, "{absent:?} was not chosen");
+    }
+}
+
+#[test]
+fn the_svg_strokes_the_chosen_colours_and_names_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let path = graph(
+        dir.path(),
+        &[
+            "--dir", ".", "--name", "svc", "--lines", "ef", "--format", "svg",
+        ],
+    );
+    assert_eq!(path, "./1764375000_svc_ef.svg");
+    let svg = std::fs::read_to_string(dir.path().join(path)).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains("svc — 1764375000.jsonl"), "the title");
+    for line in [Line::Exceptions, Line::Finished] {
+        assert!(
+            svg.contains(&format!("stroke=\"{}\"", line.colour().hex())),
+            "{line:?}"
+        );
+    }
+    for line in [Line::Issued, Line::Requests, Line::Overflow] {
+        assert!(
+            !svg.contains(&line.colour().hex()),
+            "{line:?} was not chosen"
+        );
+    }
+    assert!(svg.contains(&format!("stroke=\"{}\"", LIMIT_COLOUR.hex())));
+    assert!(svg.contains(&format!("fill=\"{}\"", PAUSE_COLOUR.hex())));
+}
+
+#[test]
+fn a_service_name_with_separators_gets_a_safe_file_name_and_an_escaped_title() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "../<evil>/gpt";
+    let mut records = vec![common::header(&[name])];
+    records.extend(common::busy(name, 5));
+    common::write_log(dir.path(), "7.jsonl", &records);
+    let path = graph(
+        dir.path(),
+        &["--dir", ".", "--name", name, "--format", "svg"],
+    );
+    let file = Path::new(&path).file_name().unwrap().to_str().unwrap();
+    assert!(
+        file.starts_with("7_____evil__gpt-") && file.ends_with("_iroef.svg"),
+        "{file}"
+    );
+    assert_eq!(Path::new(&path).parent(), Some(Path::new(".")));
+    let svg = std::fs::read_to_string(dir.path().join(&path)).unwrap();
+    assert!(
+        svg.contains("../&lt;evil&gt;/gpt"),
+        "the exact name, escaped"
+    );
+}
+
+#[test]
+fn compare_draws_finished_per_second_of_every_service() {
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let path = graph(dir.path(), &["--dir", ".", "-compare"]);
+    assert_eq!(path, "./1764375000_compare.png");
+    let image = Image::read(&dir.path().join(&path));
+    assert!(image.count(COMPARE_PALETTE[0]) > VISIBLE, "svc");
+    assert!(image.count(COMPARE_PALETTE[1]) > VISIBLE, "other");
+    assert_eq!(
+        image.count(COMPARE_PALETTE[2]),
+        0,
+        "two services, two colours"
+    );
+    assert_eq!(image.count(PAUSE_COLOUR), 0, "no pauses in a compare chart");
+
+    let svg = graph(dir.path(), &["--dir", ".", "--compare", "--out", "cmp.svg"]);
+    let svg = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+    assert!(
+        svg.contains(">\nsvc\n<") && svg.contains(">\nother\n<"),
+        "legend names both"
+    );
+}
+
+#[test]
+fn ratellmiters_spelling_draws_the_same_image() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    standard_log(&dir.path().join("logs"));
+    let single = graph(
+        dir.path(),
+        &[
+            "-dir=logs",
+            "-name=svc",
+            "-file=1764375000.jsonl",
+            "-lines=ri",
+        ],
+    );
+    let image = std::fs::read(dir.path().join(&single)).unwrap();
+    let double = graph(
+        dir.path(),
+        &[
+            "--dir",
+            "logs",
+            "--name",
+            "svc",
+            "--file",
+            "1764375000.jsonl",
+            "--lines",
+            "ri",
+        ],
+    );
+    assert_eq!(single, double);
+    assert_eq!(image, std::fs::read(dir.path().join(&double)).unwrap());
+    let explicit = graph(
+        dir.path(),
+        &["graph", "-dir", "logs", "-name", "svc", "-lines", "ri"],
+    );
+    assert_eq!(explicit, double);
+}
+
+#[test]
+fn the_newest_log_with_data_is_drawn_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path()); // 1764375000.jsonl
+    common::write_text(dir.path(), "1764379999.jsonl", ""); // newer, empty
+    let mut older = vec![common::header(&["svc"])];
+    older.extend(common::busy("svc", 3));
+    common::write_log(dir.path(), "1000.jsonl", &older);
+    assert_eq!(
+        graph(dir.path(), &["--dir", ".", "--name", "svc"]),
+        "./1764375000_svc_iroef.png"
+    );
+}
+
+#[test]
+fn out_chooses_the_path_and_its_extension_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = standard_log(dir.path());
+    let out = dir.path().join("g.svg");
+    let printed = graph(
+        dir.path(),
+        &[
+            "--file",
+            log.to_str().unwrap(),
+            "--name",
+            "svc",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(printed, out.to_str().unwrap());
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn open_runs_the_desktop_opener_on_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opened = dir.path().join("opened");
+    for opener in ["xdg-open", "open"] {
+        let script = bin.join(opener);
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$1\" > '{}'\n", opened.display()),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&script, perms).unwrap();
+    }
+    let out = llmiter_with_path(
+        dir.path(),
+        &["--dir", ".", "--name", "svc", "--open"],
+        bin.to_str().unwrap(),
+    );
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&opened).unwrap(), out.stdout);
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = llmiter_with_path(
+        dir.path(),
+        &["--dir", ".", "--name", "svc", "--open"],
+        empty.to_str().unwrap(),
+    );
+    assert_eq!(out.code, 0, "the graph is drawn all the same");
+    assert!(
+        out.stderr
+            .starts_with("llmiter: warning: no desktop opener"),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr.lines().count(), 1);
+}
+
+#[test]
+fn the_binary_does_not_link_a_font_library() {
+    // The libraries a binary needs are named in it as NUL-terminated strings;
+    // fontconfig or freetype among them would tie graphs to the machine's fonts.
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_llmiter")).unwrap();
+    let strings = binary.split(|&b| b == 0);
+    let needed: Vec<&[u8]> = strings
+        .filter(|s| s.starts_with(b"lib") && s.windows(3).any(|w| w == b".so"))
+        .collect();
+    assert!(
+        needed.iter().any(|s| s.starts_with(b"libc.so")),
+        "the check sees libraries"
+    );
+    for library in needed {
+        let name = String::from_utf8_lossy(library);
+        assert!(
+            !name.contains("fontconfig") && !name.contains("freetype"),
+            "{name}"
+        );
+    }
+}
