@@ -12,6 +12,7 @@ mod monitor;
 pub mod pacer;
 mod rate_limit;
 mod run;
+pub mod shared;
 mod telemetry;
 
 pub use config::{ConfigError, LimiterConfig, MonitorConfig};
@@ -22,3 +23,5 @@ pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
 pub use pacer::Priority;
 pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
 pub use run::Call;
+#[cfg(feature = "redis")]
+pub use shared::RedisBackend;

@@ -1,13 +1,13 @@
 //! [`BucketRateLimiter`]: the async and blocking drivers around the pure [`Pacer`], and
 //! the [`Ticket`] that gives its slot back when dropped.
 
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll as TaskPoll, Wake, Waker};
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
@@ -19,6 +19,7 @@ use crate::pacer::{
     Issued, Outcome, Pacer, Poll, Priority, Request, TryIssueError, WaiterId,
 };
 use crate::rate_limit::{BoxFuture, RateLimitedService};
+use crate::shared::{Clearing, SharedBackend, SharedBudget};
 use crate::telemetry::{self, trace_event};
 
 /// A rate limiter for one service (usually one model): hands out tickets spread evenly
@@ -50,8 +51,16 @@ pub(crate) struct Shared {
 
 pub(crate) struct State {
     pub(crate) pacer: Pacer,
-    slots: HashMap<WaiterId, Slot>,
+    slots: FxHashMap<WaiterId, Slot>,
     pub(crate) recorder: Option<Recorder>,
+    /// The budget shared with other processes, if any (see [`crate::shared`]).
+    pub(crate) budget: Option<SharedBudget>,
+}
+
+/// A request either got its ticket at once or waits in the queue.
+enum Enqueued {
+    Issued(Issued),
+    Waiting(WaiterId),
 }
 
 #[derive(Default)]
@@ -95,6 +104,7 @@ impl std::fmt::Debug for BucketRateLimiter {
 pub struct LimiterBuilder {
     cfg: LimiterConfig,
     name: Option<String>,
+    shared: Option<Arc<dyn SharedBackend>>,
 }
 
 impl LimiterBuilder {
@@ -158,11 +168,22 @@ impl LimiterBuilder {
         self.cfg = cfg;
         self
     }
+    /// Shares the budget with every process using the same store and key, e.g. a
+    /// `RedisBackend` (feature `redis`): the rate then holds across all of them. See
+    /// [`crate::shared`]. [`try_acquire`](BucketRateLimiter::try_acquire) never gets a
+    /// ticket from a shared limiter, since asking the store means waiting.
+    pub fn shared(mut self, backend: impl SharedBackend) -> Self {
+        self.shared = Some(Arc::new(backend));
+        self
+    }
     /// Validates the settings and makes the limiter.
     pub fn build(self) -> Result<BucketRateLimiter, ConfigError> {
         let limiter = BucketRateLimiter::from_config(self.cfg)?;
         if let Some(name) = self.name {
             limiter.set_name(&name);
+        }
+        if let Some(backend) = self.shared {
+            limiter.shared.lock().budget = Some(SharedBudget::new(backend));
         }
         Ok(limiter)
     }
@@ -230,8 +251,9 @@ impl BucketRateLimiter {
                 origin: Instant::now(),
                 state: Mutex::new(State {
                     pacer,
-                    slots: HashMap::new(),
+                    slots: FxHashMap::default(),
                     recorder: None,
+                    budget: None,
                 }),
                 prober: RwLock::new(None),
             }),
@@ -332,9 +354,11 @@ impl BucketRateLimiter {
         self.acquire_with(Request::NEW, Some(deadline)).await
     }
 
-    /// Waits for a ticket at most `timeout`.
+    /// Waits for a ticket at most `timeout` (a timeout too long to represent waits as
+    /// long as it takes).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Ticket, AcquireError> {
-        self.acquire_until(Instant::now() + timeout).await
+        let deadline = Instant::now().checked_add(timeout);
+        self.acquire_with(Request::NEW, deadline).await
     }
 
     /// A ticket now if one is free and nobody is queued; never waits, never queues.
@@ -346,6 +370,10 @@ impl BucketRateLimiter {
     pub fn try_acquire_weighted(&self, tokens: u64) -> Result<Ticket, TryAcquireError> {
         let now = self.shared.now();
         let mut st = self.shared.lock();
+        if st.budget.is_some() {
+            // Other processes may be in line, and only a round trip to the store knows.
+            return Err(TryAcquireError::Queued);
+        }
         match st.pacer.try_issue(
             now,
             Request {
@@ -377,13 +405,18 @@ impl BucketRateLimiter {
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
+        let id = match self.shared.enqueue(req)? {
+            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
+            Enqueued::Waiting(id) => id,
+        };
+        // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
-        let id = self.shared.enqueue(req)?;
         let mut waiting = Waiting {
             shared: &self.shared,
             id,
             probe: None,
             sleep: None,
+            clearing: None,
             done: false,
         };
         let mut deadline_sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
@@ -429,19 +462,28 @@ impl BucketRateLimiter {
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
+        let id = match self.shared.enqueue(req)? {
+            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
+            Enqueued::Waiting(id) => id,
+        };
+        // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
-        let id = self.shared.enqueue(req)?;
         let mut waiting = Waiting {
             shared: &self.shared,
             id,
             probe: None,
             sleep: None,
+            clearing: None,
             done: false,
         };
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         loop {
             let wake_at = match waiting.step(&waker) {
                 Step::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
+                Step::Clear(t) => {
+                    let t = Clearing::new(self.shared.clone(), t).clear_blocking();
+                    return Ok(Ticket::new(self.shared.clone(), t));
+                }
                 Step::Probe(service) => {
                     let blocked = block_on(service.is_blocked());
                     self.shared.probe_result(blocked);
@@ -551,15 +593,26 @@ impl Shared {
         self.state.lock()
     }
 
-    fn enqueue(&self, req: Request) -> Result<WaiterId, AcquireError> {
+    /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
+    /// the uncontended path then touches no queue and no slot.
+    fn enqueue(&self, req: Request) -> Result<Enqueued, AcquireError> {
         let now = self.now();
         let mut st = self.lock();
+        if st.budget.is_none()
+            && let Ok(issued) = st.pacer.try_issue(now, req)
+        {
+            if let Some(r) = &mut st.recorder {
+                r.requested(now);
+                r.issued(now, &issued);
+            }
+            return Ok(Enqueued::Issued(issued));
+        }
         let id = st.pacer.enqueue(now, req)?;
         st.slots.insert(id, Slot::default());
         if let Some(r) = &mut st.recorder {
             r.requested(now);
         }
-        Ok(id)
+        Ok(Enqueued::Waiting(id))
     }
 
     /// Reports how a ticket's call ended and wakes whoever is next.
@@ -567,6 +620,9 @@ impl Shared {
         let now = self.now();
         let mut st = self.lock();
         st.pacer.finish(now, t, outcome);
+        if let Some(b) = &st.budget {
+            b.report(t, outcome, st.pacer.config());
+        }
         if let Some(r) = &mut st.recorder {
             r.finished(now, outcome);
         }
@@ -602,7 +658,7 @@ impl Shared {
 
 impl State {
     /// Wakes the call whose turn it is, so it can arm its timer for the new state.
-    fn wake_head(&mut self) {
+    pub(crate) fn wake_head(&mut self) {
         self.wake_head_except(None);
     }
 
@@ -638,6 +694,8 @@ impl State {
 
 enum Step {
     Issued(Issued),
+    /// Issued by the local pacer, but the shared budget must clear it first.
+    Clear(Issued),
     Sleep(Instant),
     Probe(Arc<dyn RateLimitedService>),
     Wait,
@@ -650,6 +708,8 @@ struct Waiting<'a> {
     id: WaiterId,
     probe: Option<BoxFuture<'static, bool>>,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The ticket, once issued, on its way through the shared budget.
+    clearing: Option<Clearing>,
     done: bool,
 }
 
@@ -664,7 +724,14 @@ impl Waiting<'_> {
             if let Some(issued) = st.slots.get_mut(&self.id).and_then(|s| s.issued.take()) {
                 st.slots.remove(&self.id);
                 self.done = true;
-                break Step::Issued(issued);
+                break match st.budget {
+                    Some(_) => Step::Clear(issued),
+                    None => Step::Issued(issued),
+                };
+            }
+            // Shared budget: while a ticket clears with the store, nothing else issues.
+            if st.budget.as_ref().is_some_and(SharedBudget::is_clearing) {
+                break Step::Wait;
             }
             match st.pacer.poll(now) {
                 Poll::Issued(t) => {
@@ -676,6 +743,9 @@ impl Waiting<'_> {
                             service = name.map_or("unnamed", |n| &**n),
                             "re-issuing a rate-limited call"
                         );
+                    }
+                    if let Some(b) = &mut st.budget {
+                        b.start_clearing();
                     }
                     let slot = st.slots.get_mut(&t.id).expect("every waiter has a slot");
                     slot.issued = Some(t);
@@ -709,6 +779,9 @@ impl Waiting<'_> {
     }
 
     fn poll_issued(&mut self, cx: &mut Context<'_>) -> TaskPoll<Issued> {
+        if let Some(clearing) = &mut self.clearing {
+            return clearing.poll_clear(cx);
+        }
         loop {
             if let Some(probe) = &mut self.probe {
                 let TaskPoll::Ready(blocked) = probe.as_mut().poll(cx) else {
@@ -719,6 +792,10 @@ impl Waiting<'_> {
             }
             match self.step(cx.waker()) {
                 Step::Issued(t) => return TaskPoll::Ready(t),
+                Step::Clear(t) => {
+                    let clearing = self.clearing.insert(Clearing::new(self.shared.clone(), t));
+                    return clearing.poll_clear(cx);
+                }
                 Step::Sleep(at) => {
                     let sleep = match &mut self.sleep {
                         Some(s) => {
@@ -756,6 +833,9 @@ impl Drop for Waiting<'_> {
             match slot.issued {
                 // Issued meanwhile but never taken: give the slot back unused.
                 Some(t) => {
+                    if let Some(b) = &mut st.budget {
+                        b.end_clearing(); // it never started clearing
+                    }
                     st.pacer.finish(now, &t, Outcome::Abandoned);
                     if let Some(r) = &mut st.recorder {
                         r.finished(now, Outcome::Abandoned);
@@ -781,8 +861,8 @@ impl Wake for ThreadWaker {
     }
 }
 
-/// Runs a probe future to completion on this (blocking) thread.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+/// Runs a future (a probe, a shared store's answer) to completion on this (blocking) thread.
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);

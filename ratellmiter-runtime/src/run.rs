@@ -128,9 +128,11 @@ impl Call<'_> {
         self
     }
 
-    /// Give up waiting for a ticket after `timeout` (counted from now, across re-tries).
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.deadline(Instant::now() + timeout)
+    /// Give up waiting for a ticket after `timeout` (counted from now, across re-tries;
+    /// a timeout too long to represent means no deadline).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.deadline = Instant::now().checked_add(timeout);
+        self
     }
 
     /// Give up waiting for a ticket at `deadline`.
@@ -161,6 +163,40 @@ impl Call<'_> {
         Fut: Future<Output = R>,
         R: CallOutcome,
     {
+        self.run_with((), |()| {
+            let attempt = f();
+            async move { ((), attempt.await) }
+        })
+        .await
+    }
+
+    /// [`run`](Self::run) for attempts that need `&mut` access: `state` goes into each
+    /// attempt by value and comes back with its result, so an attempt may hold a `&mut`
+    /// borrow without a closure lending it out (`#[llmiter]` on `&mut self` methods).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use ratellmiter_runtime::BucketRateLimiter;
+    /// let limiter = BucketRateLimiter::new(600);
+    /// let mut log = Vec::new();
+    /// let out: Result<usize, std::io::Error> = limiter
+    ///     .call()
+    ///     .run_with(&mut log, |log| async move {
+    ///         log.push("attempt");
+    ///         let n = log.len();
+    ///         (log, Ok(n))
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(out.unwrap(), 1);
+    /// # }
+    /// ```
+    pub async fn run_with<S, F, Fut, R>(self, mut state: S, mut f: F) -> Result<R, AcquireError>
+    where
+        F: FnMut(S) -> Fut,
+        Fut: Future<Output = (S, R)>,
+        R: CallOutcome,
+    {
         let mut attempt = 0;
         loop {
             let span = tracing::debug_span!(
@@ -169,14 +205,18 @@ impl Call<'_> {
                 request_id = self.request_id.as_deref(),
                 attempt
             );
-            let (guard, out) = async {
-                let ticket = self.limiter.acquire_with(self.request(attempt > 0), self.deadline).await?;
+            let (guard, (back, out)) = async {
+                let ticket = self
+                    .limiter
+                    .acquire_with(self.request(attempt > 0), self.deadline)
+                    .await?;
                 let guard = InFlight(Some(ticket));
-                let out = self.ticket_ref(&guard).scope(f()).await;
+                let out = self.ticket_ref(&guard).scope(f(state)).await;
                 Ok::<_, AcquireError>((guard, out))
             }
             .instrument(span)
             .await?;
+            state = back;
             match self.settle(guard, &out, &mut attempt) {
                 Next::Return => return Ok(out),
                 Next::Retry => {}
@@ -186,11 +226,17 @@ impl Call<'_> {
 
     /// Blocking form of [`run`](Self::run): parks the thread while it waits, so never
     /// call it on an async worker thread.
+    ///
+    /// # Panics
+    /// On a thread that drives an async runtime (inside `block_on` or a task), where
+    /// parking would stall the tasks that free tickets; call it from
+    /// `tokio::task::spawn_blocking` or a plain thread.
     pub fn run_blocking<F, R>(self, mut f: F) -> Result<R, AcquireError>
     where
         F: FnMut() -> R,
         R: CallOutcome,
     {
+        refuse_async_thread();
         let mut attempt = 0;
         loop {
             let ticket = self
@@ -250,6 +296,27 @@ impl Call<'_> {
                 }
             }
         }
+    }
+}
+
+/// Panics, naming the fix, when this thread drives an async runtime: a blocking wait
+/// there would stall the tasks that free tickets (a deadlock on a `current_thread`
+/// runtime). tokio has no query for this, so ask `Handle::block_on`, which refuses on
+/// exactly those threads and runs a ready future anywhere else (`spawn_blocking`).
+fn refuse_async_thread() {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle.block_on(std::future::ready(()))
+    }));
+    if probe.is_err() {
+        panic!(
+            "a blocking rate-limited call (`run_blocking`, or `#[llmiter]` on a plain `fn`) \
+             ran on an async runtime's thread, where waiting for a ticket would stall the \
+             runtime: call it through `tokio::task::spawn_blocking`, or make the function \
+             `async`"
+        );
     }
 }
 

@@ -42,15 +42,17 @@
 //! and [`FLOOR`].
 
 mod adaptive;
+mod queue;
 mod tokens;
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 pub use adaptive::{BETA, CUBIC_C, FLOOR};
 
 use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
 use adaptive::Adaptive;
+use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
+use rustc_hash::FxHashMap;
 use tokens::TokenBudget;
 
 /// Identifies one waiting call and, once issued, its ticket.
@@ -235,17 +237,6 @@ enum ProbeKind {
     Service,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Waiter {
-    cost: u64,
-    enqueued: Duration,
-    retry: bool,
-}
-
-const RETRY: usize = 0;
-const HIGH: usize = 1;
-const NORMAL: usize = 2;
-
 /// The pure pacing engine of one limiter. See the [module docs](self).
 ///
 /// ```
@@ -273,15 +264,14 @@ pub struct Pacer {
     hold_until: Duration,
     /// Tickets the provider's headers still allow before `hold_until`-style reset.
     allowance: Option<(u64, Duration)>,
-    waiters: HashMap<WaiterId, Waiter>,
-    queues: [VecDeque<WaiterId>; 3],
+    queues: Queues,
     high_streak: u32,
     mode: Mode,
     probe_interval: Duration,
     external_probe: bool,
     tokens: Option<TokenBudget>,
     adaptive: Option<Adaptive>,
-    issued_costs: HashMap<WaiterId, u64>,
+    issued_costs: FxHashMap<WaiterId, u64>,
     next_id: u64,
     in_flight: u64,
     counters: Counters,
@@ -303,15 +293,14 @@ impl Pacer {
             next_slot: Duration::ZERO,
             hold_until: Duration::ZERO,
             allowance: None,
-            waiters: HashMap::new(),
-            queues: Default::default(),
+            queues: Queues::default(),
             high_streak: 0,
             mode: Mode::Running,
             probe_interval: cfg.probe_initial,
             external_probe: false,
             tokens: cfg.tpm.map(TokenBudget::new),
             adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
-            issued_costs: HashMap::new(),
+            issued_costs: FxHashMap::default(),
             next_id: 0,
             in_flight: 0,
             counters: Counters::default(),
@@ -343,20 +332,7 @@ impl Pacer {
         self.check_cost(req.cost)?;
         let id = WaiterId(self.next_id);
         self.next_id += 1;
-        self.waiters.insert(
-            id,
-            Waiter {
-                cost: req.cost,
-                enqueued: now,
-                retry: req.retry,
-            },
-        );
-        let q = match (req.retry, req.priority) {
-            (true, _) => RETRY,
-            (false, Priority::High) => HIGH,
-            (false, Priority::Normal) => NORMAL,
-        };
-        self.queues[q].push_back(id);
+        self.queues.push(queue_for(req), Waiter { id, cost: req.cost, enqueued: now, retry: req.retry });
         self.counters.requested += 1;
         Ok(id)
     }
@@ -371,36 +347,22 @@ impl Pacer {
     }
 
     /// Withdraws a waiting call. Returns false when it was not waiting (already issued
-    /// or unknown). Cancelled entries leave the queues lazily, so this is O(1).
+    /// or unknown). O(log n); the entry leaves its queue when it reaches the front.
     pub fn cancel(&mut self, now: Duration, id: WaiterId) -> bool {
         self.advance(now);
-        if self.waiters.remove(&id).is_some() {
-            self.counters.cancelled += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Drops cancelled entries from the front of queue `q` and returns its head.
-    fn head_of(&mut self, q: usize) -> Option<WaiterId> {
-        while let Some(&id) = self.queues[q].front() {
-            if self.waiters.contains_key(&id) {
-                return Some(id);
-            }
-            self.queues[q].pop_front();
-        }
-        None
+        let cancelled = self.queues.cancel(id);
+        self.counters.cancelled += u64::from(cancelled);
+        cancelled
     }
 
     /// The call whose turn it is: re-queued calls, then high priority with a bounded
     /// streak, then normal.
-    fn next_in_line(&mut self) -> Option<(usize, WaiterId)> {
-        if let Some(id) = self.head_of(RETRY) {
-            return Some((RETRY, id));
+    fn next_in_line(&mut self) -> Option<(usize, Waiter)> {
+        if let Some(w) = self.queues.head_of(RETRY) {
+            return Some((RETRY, *w));
         }
-        let high = self.head_of(HIGH);
-        let normal = self.head_of(NORMAL);
+        let high = self.queues.head_of(HIGH).copied();
+        let normal = self.queues.head_of(NORMAL).copied();
         match (high, normal) {
             (Some(_), Some(n)) if self.high_streak >= self.cfg.high_priority_streak => {
                 Some((NORMAL, n))
@@ -413,7 +375,7 @@ impl Pacer {
 
     /// The id of the call that gets the next ticket, if any waits.
     pub fn head(&mut self) -> Option<WaiterId> {
-        self.next_in_line().map(|(_, id)| id)
+        self.next_in_line().map(|(_, w)| w.id)
     }
 
     /// Issues the next ticket if one is due at `now`, else says when to look again.
@@ -433,7 +395,7 @@ impl Pacer {
             } => return Poll::AwaitProbe,
             Mode::Probing { outstanding: None } | Mode::Running => {}
         }
-        let Some((q, id)) = self.next_in_line() else {
+        let Some((q, head)) = self.next_in_line() else {
             return Poll::Idle;
         };
         if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
@@ -443,12 +405,13 @@ impl Pacer {
             self.events.push((now, Event::Probe));
             return Poll::ProbeService;
         }
-        let cost = self.waiters[&id].cost;
-        let at = self.ready_at(now, cost);
+        let at = self.ready_at(now, head.cost);
         if now < at {
             return Poll::WaitUntil(at);
         }
-        Poll::Issued(self.issue(now, q, id))
+        let popped = self.queues.pop(q);
+        debug_assert_eq!(popped.id, head.id);
+        Poll::Issued(self.issue(now, q, head))
     }
 
     /// Earliest time a ticket of `cost` may go out, as far as spacing, holds and tokens go.
@@ -463,13 +426,9 @@ impl Pacer {
         at
     }
 
-    fn issue(&mut self, now: Duration, q: usize, id: WaiterId) -> Issued {
-        let w = self
-            .waiters
-            .remove(&id)
-            .expect("head of a queue is waiting");
-        let popped = self.queues[q].pop_front();
-        debug_assert_eq!(popped, Some(id));
+    /// Hands the ticket to `w`, which left queue `q` (or never queued, from `try_issue`).
+    fn issue(&mut self, now: Duration, q: usize, w: Waiter) -> Issued {
+        let id = w.id;
         self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
 
         let probe = matches!(self.mode, Mode::Probing { .. });
@@ -578,15 +537,11 @@ impl Pacer {
         if now < at {
             return Err(TryIssueError::NotBefore(at));
         }
-        let id = self.enqueue(now, req).expect("cost checked above");
-        let q = if req.retry {
-            RETRY
-        } else if req.priority == Priority::High {
-            HIGH
-        } else {
-            NORMAL
-        };
-        Ok(self.issue(now, q, id))
+        let id = WaiterId(self.next_id);
+        self.next_id += 1;
+        self.counters.requested += 1;
+        let w = Waiter { id, cost: req.cost, enqueued: now, retry: req.retry };
+        Ok(self.issue(now, queue_for(req), w))
     }
 
     /// Reports how the call holding ticket `t` ended.
@@ -652,7 +607,7 @@ impl Pacer {
     }
 
     fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
-        let until = now + retry_after.unwrap_or(self.probe_interval);
+        let until = later(now, retry_after.unwrap_or(self.probe_interval));
         self.mode = Mode::Paused { until };
         self.events.push((
             now,
@@ -672,7 +627,7 @@ impl Pacer {
     fn probe_failed(&mut self, now: Duration, retry_after: Option<Duration>) {
         let grown = self.probe_interval.mul_f64(self.cfg.probe_factor);
         self.probe_interval = grown.min(self.cfg.probe_max);
-        let until = now + retry_after.unwrap_or(self.probe_interval);
+        let until = later(now, retry_after.unwrap_or(self.probe_interval));
         self.mode = Mode::Paused { until };
         self.events.push((now, Event::ProbeFailed { until }));
     }
@@ -686,6 +641,9 @@ impl Pacer {
 
     /// Replaces ticket `t`'s token estimate by the tokens the call really used.
     pub fn record_usage(&mut self, t: &Issued, actual: u64) {
+        // No call uses more than the largest budget a limiter accepts; the clamp keeps
+        // the window's sum and the token spacing from overflowing on a wild report.
+        let actual = actual.min(crate::config::MAX_TPM);
         if let (Some(b), Some(estimate)) = (&mut self.tokens, self.issued_costs.get_mut(&t.id)) {
             b.correct(t.id, *estimate, actual);
             *estimate = actual;
@@ -703,16 +661,16 @@ impl Pacer {
     ) {
         let now = self.advance(now);
         if let Some((remaining, reset)) = requests {
-            let until = now + reset;
+            let until = later(now, reset);
             self.allowance = Some((remaining, until));
             if remaining == 0 {
                 self.hold(now, until);
             }
         }
         if let Some((remaining, reset)) = tokens {
-            let next_cost = self.head().map_or(1, |id| self.waiters[&id].cost.max(1));
+            let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost.max(1));
             if remaining < next_cost {
-                let until = now + reset;
+                let until = later(now, reset);
                 if let Some(t) = &mut self.tokens {
                     t.hold(until);
                 }
@@ -761,7 +719,7 @@ impl Pacer {
 
     /// Calls waiting for a ticket.
     pub fn waiting(&self) -> u64 {
-        self.waiters.len() as u64
+        self.queues.waiting()
     }
 
     /// Tickets out whose calls have not ended.
@@ -804,6 +762,24 @@ impl Pacer {
     /// Takes the state changes since the last call.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, (Duration, Event)> {
         self.events.drain(..)
+    }
+}
+
+/// The longest wait the engine takes from outside (a `retry_after`, a budget reset).
+/// Longer is as good as forever; the cap keeps `now + wait`, and the instant a driver
+/// makes of it, representable instead of overflowing.
+const MAX_WAIT: Duration = Duration::from_secs(365 * 86_400);
+
+fn later(now: Duration, wait: Duration) -> Duration {
+    now.saturating_add(wait.min(MAX_WAIT))
+}
+
+/// The queue a request joins.
+fn queue_for(req: Request) -> usize {
+    match (req.retry, req.priority) {
+        (true, _) => RETRY,
+        (false, Priority::High) => HIGH,
+        (false, Priority::Normal) => NORMAL,
     }
 }
 
