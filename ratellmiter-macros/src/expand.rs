@@ -1,0 +1,571 @@
+//! The rewrite. The signature stays exactly as written; only the body changes, into one
+//! call of the runtime's retry loop (`Call::run`, `Call::run_with`, `Call::run_blocking`)
+//! whose closure builds each attempt from the original body.
+
+use std::collections::HashSet;
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{
+    Block, Expr, FnArg, GenericArgument, Ident, Item, ItemFn, Pat, PathArguments, ReturnType,
+    Signature, Stmt, Type, TypeParamBound,
+};
+
+use crate::args::{self, Config, Priority, Source};
+
+/// The hidden name the body's `self` takes when each attempt needs its own receiver.
+const SELF_NAME: &str = "__llmiter_self";
+
+/// Entry point: on any error, the item unchanged plus the error, so the rest of the
+/// crate still type-checks against the user's function (no cascade of errors).
+pub(crate) fn llmiter(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(_) => return with_error(item.clone(), not_a_function(item)),
+    };
+    match args::parse(args) {
+        Ok(config) => rewrite(&config, func).into_token_stream(),
+        Err(e) => with_error(func.into_token_stream(), e),
+    }
+}
+
+fn with_error(mut item: TokenStream, e: syn::Error) -> TokenStream {
+    item.extend(e.into_compile_error());
+    item
+}
+
+/// Says what the item is instead, at its span.
+fn not_a_function(item: TokenStream) -> syn::Error {
+    let (span, what) = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Struct(s)) => (s.ident.span(), "a struct"),
+        Ok(Item::Enum(e)) => (e.ident.span(), "an enum"),
+        Ok(Item::Impl(i)) => (i.impl_token.span, "an `impl` block (put it on each method)"),
+        Ok(Item::Trait(t)) => (
+            t.ident.span(),
+            "a trait (put it on the methods of the `impl`)",
+        ),
+        Ok(Item::Mod(m)) => (m.ident.span(), "a module"),
+        Ok(Item::Const(c)) => (c.ident.span(), "a constant"),
+        Ok(Item::Static(s)) => (s.ident.span(), "a static"),
+        Ok(Item::Type(t)) => (t.ident.span(), "a type alias"),
+        _ => match syn::parse2::<syn::TraitItemFn>(item.clone()) {
+            Ok(f) => (
+                f.sig.ident.span(),
+                "a function without a body (put it on the method in the `impl`)",
+            ),
+            Err(_) => (item.span(), "this item"),
+        },
+    };
+    syn::Error::new(
+        span,
+        format!("`#[llmiter]` goes on a function (`async fn` or `fn`) with a body, not on {what}"),
+    )
+}
+
+/// How the body runs.
+enum Shape {
+    /// `async fn`: the body is awaited inside the loop.
+    Async,
+    /// `#[async_trait]` output: `fn … -> Pin<Box<dyn Future>> { Box::pin(async move {…}) }`.
+    AsyncTrait,
+    /// Plain `fn`: `run_blocking`.
+    Blocking,
+}
+
+/// What an argument needs so each attempt can have its own.
+enum Param {
+    /// `&T`, `&self`, or a pattern binding nothing: shared by every attempt as is.
+    Shared,
+    /// `&mut T` or `&mut self`: handed to each attempt and back (`Call::run_with`).
+    Exclusive(Binding),
+    /// Owned: each binding is cloned for each attempt.
+    Owned(Vec<Binding>),
+}
+
+/// One name an argument binds (`self` included), with its `mut`.
+struct Binding {
+    ident: Ident,
+    mutable: bool,
+}
+
+impl Binding {
+    fn is_self(&self) -> bool {
+        self.ident == "self"
+    }
+
+    /// The name the attempt's body uses: `self` becomes [`SELF_NAME`].
+    fn inner(&self) -> Ident {
+        if self.is_self() {
+            Ident::new(SELF_NAME, self.ident.span())
+        } else {
+            self.ident.clone()
+        }
+    }
+
+    fn mutability(&self) -> Option<syn::Token![mut]> {
+        self.mutable.then(|| syn::Token![mut](self.ident.span()))
+    }
+}
+
+fn rewrite(config: &Config, mut func: ItemFn) -> ItemFn {
+    let shape = shape(&func);
+    let ret_span = return_span(&func.sig, &shape);
+    let params: Vec<Param> = func.sig.inputs.iter().map(param).collect();
+    let is_async = !matches!(shape, Shape::Blocking);
+    match shape {
+        Shape::AsyncTrait => {
+            if let Some(inner) = async_trait_block(&mut func.block) {
+                let body = std::mem::replace(&mut inner.block, empty_block());
+                let call = call(config, &params, body, is_async, ret_span);
+                inner.block = syn::parse_quote!({ #call });
+            }
+        }
+        Shape::Async | Shape::Blocking => {
+            let body = std::mem::replace(&mut *func.block, empty_block());
+            let call = call(config, &params, body, is_async, ret_span);
+            *func.block = syn::parse_quote!({ #call });
+        }
+    }
+    func
+}
+
+fn empty_block() -> Block {
+    syn::parse_quote!({})
+}
+
+fn shape(func: &ItemFn) -> Shape {
+    if func.sig.asyncness.is_some() {
+        Shape::Async
+    } else if async_trait_inner(&func.block).is_some() {
+        Shape::AsyncTrait
+    } else {
+        Shape::Blocking
+    }
+}
+
+/// The `async move {…}` of a body that is exactly `Box::pin(async move {…})`, as
+/// `#[async_trait]` writes it (tracing's `#[instrument]` recognises it the same way).
+fn async_trait_inner(block: &Block) -> Option<&syn::ExprAsync> {
+    let [Stmt::Expr(Expr::Call(call), None)] = block.stmts.as_slice() else {
+        return None;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let names: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    if !names.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    match &call.args[0] {
+        Expr::Async(inner) if inner.capture.is_some() => Some(inner),
+        _ => None,
+    }
+}
+
+fn async_trait_block(block: &mut Block) -> Option<&mut syn::ExprAsync> {
+    match block.stmts.first_mut() {
+        Some(Stmt::Expr(Expr::Call(call), None)) => match call.args.first_mut() {
+            Some(Expr::Async(inner)) => Some(inner),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Where type errors about the call's outcome point: the return type as written (for
+/// `#[async_trait]`, the `Output` of the boxed future), or the name when there is none.
+fn return_span(sig: &Signature, shape: &Shape) -> Span {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return sig.ident.span();
+    };
+    if let Shape::AsyncTrait = shape
+        && let Some(output) = future_output(ty)
+    {
+        return output.span();
+    }
+    ty.span()
+}
+
+/// `R` in `Pin<Box<dyn Future<Output = R> + Send + 'a>>`.
+fn future_output(ty: &Type) -> Option<&Type> {
+    let Type::Path(pin) = ty else { return None };
+    let PathArguments::AngleBracketed(pin_args) = &pin.path.segments.last()?.arguments else {
+        return None;
+    };
+    let Some(GenericArgument::Type(Type::Path(boxed))) = pin_args.args.first() else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(box_args) = &boxed.path.segments.last()?.arguments else {
+        return None;
+    };
+    let Some(GenericArgument::Type(Type::TraitObject(dyn_future))) = box_args.args.first() else {
+        return None;
+    };
+    dyn_future.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let PathArguments::AngleBracketed(a) = &t.path.segments.last()?.arguments else {
+            return None;
+        };
+        a.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
+
+fn param(arg: &FnArg) -> Param {
+    match arg {
+        FnArg::Receiver(r) => {
+            let binding = Binding {
+                ident: Ident::new("self", r.self_token.span),
+                // In `&mut self` the `mut` belongs to the reference, not the binding.
+                mutable: r.reference.is_none() && r.mutability.is_some(),
+            };
+            match &*r.ty {
+                Type::Reference(rf) if rf.mutability.is_some() => Param::Exclusive(binding),
+                Type::Reference(_) => Param::Shared,
+                _ => Param::Owned(vec![binding]),
+            }
+        }
+        FnArg::Typed(typed) => match (&*typed.ty, &*typed.pat) {
+            (Type::Reference(rf), Pat::Ident(p))
+                if rf.mutability.is_some() && p.subpat.is_none() =>
+            {
+                Param::Exclusive(Binding {
+                    ident: p.ident.clone(),
+                    mutable: p.mutability.is_some(),
+                })
+            }
+            (Type::Reference(_), _) => Param::Shared,
+            (_, pat) => {
+                let mut bindings = Vec::new();
+                bindings_of(pat, &mut bindings);
+                if bindings.is_empty() {
+                    Param::Shared
+                } else {
+                    Param::Owned(bindings)
+                }
+            }
+        },
+    }
+}
+
+/// The by-value names a pattern binds (`ref` bindings borrow the argument, which every
+/// attempt can share).
+fn bindings_of(pat: &Pat, out: &mut Vec<Binding>) {
+    match pat {
+        Pat::Ident(p) => {
+            if p.by_ref.is_none() {
+                out.push(Binding {
+                    ident: p.ident.clone(),
+                    mutable: p.mutability.is_some(),
+                });
+            }
+            if let Some((_, sub)) = &p.subpat {
+                bindings_of(sub, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter().for_each(|p| bindings_of(p, out)),
+        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| bindings_of(p, out)),
+        Pat::Slice(s) => s.elems.iter().for_each(|p| bindings_of(p, out)),
+        Pat::Struct(s) => s.fields.iter().for_each(|f| bindings_of(&f.pat, out)),
+        Pat::Paren(p) => bindings_of(&p.pat, out),
+        Pat::Type(t) => bindings_of(&t.pat, out),
+        Pat::Reference(r) => bindings_of(&r.pat, out),
+        // Every alternative binds the same names.
+        Pat::Or(o) => {
+            if let Some(first) = o.cases.first() {
+                bindings_of(first, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The new body: pick the limiter, set the call's options, run the attempts.
+fn call(config: &Config, params: &[Param], body: Block, is_async: bool, ret: Span) -> TokenStream {
+    let krate = &config.krate;
+    let p = quote!(#krate::__private);
+    let limiter = match &config.source {
+        Source::Default => quote!(#p::monitor().default_limiter()),
+        Source::Named(name) => quote!(#p::monitor().limiter(#name)),
+        Source::NamedBy(e) => quote_spanned!(e.span()=> #p::monitor().limiter(#p::as_str(&(#e)))),
+        Source::Limiter(e) => quote_spanned!(e.span()=> #p::AsLimiter::to_limiter(&(#e))),
+    };
+    let mut options = TokenStream::new();
+    if let Some(n) = config.max_retries {
+        options.extend(quote!(.max_retries(#n)));
+    }
+    if let Some(priority) = config.priority {
+        let level = match priority {
+            Priority::High => quote!(High),
+            Priority::Normal => quote!(Normal),
+        };
+        options.extend(quote!(.priority(#p::Priority::#level)));
+    }
+    if let Some(e) = &config.request_id {
+        options.extend(quote_spanned!(e.span()=> .request_id(#p::as_str(&(#e)))));
+    }
+    if let Some((ms, span)) = config.timeout_ms {
+        options.extend(quote_spanned!(span=> .timeout(#p::Duration::from_millis(#ms))));
+    }
+    if let Some(e) = &config.tokens {
+        options.extend(quote_spanned!(e.span()=> .tokens(#e)));
+    }
+
+    let attempts = if config.max_retries == Some(0) {
+        once(&p, body, is_async, ret)
+    } else {
+        retried(&p, params, body, is_async, ret)
+    };
+    let outcome = if config.can_fail() {
+        // Spanned at the return type, where a missing `From<AcquireError>` is to be fixed.
+        let failed = respan(quote!(#p::acquire_failed(__llmiter_err)), ret);
+        quote! {
+            match #attempts {
+                ::core::result::Result::Ok(__llmiter_out) => __llmiter_out,
+                ::core::result::Result::Err(__llmiter_err) => #failed,
+            }
+        }
+    } else {
+        quote!(#p::always_issued(#attempts))
+    };
+    quote! {
+        let __llmiter_limiter = #limiter;
+        let __llmiter_call = __llmiter_limiter.call() #options;
+        #outcome
+    }
+}
+
+/// `max_retries = 0`: the body runs once, owning its arguments; nothing is cloned.
+fn once(p: &TokenStream, body: Block, is_async: bool, ret: Span) -> TokenStream {
+    let run = Ident::new(if is_async { "run" } else { "run_blocking" }, ret);
+    let call = Ident::new("__llmiter_call", ret);
+    if is_async {
+        let wait = quote_spanned!(ret=> .await);
+        quote!(#call.#run(#p::once(move || async move #body)) #wait)
+    } else {
+        quote!(#call.#run(#p::once(move || #body)))
+    }
+}
+
+/// Each attempt clones the owned arguments; `&mut` ones go in and come back.
+fn retried(
+    p: &TokenStream,
+    params: &[Param],
+    mut body: Block,
+    is_async: bool,
+    ret: Span,
+) -> TokenStream {
+    let mut clones = TokenStream::new();
+    // The arguments' own `mut` is used by the copies now; a borrow keeps `unused_mut` quiet.
+    let mut keep_mut = TokenStream::new();
+    let mut exclusive = Vec::new();
+    let mut rename_self = false;
+    // An argument the body never names (one only the attribute uses, as in
+    // `service = model`) needs no copy, and an unused copy would warn.
+    let named = Mentions::of(body.to_token_stream());
+    for param in params {
+        match param {
+            Param::Shared => {}
+            Param::Owned(bindings) => {
+                for b in bindings.iter().filter(|b| named.contains(&b.ident)) {
+                    let (ident, inner, mutability) = (&b.ident, b.inner(), b.mutability());
+                    rename_self |= b.is_self();
+                    clones.extend(quote_spanned! {ident.span()=>
+                        let #mutability #inner = #p::RetryArg::clone_for_attempt(&#ident);
+                    });
+                    if b.mutable {
+                        keep_mut.extend(quote!(let _ = &mut #ident;));
+                    }
+                }
+            }
+            Param::Exclusive(b) if is_async => {
+                rename_self |= b.is_self();
+                if b.mutable {
+                    let ident = &b.ident;
+                    keep_mut.extend(quote!(let _ = &mut #ident;));
+                }
+                exclusive.push(b);
+            }
+            // A blocking attempt reborrows `&mut` captures itself: closures may lend.
+            Param::Exclusive(_) => {}
+        }
+    }
+    if rename_self {
+        RenameSelf.visit_block_mut(&mut body);
+    }
+    // The loop's `R: CallOutcome` bound fails on the method and on its `.await`: one
+    // span for both, the return type, so the user sees one error where the fix goes.
+    let run = |name: &str| Ident::new(name, ret);
+    let call = Ident::new("__llmiter_call", ret);
+    let wait = quote_spanned!(ret=> .await);
+    if !is_async {
+        let run = run("run_blocking");
+        // The body's statements join the copies' block: a nested `{ #body }` would trip
+        // `unused_braces` on the user's code.
+        let stmts = &body.stmts;
+        return quote! {{
+            #keep_mut
+            #call.#run(move || { #clones #(#stmts)* })
+        }};
+    }
+    if exclusive.is_empty() {
+        let run = run("run");
+        return quote! {{
+            #keep_mut
+            #call.#run(move || { #clones async move #body }) #wait
+        }};
+    }
+    let outer: Vec<&Ident> = exclusive.iter().map(|b| &b.ident).collect();
+    let state: Vec<Ident> = (0..exclusive.len())
+        .map(|i| Ident::new(&format!("__llmiter_state{i}"), Span::call_site()))
+        .collect();
+    let reborrows = exclusive.iter().zip(&state).map(|(b, s)| {
+        let (inner, mutability) = (b.inner(), b.mutability());
+        quote!(let #mutability #inner = &mut *#s;)
+    });
+    let run = run("run_with");
+    let stmts = &body.stmts;
+    quote! {{
+        #keep_mut
+        #call.#run((#(#outer,)*), move |(#(#state,)*)| {
+            #clones
+            async move {
+                let __llmiter_out = async { #(#reborrows)* #(#stmts)* }.await;
+                ((#(#state,)*), __llmiter_out)
+            }
+        }) #wait
+    }}
+}
+
+/// The names a body mentions: its identifiers, macro arguments included, and the
+/// literals where format strings capture names (`"{prompt}"`).
+#[derive(Default)]
+struct Mentions {
+    idents: HashSet<String>,
+    literals: Vec<String>,
+}
+
+impl Mentions {
+    fn of(tokens: TokenStream) -> Self {
+        let mut m = Mentions::default();
+        m.collect(tokens);
+        m
+    }
+
+    fn collect(&mut self, tokens: TokenStream) {
+        for tt in tokens {
+            match tt {
+                TokenTree::Ident(id) => {
+                    self.idents.insert(id.to_string());
+                }
+                TokenTree::Literal(lit) => self.literals.push(lit.to_string()),
+                TokenTree::Group(g) => self.collect(g.stream()),
+                TokenTree::Punct(_) => {}
+            }
+        }
+    }
+
+    fn contains(&self, name: &Ident) -> bool {
+        let name = name.to_string();
+        self.idents.contains(&name)
+            || self
+                .literals
+                .iter()
+                .any(|l| l.contains(&format!("{{{name}}}")) || l.contains(&format!("{{{name}:")))
+    }
+}
+
+/// `tokens` with every span set to `span`, so an error about them points there.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut g = Group::new(g.delimiter(), respan(g.stream(), span));
+                g.set_span(span);
+                TokenTree::Group(g)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// Renames the body's `self` to [`SELF_NAME`], the attempt's own receiver, as
+/// `#[async_trait]` does (`self` cannot be rebound). Nested items keep their own `self`.
+struct RenameSelf;
+
+impl VisitMut for RenameSelf {
+    fn visit_expr_path_mut(&mut self, e: &mut syn::ExprPath) {
+        if e.qself.is_none()
+            && e.path.leading_colon.is_none()
+            && e.path.segments.len() == 1
+            && e.path.segments[0].ident == "self"
+        {
+            let span = e.path.segments[0].ident.span();
+            e.path.segments[0].ident = Ident::new(SELF_NAME, span);
+        }
+    }
+
+    fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_macro_mut(&mut self, m: &mut syn::Macro) {
+        m.tokens = rename_self_tokens(std::mem::take(&mut m.tokens));
+    }
+}
+
+/// [`RenameSelf`] inside a macro's tokens: every `self` not part of a `self::` or
+/// `::self` path.
+fn rename_self_tokens(tokens: TokenStream) -> TokenStream {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let is_colon =
+        |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
+    (0..tokens.len())
+        .map(|i| match &tokens[i] {
+            TokenTree::Ident(id)
+                if id == "self"
+                    && !is_colon(tokens.get(i + 1))
+                    && !(i > 0 && is_colon(tokens.get(i - 1))) =>
+            {
+                TokenTree::Ident(Ident::new(SELF_NAME, id.span()))
+            }
+            TokenTree::Group(g) => {
+                let mut renamed = Group::new(g.delimiter(), rename_self_tokens(g.stream()));
+                renamed.set_span(g.span());
+                TokenTree::Group(renamed)
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_in_macro_tokens_is_renamed_but_not_in_paths() {
+        let tokens = quote!(format!("{} {}", self.name, self::helper())(self));
+        let out = rename_self_tokens(tokens).to_string();
+        assert_eq!(
+            out,
+            quote!(format!("{} {}", __llmiter_self.name, self::helper())(
+                __llmiter_self
+            ))
+            .to_string()
+        );
+    }
+}

@@ -1,0 +1,12 @@
+use ratellmiter::{llmiter, IsRateLimit};
+
+#[derive(Debug)]
+struct ApiError;
+impl IsRateLimit for ApiError {
+    fn is_rate_limit(&self) -> bool { false }
+}
+
+#[llmiter]
+struct Client;
+
+fn main() {}

@@ -1,0 +1,14 @@
+use ratellmiter::{llmiter, IsRateLimit};
+
+#[derive(Debug)]
+struct ApiError;
+impl IsRateLimit for ApiError {
+    fn is_rate_limit(&self) -> bool { false }
+}
+
+struct Prompt(String);
+
+#[llmiter]
+async fn ask(prompt: Prompt, retries: u32) -> Result<String, ApiError> { Ok(format!("{}{retries}", prompt.0)) }
+
+fn main() {}
