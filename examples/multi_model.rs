@@ -6,9 +6,19 @@
 
 mod common;
 
-use std::sync::Arc;
+use ratellmiter::{BucketRateLimiter, Stats, llmiter, monitor};
 
-use ratellmiter::{BucketRateLimiter, Stats, monitor};
+/// One chat completion, paced by the limiter registered under the model's name
+/// (`service = model` is evaluated for each call).
+#[llmiter(service = model)]
+async fn ask(
+    client: &reqwest::Client,
+    base_url: &str,
+    model: &str,
+    question: &str,
+) -> Result<String, common::ChatError> {
+    common::chat(client, base_url, model, question).await
+}
 
 /// The models and their requests per minute.
 pub const MODELS: [(&str, u32); 3] = [("gpt-4o", 600), ("gpt-4o-mini", 1200), ("o1", 120)];
@@ -27,14 +37,10 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..calls {
         for (model, _) in MODELS {
-            // The limiter is found by name wherever the call is made.
-            let limiter: Arc<BucketRateLimiter> = monitor().limiter(model);
             let (client, base_url) = (client.clone(), base_url.to_owned());
             tasks.spawn(async move {
                 let question = format!("Question {i} for {model}");
-                limiter
-                    .run(|| common::chat(&client, &base_url, model, &question))
-                    .await
+                ask(&client, &base_url, model, &question).await
             });
         }
     }

@@ -6,9 +6,18 @@
 
 mod common;
 
-use std::sync::Arc;
+use ratellmiter::{BucketRateLimiter, Stats, llmiter, monitor};
 
-use ratellmiter::{BucketRateLimiter, Stats, monitor};
+/// One chat completion, paced by the "quickstart-model" limiter: it waits for a ticket,
+/// and after a 429 it is re-run from the front of the line.
+#[llmiter(service = "quickstart-model")]
+async fn ask(
+    client: &reqwest::Client,
+    base_url: &str,
+    question: &str,
+) -> Result<String, common::ChatError> {
+    common::chat(client, base_url, "gpt-4o-mini", question).await
+}
 
 /// Sends `calls` completions at once to `base_url` through a limiter at `rpm`, and
 /// returns the limiter's counters.
@@ -18,14 +27,10 @@ pub async fn run(base_url: &str, rpm: u32, calls: usize) -> Result<Stats, common
     let client = reqwest::Client::new();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..calls {
-        let (limiter, client, base_url) =
-            (Arc::clone(&limiter), client.clone(), base_url.to_owned());
+        let (client, base_url) = (client.clone(), base_url.to_owned());
         tasks.spawn(async move {
             let question = format!("Question {i}: what is the capital of France?");
-            // Waits for a ticket, makes the call, and after a 429 re-runs it first in line.
-            limiter
-                .run(|| common::chat(&client, &base_url, "gpt-4o-mini", &question))
-                .await
+            ask(&client, &base_url, &question).await
         });
     }
     while let Some(answer) = tasks.join_next().await {

@@ -65,3 +65,8 @@ pub use ratellmiter_macros::llmiter;
 
 #[doc(hidden)]
 pub mod __private;
+
+/// The README's Rust examples, compiled and run as doc tests so the quickstart stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
