@@ -7,17 +7,15 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll as TaskPoll, Wake, Waker};
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
 use parking_lot::{Mutex, MutexGuard, RwLock};
+use rustc_hash::FxHashMap;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
-use crate::pacer::{
-    Issued, Outcome, Pacer, Poll, Priority, Request, TryIssueError, WaiterId,
-};
+use crate::pacer::{Issued, Outcome, Pacer, Poll, Priority, Request, TryIssueError, WaiterId};
 use crate::rate_limit::{BoxFuture, RateLimitedService};
 use crate::shared::{Clearing, SharedBackend, SharedBudget};
 use crate::telemetry::{self, trace_event};
@@ -429,7 +427,10 @@ impl BucketRateLimiter {
                 _ => TaskPoll::Pending,
             }
         })
-        .instrument(tracing::debug_span!("ratellmiter.wait", service = self.name()))
+        .instrument(tracing::debug_span!(
+            "ratellmiter.wait",
+            service = self.name()
+        ))
         .await;
         match issued {
             Some(t) => Ok(Ticket::new(self.shared.clone(), t)),

@@ -17,7 +17,11 @@ pub(crate) fn publish(service: &str, pacer: &Pacer) {
         metrics::gauge!("ratellmiter_waiting", &label).set(pacer.waiting() as f64);
         metrics::gauge!("ratellmiter_in_flight", &label).set(pacer.in_flight() as f64);
         metrics::gauge!("ratellmiter_allowed_rate", &label).set(pacer.allowed_rate());
-        metrics::gauge!("ratellmiter_paused", &label).set(if pacer.is_paused() { 1.0 } else { 0.0 });
+        metrics::gauge!("ratellmiter_paused", &label).set(if pacer.is_paused() {
+            1.0
+        } else {
+            0.0
+        });
     }
 }
 
@@ -25,16 +29,34 @@ pub(crate) fn publish(service: &str, pacer: &Pacer) {
 pub(crate) fn trace_event(service: &str, event: Event) {
     match event {
         Event::Pause { until, retry_after } => {
-            tracing::warn!(service, until_ms = until.as_millis() as u64, retry_after, "rate limited: pausing")
+            tracing::warn!(
+                service,
+                until_ms = until.as_millis() as u64,
+                retry_after,
+                "rate limited: pausing"
+            )
         }
         Event::Probe => tracing::info!(service, "probing the server"),
         Event::ProbeFailed { until } => {
-            tracing::info!(service, next_probe_ms = until.as_millis() as u64, "probe refused: backing off")
+            tracing::info!(
+                service,
+                next_probe_ms = until.as_millis() as u64,
+                "probe refused: backing off"
+            )
         }
-        Event::Resume => tracing::info!(service, "server accepts calls again: resuming with the ramp"),
-        Event::LearnedRate(rate) => tracing::info!(service, rpm = rate * 60.0, "learned a lower rate"),
+        Event::Resume => tracing::info!(
+            service,
+            "server accepts calls again: resuming with the ramp"
+        ),
+        Event::LearnedRate(rate) => {
+            tracing::info!(service, rpm = rate * 60.0, "learned a lower rate")
+        }
         Event::Hold { until } => {
-            tracing::debug!(service, until_ms = until.as_millis() as u64, "provider budget spent: holding")
+            tracing::debug!(
+                service,
+                until_ms = until.as_millis() as u64,
+                "provider budget spent: holding"
+            )
         }
     }
 }

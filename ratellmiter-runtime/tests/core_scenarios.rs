@@ -44,16 +44,30 @@ struct Server {
 }
 
 impl Server {
-    fn new(refuse: impl Fn(Duration, usize) -> Option<ApiError> + Send + Sync + 'static) -> Arc<Self> {
-        Arc::new(Self { start: Instant::now(), log: Mutex::new(Vec::new()), refuse: Box::new(refuse) })
+    fn new(
+        refuse: impl Fn(Duration, usize) -> Option<ApiError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            log: Mutex::new(Vec::new()),
+            refuse: Box::new(refuse),
+        })
     }
 
     fn call(&self, call: usize, try_no: u32) -> Result<usize, ApiError> {
         let at = self.start.elapsed();
         let mut log = self.log.lock();
-        let recent = log.iter().filter(|a| at - a.at < Duration::from_secs(1)).count();
+        let recent = log
+            .iter()
+            .filter(|a| at - a.at < Duration::from_secs(1))
+            .count();
         let verdict = (self.refuse)(at, recent);
-        log.push(Attempt { at, call, try_no, refused: verdict.is_some() });
+        log.push(Attempt {
+            at,
+            call,
+            try_no,
+            refused: verdict.is_some(),
+        });
         verdict.map_or(Ok(call), Err)
     }
 
@@ -75,7 +89,11 @@ fn max_in_window(times: &[Duration], window: Duration) -> usize {
 }
 
 /// Spawns `calls` calls through `limiter.run`, each numbering its attempts.
-async fn run_calls(limiter: &BucketRateLimiter, server: &Arc<Server>, calls: usize) -> Vec<Result<usize, ApiError>> {
+async fn run_calls(
+    limiter: &BucketRateLimiter,
+    server: &Arc<Server>,
+    calls: usize,
+) -> Vec<Result<usize, ApiError>> {
     let mut handles = Vec::new();
     for call in 0..calls {
         let (limiter, server) = (limiter.clone(), server.clone());
@@ -116,15 +134,26 @@ async fn ratellmiters_own_scenario_600_rpm_with_rate_limit_seconds_30_and_75() {
     assert!(results.iter().all(Result::is_ok), "all 600 calls complete");
     let attempts = server.attempts();
     let times: Vec<Duration> = attempts.iter().map(|a| a.at).collect();
-    assert!(max_in_window(&times, Duration::from_secs(1)) <= 10, "the server's 10/s bound is never broken");
+    assert!(
+        max_in_window(&times, Duration::from_secs(1)) <= 10,
+        "the server's 10/s bound is never broken"
+    );
     let refused: Vec<&Attempt> = attempts.iter().filter(|a| a.refused).collect();
-    assert!(refused.iter().all(|a| a.at.as_secs() == 30 || a.at.as_secs() == 75), "refused only in the bad seconds");
+    assert!(
+        refused
+            .iter()
+            .all(|a| a.at.as_secs() == 30 || a.at.as_secs() == 75),
+        "refused only in the bad seconds"
+    );
     assert!(!refused.is_empty());
 
     // Rate-limited calls are re-issued before any new call after the pause.
     for bad in [30u64, 75] {
-        let limited: Vec<usize> =
-            refused.iter().filter(|a| a.at.as_secs() == bad).map(|a| a.call).collect();
+        let limited: Vec<usize> = refused
+            .iter()
+            .filter(|a| a.at.as_secs() == bad)
+            .map(|a| a.call)
+            .collect();
         let resumed_at = attempts
             .iter()
             .filter(|a| a.at.as_secs() > bad && !a.refused)
@@ -144,7 +173,10 @@ async fn ratellmiters_own_scenario_600_rpm_with_rate_limit_seconds_30_and_75() {
                 .map(|a| a.at)
                 .next()
                 .unwrap();
-            assert!(retry < first_new, "call {call} re-issued at {retry:?}, a new call went at {first_new:?}");
+            assert!(
+                retry < first_new,
+                "call {call} re-issued at {retry:?}, a new call went at {first_new:?}"
+            );
         }
     }
     let s = limiter.stats();
@@ -157,14 +189,23 @@ async fn ratellmiters_own_scenario_600_rpm_with_rate_limit_seconds_30_and_75() {
 async fn outage_probe_schedule_nothing_lost_order_kept() {
     // Everything refused from 5 s to 35 s, without retry-after.
     let server = Server::new(|at, _| {
-        (at >= Duration::from_secs(5) && at < Duration::from_secs(35)).then_some(ApiError::RateLimited(None))
+        (at >= Duration::from_secs(5) && at < Duration::from_secs(35))
+            .then_some(ApiError::RateLimited(None))
     });
-    let limiter = BucketRateLimiter::builder().rpm(60).adaptive(false).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(60)
+        .adaptive(false)
+        .build()
+        .unwrap();
     let results = run_calls(&limiter, &server, 40).await;
     assert!(results.iter().all(Result::is_ok));
 
     let attempts = server.attempts();
-    let refused: Vec<Duration> = attempts.iter().filter(|a| a.refused).map(|a| a.at).collect();
+    let refused: Vec<Duration> = attempts
+        .iter()
+        .filter(|a| a.refused)
+        .map(|a| a.at)
+        .collect();
     let first_refusal = refused[0];
     // One call refused, then probes after 10 s, 15 s, 22.5 s (probe interval ×1.5).
     let gaps: Vec<Duration> = refused.windows(2).map(|w| w[1] - w[0]).collect();
@@ -173,11 +214,24 @@ async fn outage_probe_schedule_nothing_lost_order_kept() {
         vec![Duration::from_millis(10_200), Duration::from_millis(15_200)],
         "probes 10 s and 15 s after each refusal came back (200 ms latency)"
     );
-    let first_success_after = attempts.iter().find(|a| a.at > first_refusal && !a.refused).unwrap();
-    assert_eq!(first_success_after.at - refused[2], Duration::from_millis(22_700));
-    assert!(first_success_after.try_no > 1, "the probe is a refused call, not a new one");
+    let first_success_after = attempts
+        .iter()
+        .find(|a| a.at > first_refusal && !a.refused)
+        .unwrap();
+    assert_eq!(
+        first_success_after.at - refused[2],
+        Duration::from_millis(22_700)
+    );
+    assert!(
+        first_success_after.try_no > 1,
+        "the probe is a refused call, not a new one"
+    );
     // First attempts went out in call order: FIFO kept through the outage.
-    let firsts: Vec<usize> = attempts.iter().filter(|a| a.try_no == 1).map(|a| a.call).collect();
+    let firsts: Vec<usize> = attempts
+        .iter()
+        .filter(|a| a.try_no == 1)
+        .map(|a| a.call)
+        .collect();
     assert_eq!(firsts, (0..40).collect::<Vec<_>>());
     assert_eq!(limiter.stats().in_flight, 0);
 }
@@ -185,14 +239,26 @@ async fn outage_probe_schedule_nothing_lost_order_kept() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured_and_max_retries_returns_the_error() {
     let server = Server::new(|_, _| Some(ApiError::RateLimited(Some(Duration::from_secs(3)))));
-    let limiter = BucketRateLimiter::builder().rpm(600).max_retries(4).adaptive(false).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .max_retries(4)
+        .adaptive(false)
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     let results = run_calls(&limiter, &server, 1).await;
-    assert_eq!(results, vec![Err(ApiError::RateLimited(Some(Duration::from_secs(3))))]);
+    assert_eq!(
+        results,
+        vec![Err(ApiError::RateLimited(Some(Duration::from_secs(3))))]
+    );
     let attempts = server.attempts();
     assert_eq!(attempts.len(), 5, "the first run and 4 retries");
     for w in attempts.windows(2) {
-        assert_eq!(w[1].at - w[0].at, Duration::from_millis(3_200), "retry_after 3 s + 200 ms latency");
+        assert_eq!(
+            w[1].at - w[0].at,
+            Duration::from_millis(3_200),
+            "retry_after 3 s + 200 ms latency"
+        );
     }
     assert!(t0.elapsed() < Duration::from_secs(14));
     let s = limiter.stats();
@@ -207,19 +273,33 @@ async fn other_errors_pass_straight_through_and_release_the_ticket() {
     assert_eq!(results, vec![Err(ApiError::Other); 3]);
     assert_eq!(server.attempts().len(), 3, "no retry");
     let s = limiter.stats();
-    assert_eq!((s.finished, s.rate_limited, s.in_flight, s.paused), (3, 0, 0, false));
+    assert_eq!(
+        (s.finished, s.rate_limited, s.in_flight, s.paused),
+        (3, 0, 0, false)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn cancellation_while_waiting_or_running_and_panics_release_tickets() {
-    let limiter = BucketRateLimiter::builder().rpm(60).adaptive(false).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(60)
+        .adaptive(false)
+        .build()
+        .unwrap();
     // Waiting: ten calls queue, five are dropped by a timeout before their turn.
     let mut handles = Vec::new();
     for i in 0..10u64 {
         let l = limiter.clone();
         handles.push(tokio::spawn(async move {
-            let budget = if i % 2 == 1 { Duration::from_secs(2) } else { Duration::from_secs(600) };
-            tokio::time::timeout(budget, l.acquire()).await.map(|t| t.waited()).ok()
+            let budget = if i % 2 == 1 {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(600)
+            };
+            tokio::time::timeout(budget, l.acquire())
+                .await
+                .map(|t| t.waited())
+                .ok()
         }));
     }
     let mut got = 0;
@@ -261,10 +341,26 @@ async fn cancellation_while_waiting_or_running_and_panics_release_tickets() {
 #[tokio::test(start_paused = true)]
 async fn several_services_stay_independent() {
     let monitor = Monitor::new();
-    let fast = monitor.add_service("fast", BucketRateLimiter::builder().rpm(600).adaptive(false).build().unwrap());
-    let slow = monitor.add_service("slow", BucketRateLimiter::builder().rpm(60).adaptive(false).build().unwrap());
+    let fast = monitor.add_service(
+        "fast",
+        BucketRateLimiter::builder()
+            .rpm(600)
+            .adaptive(false)
+            .build()
+            .unwrap(),
+    );
+    let slow = monitor.add_service(
+        "slow",
+        BucketRateLimiter::builder()
+            .rpm(60)
+            .adaptive(false)
+            .build()
+            .unwrap(),
+    );
     // Pause "slow" with a rate limit; "fast" keeps issuing.
-    slow.acquire().await.rate_limited(Some(Duration::from_secs(30)));
+    slow.acquire()
+        .await
+        .rate_limited(Some(Duration::from_secs(30)));
     assert!(slow.stats().paused);
     let t0 = Instant::now();
     let mut times = Vec::new();
@@ -273,17 +369,28 @@ async fn several_services_stay_independent() {
         times.push(t0.elapsed());
     }
     assert!(!fast.stats().paused);
-    assert!(times[99] < Duration::from_secs(15), "fast ran its ramp and full rate: {:?}", times[99]);
+    assert!(
+        times[99] < Duration::from_secs(15),
+        "fast ran its ramp and full rate: {:?}",
+        times[99]
+    );
     assert_eq!(times[99] - times[98], Duration::from_millis(100));
     let waited = slow.acquire().await.waited();
-    assert!(waited >= Duration::from_secs(15), "slow stayed paused: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(15),
+        "slow stayed paused: {waited:?}"
+    );
     assert!(monitor.limiter("fast").same_limiter(&fast));
 }
 
 #[tokio::test(start_paused = true)]
 async fn exact_wakeups_to_the_millisecond() {
     // 600 rpm: after the ramp each waiter wakes exactly at its slot, 100 ms apart.
-    let limiter = BucketRateLimiter::builder().rpm(600).adaptive(false).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .adaptive(false)
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..200 {
@@ -307,11 +414,18 @@ async fn exact_wakeups_to_the_millisecond() {
 
 #[tokio::test(start_paused = true)]
 async fn ten_minutes_of_pacing_under_the_virtual_clock() {
-    let limiter = BucketRateLimiter::builder().rpm(6000).adaptive(false).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(6000)
+        .adaptive(false)
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     for _ in 0..60_000 {
         drop(limiter.acquire().await);
     }
     let elapsed = t0.elapsed();
-    assert!(elapsed >= Duration::from_secs(600) && elapsed < Duration::from_secs(606), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(600) && elapsed < Duration::from_secs(606),
+        "{elapsed:?}"
+    );
 }

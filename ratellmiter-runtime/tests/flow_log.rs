@@ -33,7 +33,14 @@ async fn a_scenario_round_trips_through_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
     monitor.config(MonitorConfig::default().log_dir(dir.path()));
-    let gpt = monitor.add_service("gpt-4o", BucketRateLimiter::builder().rpm(600).adaptive(false).build().unwrap());
+    let gpt = monitor.add_service(
+        "gpt-4o",
+        BucketRateLimiter::builder()
+            .rpm(600)
+            .adaptive(false)
+            .build()
+            .unwrap(),
+    );
     monitor.start();
     let t0 = Instant::now();
 
@@ -73,7 +80,9 @@ async fn a_scenario_round_trips_through_the_log() {
     monitor.stop();
 
     let records = read_records(&path);
-    let Record::Header(header) = &records[0] else { panic!("first line is the header: {:?}", records[0]) };
+    let Record::Header(header) = &records[0] else {
+        panic!("first line is the header: {:?}", records[0])
+    };
     assert_eq!(header.version, 1);
     assert_eq!(header.services.len(), 1);
     assert_eq!(header.services[0].name, "gpt-4o");
@@ -82,24 +91,46 @@ async fn a_scenario_round_trips_through_the_log() {
 
     let seconds: Vec<&SecondRecord> = records
         .iter()
-        .filter_map(|r| if let Record::Second(s) = r { Some(s) } else { None })
+        .filter_map(|r| {
+            if let Record::Second(s) = r {
+                Some(s)
+            } else {
+                None
+            }
+        })
         .collect();
-    let logged: BTreeMap<u64, u64> = seconds.iter().filter(|s| s.issued > 0).map(|s| (s.t, s.issued)).collect();
+    let logged: BTreeMap<u64, u64> = seconds
+        .iter()
+        .filter(|s| s.issued > 0)
+        .map(|s| (s.t, s.issued))
+        .collect();
     assert_eq!(logged, issued_at, "exact per-second issued counts");
     assert_eq!(seconds.iter().map(|s| s.requested).sum::<u64>(), 41);
     assert_eq!(seconds.iter().map(|s| s.reissued).sum::<u64>(), 1);
     assert_eq!(seconds.iter().map(|s| s.finished).sum::<u64>(), 40);
     assert_eq!(seconds.iter().map(|s| s.rate_limited).sum::<u64>(), 1);
-    assert_eq!(seconds.iter().map(|s| s.waits_ms.len() as u64).sum::<u64>(), 41);
+    assert_eq!(
+        seconds.iter().map(|s| s.waits_ms.len() as u64).sum::<u64>(),
+        41
+    );
     assert!(seconds.iter().any(|s| s.paused), "the pause shows");
     assert!(seconds.iter().all(|s| (s.limit_rate - 10.0).abs() < 1e-9));
     assert_eq!(seconds[0].requested, 40);
     assert_eq!(seconds.last().unwrap().waiting, 0);
     let kinds: Vec<EventKind> = records
         .iter()
-        .filter_map(|r| if let Record::Event(e) = r { Some(e.kind) } else { None })
+        .filter_map(|r| {
+            if let Record::Event(e) = r {
+                Some(e.kind)
+            } else {
+                None
+            }
+        })
         .collect();
-    assert_eq!(kinds, vec![EventKind::Pause, EventKind::Probe, EventKind::Resume]);
+    assert_eq!(
+        kinds,
+        vec![EventKind::Pause, EventKind::Probe, EventKind::Resume]
+    );
     // Seconds are in order per service, each once.
     assert!(seconds.windows(2).all(|w| w[0].t < w[1].t));
 }
@@ -109,19 +140,38 @@ async fn a_long_pause_shows_in_every_second_though_nothing_happens() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
     monitor.config(MonitorConfig::default().log_dir(dir.path()));
-    let l = monitor.add_service("slow", BucketRateLimiter::builder().rpm(60).adaptive(false).build().unwrap());
+    let l = monitor.add_service(
+        "slow",
+        BucketRateLimiter::builder()
+            .rpm(60)
+            .adaptive(false)
+            .build()
+            .unwrap(),
+    );
     monitor.start();
-    l.acquire().await.rate_limited(Some(Duration::from_secs(20)));
+    l.acquire()
+        .await
+        .rate_limited(Some(Duration::from_secs(20)));
     drop(l.acquire().await); // waits 20 s, then probes
     let path = monitor.log_path().unwrap();
     monitor.stop();
     let paused: Vec<u64> = read_records(&path)
         .iter()
-        .filter_map(|r| if let Record::Second(s) = r { Some(s) } else { None })
+        .filter_map(|r| {
+            if let Record::Second(s) = r {
+                Some(s)
+            } else {
+                None
+            }
+        })
         .filter(|s| s.paused)
         .map(|s| s.t)
         .collect();
-    assert_eq!(paused, (0..=20).collect::<Vec<_>>(), "every second of the pause is logged as paused");
+    assert_eq!(
+        paused,
+        (0..=20).collect::<Vec<_>>(),
+        "every second of the pause is logged as paused"
+    );
 }
 
 #[tokio::test(start_paused = true)]

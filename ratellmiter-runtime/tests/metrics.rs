@@ -10,7 +10,11 @@ use ratellmiter_runtime::{BucketRateLimiter, Monitor};
 fn counters_and_gauges_carry_the_service_label() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
     metrics::with_local_recorder(&recorder, || {
         rt.block_on(async {
             let monitor = Monitor::new();
@@ -27,7 +31,13 @@ fn counters_and_gauges_carry_the_service_label() {
         .into_iter()
         .map(|(key, _, _, value)| {
             let k = key.key();
-            (k.name().to_owned(), k.labels().map(|l| format!("{}={}", l.key(), l.value())).collect(), value)
+            (
+                k.name().to_owned(),
+                k.labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect(),
+                value,
+            )
         })
         .collect();
     let get = |name: &str| {
@@ -38,9 +48,14 @@ fn counters_and_gauges_carry_the_service_label() {
             .unwrap_or_else(|| panic!("{name} missing in {values:?}"))
     };
     assert_eq!(get("ratellmiter_issued_total"), &DebugValue::Counter(6));
-    assert_eq!(get("ratellmiter_rate_limited_total"), &DebugValue::Counter(1));
+    assert_eq!(
+        get("ratellmiter_rate_limited_total"),
+        &DebugValue::Counter(1)
+    );
     assert_eq!(get("ratellmiter_in_flight"), &DebugValue::Gauge(0.0.into()));
     assert_eq!(get("ratellmiter_waiting"), &DebugValue::Gauge(0.0.into()));
     assert_eq!(get("ratellmiter_paused"), &DebugValue::Gauge(1.0.into()));
-    assert!(matches!(get("ratellmiter_allowed_rate"), DebugValue::Gauge(r) if r.into_inner() > 0.0));
+    assert!(
+        matches!(get("ratellmiter_allowed_rate"), DebugValue::Gauge(r) if r.into_inner() > 0.0)
+    );
 }

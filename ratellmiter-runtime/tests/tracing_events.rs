@@ -42,11 +42,22 @@ fn each_state_change_is_a_tracing_event() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(subscriber, || {
         rt.block_on(async {
             let monitor = Monitor::new();
-            let l = monitor.add_service("traced", BucketRateLimiter::builder().rpm(600).max_retries(2).build().unwrap());
+            let l = monitor.add_service(
+                "traced",
+                BucketRateLimiter::builder()
+                    .rpm(600)
+                    .max_retries(2)
+                    .build()
+                    .unwrap(),
+            );
             let out: Result<(), Refused> = l.run(|| async { Err(Refused) }).await;
             assert!(out.is_err());
             let _ = monitor.limiter("typo-model");
@@ -64,7 +75,14 @@ fn each_state_change_is_a_tracing_event() {
     ] {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }
-    assert_eq!(text.matches("rate limited: pausing").count(), 1, "one pause, then probes");
+    assert_eq!(
+        text.matches("rate limited: pausing").count(),
+        1,
+        "one pause, then probes"
+    );
     assert_eq!(text.matches("probe refused").count(), 2);
-    assert!(text.contains("service=\"traced\"") || text.contains("service=traced"), "{text}");
+    assert!(
+        text.contains("service=\"traced\"") || text.contains("service=traced"),
+        "{text}"
+    );
 }

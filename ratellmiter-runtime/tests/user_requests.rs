@@ -9,7 +9,11 @@ use ratellmiter_runtime::{
 use tokio::time::Instant;
 
 fn limiter(rpm: u32) -> BucketRateLimiter {
-    BucketRateLimiter::builder().rpm(rpm).adaptive(false).build().unwrap()
+    BucketRateLimiter::builder()
+        .rpm(rpm)
+        .adaptive(false)
+        .build()
+        .unwrap()
 }
 
 /// Issue times of `n` back-to-back acquires, relative to `t0`.
@@ -30,18 +34,29 @@ async fn a_quota_changed_mid_run_changes_spacing_from_the_next_ticket() {
     assert_eq!(before[99] - before[98], Duration::from_millis(100));
     l.set_rpm(300).unwrap();
     let after = issue_times(&l, 5, t0).await;
-    assert_eq!(after[0] - before[99], Duration::from_millis(200), "the very next ticket keeps 60/300 s");
+    assert_eq!(
+        after[0] - before[99],
+        Duration::from_millis(200),
+        "the very next ticket keeps 60/300 s"
+    );
     assert_eq!(after[4] - after[3], Duration::from_millis(200));
     // A raise through the monitor by name: reached through the ramp, then exact.
     let monitor = Monitor::new();
     let named = monitor.add_service("tier-up", l.clone());
     monitor.set_rpm("tier-up", 1200).unwrap();
     let raised = issue_times(&named, 200, t0).await;
-    assert!(raised[1] - raised[0] > Duration::from_millis(50), "ramp, not a jump");
+    assert!(
+        raised[1] - raised[0] > Duration::from_millis(50),
+        "ramp, not a jump"
+    );
     assert_eq!(raised[199] - raised[198], Duration::from_millis(50));
     assert_eq!(monitor.set_rpm("tier-up", 0).unwrap_err().field(), "rpm");
     let s = l.stats();
-    assert_eq!((s.issued, s.in_flight), (305, 0), "no ticket lost or doubled");
+    assert_eq!(
+        (s.issued, s.in_flight),
+        (305, 0),
+        "no ticket lost or doubled"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -75,7 +90,11 @@ async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind(
     let t0 = Instant::now();
     drop(l.acquire().await); // slot 0 used: the next is at 4 s
     let la = l.clone();
-    let a = tokio::spawn(async move { la.acquire_timeout(Duration::from_secs(1)).await.map(|t| t.waited()) });
+    let a = tokio::spawn(async move {
+        la.acquire_timeout(Duration::from_secs(1))
+            .await
+            .map(|t| t.waited())
+    });
     tokio::task::yield_now().await;
     let lb = l.clone();
     let b = tokio::spawn(async move {
@@ -83,9 +102,18 @@ async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind(
         t0.elapsed()
     });
     let err = a.await.unwrap().unwrap_err();
-    assert_eq!(err, AcquireError::Timeout { waited: Duration::from_secs(1) });
+    assert_eq!(
+        err,
+        AcquireError::Timeout {
+            waited: Duration::from_secs(1)
+        }
+    );
     assert!(err.to_string().contains("gave up waiting"));
-    assert_eq!(b.await.unwrap(), Duration::from_secs(4), "b takes the slot a would have had, on time");
+    assert_eq!(
+        b.await.unwrap(),
+        Duration::from_secs(4),
+        "b takes the slot a would have had, on time"
+    );
     let s = l.stats();
     assert_eq!((s.cancelled, s.waiting, s.in_flight), (1, 0, 0));
 }
@@ -98,7 +126,11 @@ async fn high_priority_overtakes_while_normal_calls_keep_a_share() {
     let mut handles = Vec::new();
     for i in 0..40 {
         let l = l.clone();
-        let priority = if i < 20 { Priority::Normal } else { Priority::High };
+        let priority = if i < 20 {
+            Priority::Normal
+        } else {
+            Priority::High
+        };
         handles.push(tokio::spawn(async move {
             drop(l.acquire_priority(priority).await);
             (t0.elapsed(), priority)
@@ -117,7 +149,10 @@ async fn high_priority_overtakes_while_normal_calls_keep_a_share() {
     let highs = first_16.iter().filter(|p| **p == Priority::High).count();
     assert_eq!(highs, 12, "{order:?}");
     for chunk in order[..20].chunks(4) {
-        assert!(chunk.contains(&Priority::Normal), "no normal starvation: {order:?}");
+        assert!(
+            chunk.contains(&Priority::Normal),
+            "no normal starvation: {order:?}"
+        );
     }
 }
 
@@ -159,7 +194,9 @@ struct Client {
 
 #[tokio::test(start_paused = true)]
 async fn cloned_clients_share_one_budget() {
-    let a = Client { limiter: limiter(600) };
+    let a = Client {
+        limiter: limiter(600),
+    };
     let b = a.clone();
     assert!(a.limiter.same_limiter(&b.limiter));
     let t0 = Instant::now();
@@ -169,17 +206,34 @@ async fn cloned_clients_share_one_budget() {
         drop(c.limiter.acquire().await);
         times.push(t0.elapsed());
     }
-    assert_eq!(times[199] - times[198], Duration::from_millis(100), "one budget: 10/s in total");
+    assert_eq!(
+        times[199] - times[198],
+        Duration::from_millis(100),
+        "one budget: 10/s in total"
+    );
     assert_eq!(a.limiter.stats().issued, 200);
-    assert!(!limiter(600).same_limiter(&a.limiter), "a new limiter is a new budget");
+    assert!(
+        !limiter(600).same_limiter(&a.limiter),
+        "a new limiter is a new budget"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_token_estimate_above_the_budget_fails_at_once() {
-    let l = BucketRateLimiter::builder().rpm(600).tpm(10_000).build().unwrap();
+    let l = BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(10_000)
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     let err = l.acquire_weighted(10_001).await.unwrap_err();
-    assert_eq!(err, AcquireError::CostExceedsBudget { cost: 10_001, tpm: 10_000 });
+    assert_eq!(
+        err,
+        AcquireError::CostExceedsBudget {
+            cost: 10_001,
+            tpm: 10_000
+        }
+    );
     assert_eq!(t0.elapsed(), Duration::ZERO);
     assert_eq!(l.stats().waiting, 0);
 }

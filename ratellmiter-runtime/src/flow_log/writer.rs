@@ -142,19 +142,19 @@ impl Writer {
             .spawn(move || {
                 let (lock, cvar) = &*signal;
                 let mut stopped = lock.lock();
-            loop {
-                if !*stopped {
-                    cvar.wait_for(&mut stopped, Duration::from_secs(1));
+                loop {
+                    if !*stopped {
+                        cvar.wait_for(&mut stopped, Duration::from_secs(1));
+                    }
+                    let last = *stopped;
+                    drop(stopped);
+                    tick(last);
+                    if last {
+                        return;
+                    }
+                    stopped = lock.lock();
                 }
-                let last = *stopped;
-                drop(stopped);
-                tick(last);
-                if last {
-                    return;
-                }
-                stopped = lock.lock();
-            }
-        })?;
+            })?;
         Ok(Self {
             stop,
             thread: Some(thread),

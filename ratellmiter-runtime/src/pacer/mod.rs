@@ -332,7 +332,15 @@ impl Pacer {
         self.check_cost(req.cost)?;
         let id = WaiterId(self.next_id);
         self.next_id += 1;
-        self.queues.push(queue_for(req), Waiter { id, cost: req.cost, enqueued: now, retry: req.retry });
+        self.queues.push(
+            queue_for(req),
+            Waiter {
+                id,
+                cost: req.cost,
+                enqueued: now,
+                retry: req.retry,
+            },
+        );
         self.counters.requested += 1;
         Ok(id)
     }
@@ -540,7 +548,12 @@ impl Pacer {
         let id = WaiterId(self.next_id);
         self.next_id += 1;
         self.counters.requested += 1;
-        let w = Waiter { id, cost: req.cost, enqueued: now, retry: req.retry };
+        let w = Waiter {
+            id,
+            cost: req.cost,
+            enqueued: now,
+            retry: req.retry,
+        };
         Ok(self.issue(now, queue_for(req), w))
     }
 

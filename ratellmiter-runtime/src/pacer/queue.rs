@@ -36,7 +36,10 @@ pub(super) struct Queues {
 
 impl Queues {
     pub(super) fn push(&mut self, q: usize, w: Waiter) {
-        debug_assert!(self.queues[q].back().is_none_or(|b| b.id < w.id), "ids grow");
+        debug_assert!(
+            self.queues[q].back().is_none_or(|b| b.id < w.id),
+            "ids grow"
+        );
         self.queues[q].push_back(w);
         self.waiting += 1;
     }
@@ -84,7 +87,12 @@ mod tests {
     use super::*;
 
     fn w(id: u64) -> Waiter {
-        Waiter { id: WaiterId(id), cost: 0, enqueued: Duration::ZERO, retry: false }
+        Waiter {
+            id: WaiterId(id),
+            cost: 0,
+            enqueued: Duration::ZERO,
+            retry: false,
+        }
     }
 
     #[test]
