@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::headers::{Budget, RateLimitHeaders};
 use crate::limiter::Shared;
 use crate::pacer::Issued;
 
@@ -91,6 +92,23 @@ impl Current {
     ) {
         if let Some(t) = &self.0 {
             t.shared.observe_budget(requests, tokens);
+        }
+    }
+
+    /// What the provider's rate-limit headers said (see [`crate::headers`]): the
+    /// requests budget and the tightest token budget go to
+    /// [`observe_budget`](Self::observe_budget).
+    pub fn observe_rate_limits(&self, headers: &RateLimitHeaders) {
+        let budget = |b: Option<Budget>| b.map(|b| (b.remaining, b.reset));
+        self.observe_budget(budget(headers.requests), budget(headers.token_budget()));
+    }
+
+    /// Reads the rate-limit headers of a response (feature `http`) and reports them
+    /// with [`observe_rate_limits`](Self::observe_rate_limits).
+    #[cfg(feature = "http")]
+    pub fn observe_headers(&self, headers: &http::HeaderMap) {
+        if self.is_active() {
+            self.observe_rate_limits(&RateLimitHeaders::from_header_map(headers));
         }
     }
 }

@@ -7,6 +7,8 @@ pub mod config;
 mod current;
 mod error;
 pub mod flow_log;
+pub mod headers;
+mod integrations;
 mod limiter;
 mod monitor;
 pub mod pacer;
@@ -23,5 +25,11 @@ pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
 pub use pacer::Priority;
 pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
 pub use run::Call;
+#[cfg(feature = "async-openai")]
+pub use integrations::async_openai;
+#[cfg(feature = "http")]
+pub use integrations::http;
+#[cfg(feature = "reqwest")]
+pub use integrations::reqwest;
 #[cfg(feature = "redis")]
 pub use shared::RedisBackend;

@@ -14,6 +14,12 @@ pub const BETA: f64 = 0.85;
 pub const CUBIC_C: f64 = 1e-5;
 /// The ceiling never drops below this share of the configured rate.
 pub const FLOOR: f64 = 0.01;
+/// An episode confirms an earlier one at a rate at most this much higher.
+pub const REPEAT_SHARE: f64 = 1.25;
+/// An episode confirms an earlier one this long after it at most.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
+/// An episode at this share of the learned ceiling or above lowers it at once.
+pub const AT_CEILING: f64 = 0.8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Adaptive {
@@ -21,6 +27,8 @@ pub(crate) struct Adaptive {
     w_max: f64,
     k: f64,
     last_throttle: Option<Duration>,
+    /// The last episode that did not lower the ceiling: (when, at what rate).
+    suspect: Option<(Duration, f64)>,
 }
 
 impl Adaptive {
@@ -30,6 +38,7 @@ impl Adaptive {
             w_max: full,
             k: 0.0,
             last_throttle: None,
+            suspect: None,
         }
     }
 
@@ -43,11 +52,21 @@ impl Adaptive {
         (c * dt * dt * dt + self.w_max).clamp(FLOOR * self.full, self.full)
     }
 
-    /// A rate-limit episode while issuing at `rate`.
-    pub(crate) fn on_throttle(&mut self, now: Duration, rate: f64) {
+    /// A rate-limit episode while issuing at `rate`; true when it lowered the ceiling.
+    pub(crate) fn on_throttle(&mut self, now: Duration, rate: f64) -> bool {
+        let confirms = self.suspect.is_some_and(|(at, r)| {
+            now.saturating_sub(at) <= REPEAT_WINDOW && rate <= r * REPEAT_SHARE
+        });
+        let at_ceiling = self.last_throttle.is_some() && rate >= AT_CEILING * self.ceiling(now);
+        if !(confirms || at_ceiling) {
+            self.suspect = Some((now, rate));
+            return false;
+        }
+        self.suspect = None;
         self.w_max = rate.clamp(FLOOR * self.full, self.full);
         self.k = (self.w_max * (1.0 - BETA) / (CUBIC_C * self.full)).cbrt();
         self.last_throttle = Some(now);
+        true
     }
 
     /// The configured rate changed: keep the learned shape, scaled to the new rate.
@@ -67,6 +86,32 @@ impl Adaptive {
 mod tests {
     use super::*;
 
+    #[test]
+    fn lone_or_unrelated_episodes_teach_nothing() {
+        let mut a = Adaptive::new(10.0);
+        assert!(
+            !a.on_throttle(S(0), 3.0),
+            "a ramp tripping an acceleration limit"
+        );
+        assert!(
+            !a.on_throttle(S(10), 9.0),
+            "a different rate is no confirmation"
+        );
+        assert!(!a.on_throttle(S(200), 9.0), "too long after to confirm");
+        assert_eq!(a.ceiling(S(200)), 10.0);
+    }
+
+    #[test]
+    fn once_learned_an_episode_at_the_ceiling_lowers_it_at_once() {
+        let mut a = Adaptive::new(10.0);
+        a.on_throttle(S(0), 6.0);
+        a.on_throttle(S(5), 6.0);
+        let top = a.ceiling(S(60));
+        assert!(top > 6.0);
+        assert!(a.on_throttle(S(60), top));
+        assert!((a.ceiling(S(60)) - BETA * top).abs() < 1e-9);
+    }
+
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     #[test]
@@ -77,7 +122,15 @@ mod tests {
     #[test]
     fn an_episode_keeps_beta_and_the_curve_returns_to_w_after_k() {
         let mut a = Adaptive::new(10.0);
-        a.on_throttle(S(100), 5.0);
+        assert!(
+            !a.on_throttle(S(95), 5.1),
+            "a first episode is only a suspect"
+        );
+        assert_eq!(a.ceiling(S(95)), 10.0);
+        assert!(
+            a.on_throttle(S(100), 5.0),
+            "refused again at about the same rate"
+        );
         assert!((a.ceiling(S(100)) - 4.25).abs() < 1e-9);
         let k = (5.0 * 0.15 / (CUBIC_C * 10.0)).cbrt();
         assert!((19.0..20.0).contains(&k), "K = {k}");
@@ -93,6 +146,7 @@ mod tests {
     fn the_floor_holds() {
         let mut a = Adaptive::new(10.0);
         a.on_throttle(S(0), 0.0);
-        assert!((a.ceiling(S(0)) - 0.1).abs() < 1e-9);
+        a.on_throttle(S(1), 0.0);
+        assert!((a.ceiling(S(1)) - 0.1).abs() < 1e-9);
     }
 }

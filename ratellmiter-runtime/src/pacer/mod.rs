@@ -17,9 +17,10 @@
 //! and at least a start. The continuous form used here: while calls wait for their
 //! slot the rate grows by `ramp_step × rpm/60` per second of time; when calls arrive
 //! after their slot was free the rate falls to the observed rate plus one step; it
-//! never goes below `ramp_start × rpm/60`. After idleness, a resume from a pause or a
-//! provider-imposed hold, the rate starts again at `ramp_start`. Steady demand at the
-//! full rate keeps the full rate: there is no per-minute reset.
+//! never goes below `ramp_start × rpm/60`. After idleness or a resume from a pause the
+//! rate starts again at `ramp_start`; a hold the provider's headers imposed (nothing
+//! remains until a reset) keeps the rate in force. Steady demand at the full rate keeps
+//! the full rate: there is no per-minute reset.
 //!
 //! # Pause and probe
 //! The first rate-limit error while running pauses issuing for its `retry_after`, or
@@ -37,9 +38,13 @@
 //! `streak + 1`) and never starve.
 //!
 //! # Adaptive limit
-//! With `adaptive` on, each pause (an episode) lowers a learned ceiling on the rate,
-//! which climbs back in the shape of CUBIC: see the constants [`BETA`], [`CUBIC_C`]
-//! and [`FLOOR`].
+//! With `adaptive` on, a rate-limit episode that confirms an earlier one (refused again
+//! at about the same rate, within a minute) or that comes at the learned ceiling lowers
+//! the ceiling to [`BETA`] × the rate in force; it then climbs back in the shape of CUBIC
+//! (constant [`CUBIC_C`]), flat near the rate that was refused, then faster, up to the
+//! configured rate. A lone refusal (an outage, an acceleration limit tripped during a
+//! ramp) teaches nothing. See [`REPEAT_SHARE`], [`REPEAT_WINDOW`], [`AT_CEILING`] and
+//! [`FLOOR`].
 
 mod adaptive;
 mod queue;
@@ -47,7 +52,7 @@ mod tokens;
 
 use std::time::Duration;
 
-pub use adaptive::{BETA, CUBIC_C, FLOOR};
+pub use adaptive::{AT_CEILING, BETA, CUBIC_C, FLOOR, REPEAT_SHARE, REPEAT_WINDOW};
 
 use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
 use adaptive::Adaptive;
@@ -631,9 +636,10 @@ impl Pacer {
         ));
         let rate = self.rate;
         if let Some(a) = &mut self.adaptive {
-            a.on_throttle(now, rate);
-            let learned = a.ceiling(now);
-            self.events.push((now, Event::LearnedRate(learned)));
+            if a.on_throttle(now, rate) {
+                let learned = a.ceiling(now);
+                self.events.push((now, Event::LearnedRate(learned)));
+            }
         }
     }
 
@@ -695,7 +701,10 @@ impl Pacer {
     fn hold(&mut self, now: Duration, until: Duration) {
         if until > self.hold_until {
             self.hold_until = until;
-            self.restart_ramp(until);
+            // The provider's budget comes back at `until`: go on at the rate in force
+            // (restarting the ramp would cost seconds at every reset of a budget paced
+            // to its limit), and count no growth of the ramp during the hold.
+            self.ramp_from = self.ramp_from.max(until);
             self.events.push((now, Event::Hold { until }));
         }
     }

@@ -451,7 +451,7 @@ fn headers_saying_nothing_remains_hold_issuing_until_reset() {
     assert_eq!(
         issued[1].0 - issued[0].0,
         ms(400),
-        "ramp restarts after the hold"
+        "the rate in force goes on after the hold"
     );
     assert_eq!(p.counters().rate_limited, 0);
     // `remaining: 2` allows two more, then waits for the reset.
@@ -508,29 +508,62 @@ fn try_issue_never_queues() {
 }
 
 #[test]
-fn adaptive_ceiling_drops_on_an_episode_and_recovers() {
+fn adaptive_ceiling_drops_on_a_confirmed_episode_and_recovers() {
     let mut p = Pacer::new(LimiterConfig {
         rpm: 600,
         ..Default::default()
     })
     .unwrap();
-    for _ in 0..200 {
+    for _ in 0..400 {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
+    let limited = Outcome::RateLimited {
+        retry_after: Some(secs(1)),
+    };
     run(&mut p, Duration::ZERO, secs(15));
     assert_eq!(p.allowed_rate(), 10.0);
-    let (at, t) = next_issue(&mut p, secs(15));
-    assert!(at < secs(16));
-    p.finish(
-        secs(16),
-        &t,
-        Outcome::RateLimited {
-            retry_after: Some(secs(1)),
-        },
+    let (_, t) = next_issue(&mut p, secs(15));
+    p.finish(secs(16), &t, limited);
+    assert_eq!(
+        p.learned_rate(secs(16)),
+        10.0,
+        "one episode is only a suspect"
     );
-    assert!((p.learned_rate(secs(16)) - 8.5).abs() < 1e-9);
+    assert!(
+        !p.drain_events()
+            .any(|(_, e)| matches!(e, Event::LearnedRate(_)))
+    );
+    // The pause is the server's retry_after; the probe then succeeds and the ramp
+    // climbs back to the full rate.
+    let (at, probe) = next_issue(&mut p, secs(16));
+    assert!(probe.probe && at == secs(17));
+    p.finish(secs(17), &probe, Outcome::Success);
+    run(&mut p, secs(17), secs(30));
+    assert_eq!(p.allowed_rate(), 10.0);
+    // Refused again at the same rate: now it is learned.
+    let (at, t) = next_issue(&mut p, secs(30));
+    p.finish(at, &t, limited);
+    assert!((p.learned_rate(at) - 8.5).abs() < 1e-9);
     assert!(p.drain_events().any(|(_, e)| e == Event::LearnedRate(8.5)));
-    assert_eq!(p.learned_rate(secs(200)), 10.0, "recovered after calm");
-    // The first pause is the server's retry_after; probing then resumes the ramp.
-    assert_eq!(p.poll(secs(16)), Poll::WaitUntil(secs(17)));
+    assert_eq!(p.learned_rate(at + secs(200)), 10.0, "recovered after calm");
+}
+
+#[test]
+fn a_hold_keeps_the_full_rate_and_counts_no_ramp_growth() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..300 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let before = run(&mut p, Duration::ZERO, secs(15));
+    let last = before.last().unwrap().0;
+    assert_eq!(p.allowed_rate(), 10.0);
+    p.observe_budget(last, Some((0, secs(3))), None);
+    let after = run(&mut p, last, last + secs(10));
+    assert_eq!(after[0].0, last + secs(3), "nothing before the reset");
+    assert_eq!(
+        after[1].0 - after[0].0,
+        ms(100),
+        "full rate right after the hold"
+    );
+    assert_eq!(p.counters().rate_limited, 0);
 }
