@@ -170,3 +170,45 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow_log::format::EventKind;
+    use crate::flow_log::format::EventRecord;
+
+    /// A disk that is full: every write fails.
+    struct FullDisk;
+
+    impl Write for FullDisk {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device",
+            ))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device",
+            ))
+        }
+    }
+
+    #[test]
+    fn a_full_disk_counts_dropped_records_and_goes_on() {
+        let mut sink = LogSink::with_writer(PathBuf::from("full.jsonl"), Box::new(FullDisk));
+        let event = Record::Event(EventRecord {
+            service: "gpt-4o".into(),
+            t_ms: 1,
+            kind: EventKind::Pause,
+            detail: None,
+        });
+        for _ in 0..3 {
+            sink.write(&event);
+        }
+        assert_eq!(sink.dropped(), 3);
+        sink.finish(); // the footer and the flush fail too; nothing panics
+        assert_eq!(sink.dropped(), 5);
+    }
+}
