@@ -20,16 +20,16 @@ mod telemetry;
 pub use config::{ConfigError, LimiterConfig, MonitorConfig};
 pub use current::{Current, current};
 pub use error::AcquireError;
-pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
-pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
-pub use pacer::Priority;
-pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
-pub use run::Call;
 #[cfg(feature = "async-openai")]
 pub use integrations::async_openai;
 #[cfg(feature = "http")]
 pub use integrations::http;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
+pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
+pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
+pub use pacer::Priority;
+pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
+pub use run::Call;
 #[cfg(feature = "redis")]
 pub use shared::RedisBackend;

@@ -1,0 +1,161 @@
+//! reqwest (feature `reqwest`): [`check`] turns a refused response into a
+//! [`RateLimitError`] and feeds every response's rate-limit headers to
+//! [`current()`](crate::current()); [`IsRateLimit`] is implemented for
+//! [`reqwest::Error`](::reqwest::Error) too.
+//!
+//! ```no_run
+//! use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit};
+//! use ratellmiter_runtime::reqwest::{check, RateLimitError};
+//!
+//! #[derive(Debug)]
+//! enum ChatError { Http(reqwest::Error), RateLimited(RateLimitError) }
+//! impl From<reqwest::Error> for ChatError { fn from(e: reqwest::Error) -> Self { Self::Http(e) } }
+//! impl From<RateLimitError> for ChatError { fn from(e: RateLimitError) -> Self { Self::RateLimited(e) } }
+//! impl IsRateLimit for ChatError {
+//!     fn is_rate_limit(&self) -> bool { self.rate_limit_kind() != ratellmiter_runtime::RateLimitKind::NotRateLimit }
+//!     fn rate_limit_kind(&self) -> ratellmiter_runtime::RateLimitKind {
+//!         match self { Self::Http(e) => e.rate_limit_kind(), Self::RateLimited(e) => e.rate_limit_kind() }
+//!     }
+//! }
+//!
+//! # async fn ask(limiter: &BucketRateLimiter, client: &reqwest::Client, url: &str) -> Result<String, ChatError> {
+//! limiter
+//!     .run(|| async {
+//!         let response = check(client.post(url).body("{}").send().await?).await?;
+//!         Ok(response.error_for_status()?.text().await?)
+//!     })
+//!     .await
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use ::reqwest::{Response, StatusCode};
+
+use crate::current;
+use crate::headers::{RateLimitHeaders, classify, is_final_code};
+use crate::rate_limit::{IsRateLimit, RateLimitKind};
+
+/// A response refused for a rate limit: status 429 or 529, or 503 with `retry-after`.
+#[derive(Debug, Clone)]
+pub struct RateLimitError {
+    status: StatusCode,
+    headers: RateLimitHeaders,
+    code: Option<String>,
+    message: Option<String>,
+    kind: RateLimitKind,
+}
+
+impl RateLimitError {
+    /// The response status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response's rate-limit headers.
+    pub fn headers(&self) -> &RateLimitHeaders {
+        &self.headers
+    }
+
+    /// The error code of the body (OpenAI's `error.code`, else `error.type`; Anthropic's
+    /// `error.type`), if it had one.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The body's `error.message`, if it had one.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl std::fmt::Display for RateLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            RateLimitKind::Final => "quota exhausted",
+            _ => "rate limited",
+        };
+        write!(f, "{what}: HTTP {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        if let Some(wait) = self.headers.retry_after {
+            write!(f, "; retry after {wait:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RateLimitError {}
+
+impl IsRateLimit for RateLimitError {
+    fn is_rate_limit(&self) -> bool {
+        true
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.headers.retry_after
+    }
+
+    fn is_final(&self) -> bool {
+        self.kind == RateLimitKind::Final
+    }
+
+    fn rate_limit_kind(&self) -> RateLimitKind {
+        self.kind
+    }
+}
+
+/// A status error from [`Response::error_for_status`] is a rate limit for 429 and 529.
+/// A 503 is not: the error no longer has the `retry-after` that would make it one (use
+/// [`check`], which reads the headers first).
+impl IsRateLimit for ::reqwest::Error {
+    fn is_rate_limit(&self) -> bool {
+        self.status()
+            .is_some_and(|s| classify(s.as_u16(), None, false) != RateLimitKind::NotRateLimit)
+    }
+}
+
+/// Reports `response`'s rate-limit headers to the current call, so the limiter holds
+/// before the provider's budget is spent; then returns the response, or a
+/// [`RateLimitError`] when the provider refused it for a rate limit (429, 529, 503 with
+/// `retry-after`). For a refusal it reads the body, where a
+/// [final code](crate::headers::FINAL_ERROR_CODES) such as `insufficient_quota` makes
+/// the error final. Other statuses, errors included, come back untouched.
+pub async fn check(response: Response) -> Result<Response, RateLimitError> {
+    let headers = RateLimitHeaders::from_header_map(response.headers());
+    current().observe_rate_limits(&headers);
+    let status = response.status();
+    if classify(status.as_u16(), headers.retry_after, false) == RateLimitKind::NotRateLimit {
+        return Ok(response);
+    }
+    // The body only adds detail to the error; a body that cannot be read leaves none.
+    let body = response.bytes().await.unwrap_or_default();
+    let (mut codes, message) = error_fields(&body);
+    // A final code decides the kind, so it is the one the error shows.
+    codes.sort_by_key(|c| !is_final_code(c));
+    let code = codes.into_iter().next();
+    let is_final = code.as_deref().is_some_and(is_final_code);
+    Err(RateLimitError {
+        status,
+        headers,
+        kind: classify(status.as_u16(), headers.retry_after, is_final),
+        code,
+        message,
+    })
+}
+
+/// The codes (`error.code`, then `error.type`) and the message of an OpenAI- or
+/// Anthropic-style error body.
+fn error_fields(body: &[u8]) -> (Vec<String>, Option<String>) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (Vec::new(), None);
+    };
+    let error = &json["error"];
+    let text = |key: &str| error[key].as_str().map(str::to_owned);
+    let codes = [text("code"), text("type")].into_iter().flatten().collect();
+    (codes, text("message"))
+}
