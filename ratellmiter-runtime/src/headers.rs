@@ -5,8 +5,7 @@
 //! Nothing here depends on an HTTP crate: [`RateLimitHeaders::parse`] reads headers
 //! through a closure `Fn(&str) -> Option<&str>` (header name, lower case, to value), so
 //! any client's header map fits. The `http` feature adds
-//! [`RateLimitHeaders::from_header_map`] and
-//! [`Current::observe_headers`](crate::Current::observe_headers).
+//! `RateLimitHeaders::from_header_map` and `Current::observe_headers`.
 //!
 //! Headers read:
 //!
