@@ -80,35 +80,27 @@ pub trait IsRateLimit {
     }
 }
 
-impl<E: IsRateLimit + ?Sized> IsRateLimit for Box<E> {
-    fn is_rate_limit(&self) -> bool {
-        (**self).is_rate_limit()
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        (**self).retry_after()
-    }
-    fn is_final(&self) -> bool {
-        (**self).is_final()
-    }
-    fn rate_limit_kind(&self) -> RateLimitKind {
-        (**self).rate_limit_kind()
-    }
+/// A box or `Arc` of an error classifies as the error does.
+macro_rules! forward_is_rate_limit {
+    ($($wrapper:ident),*) => {$(
+        impl<E: IsRateLimit + ?Sized> IsRateLimit for $wrapper<E> {
+            fn is_rate_limit(&self) -> bool {
+                (**self).is_rate_limit()
+            }
+            fn retry_after(&self) -> Option<Duration> {
+                (**self).retry_after()
+            }
+            fn is_final(&self) -> bool {
+                (**self).is_final()
+            }
+            fn rate_limit_kind(&self) -> RateLimitKind {
+                (**self).rate_limit_kind()
+            }
+        }
+    )*};
 }
 
-impl<E: IsRateLimit + ?Sized> IsRateLimit for Arc<E> {
-    fn is_rate_limit(&self) -> bool {
-        (**self).is_rate_limit()
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        (**self).retry_after()
-    }
-    fn is_final(&self) -> bool {
-        (**self).is_final()
-    }
-    fn rate_limit_kind(&self) -> RateLimitKind {
-        (**self).rate_limit_kind()
-    }
-}
+forward_is_rate_limit!(Box, Arc);
 
 /// I/O errors are never rate limits: a refused connection is not a 429.
 impl IsRateLimit for std::io::Error {

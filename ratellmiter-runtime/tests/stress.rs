@@ -7,8 +7,6 @@
 //! and print the figures RELIABILITY.md reports. Tests here run one at a time (they
 //! share a lock) so that timings and the allocation count are not mixed up.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,35 +14,9 @@ use parking_lot::Mutex;
 use ratellmiter_runtime::{BucketRateLimiter, Stats};
 
 /// Counts live heap bytes, to measure what a waiting call costs.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call forwards to the system allocator unchanged; the counter only
-// observes the sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::live;
 
 /// One test at a time: the allocation count and the timings are per test.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -216,10 +188,6 @@ fn blocking_callers_on_real_threads() {
 #[ignore = "full size: run with --release -- --ignored"]
 fn thousand_blocking_threads() {
     blocking_threads(1_000, 100);
-}
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
 }
 
 /// Queues `waiters` spawned callers behind a held ticket and returns the live heap
