@@ -1,15 +1,17 @@
-//! A blocking program (plain `fn`s, threads, reqwest's blocking client) paced by the
-//! same limiter: `run_blocking` parks the thread until its ticket comes.
+//! A blocking program (plain `fn`s, threads, reqwest's blocking client) paced by one
+//! limiter: `#[llmiter]` on a plain `fn` parks the thread until its ticket comes.
 //!
 //! `cargo run --example blocking` talks to an embedded mock provider; set
 //! `OPENAI_BASE_URL` to point it at another OpenAI-compatible server.
 
 mod common;
 
-use ratellmiter::{BucketRateLimiter, Stats};
+use ratellmiter::{BucketRateLimiter, Stats, llmiter};
 
-/// One blocking chat completion.
+/// One blocking chat completion, paced by `limiter` and re-run after a 429.
+#[llmiter(limiter = limiter)]
 fn ask(
+    limiter: &BucketRateLimiter,
     client: &reqwest::blocking::Client,
     base_url: &str,
     question: &str,
@@ -43,7 +45,7 @@ pub fn run(
                 s.spawn(move || {
                     for i in 0..per_thread {
                         let question = format!("Thread {t}, question {i}");
-                        limiter.run_blocking(|| ask(client, base_url, &question))?;
+                        ask(limiter, client, base_url, &question)?;
                     }
                     Ok(())
                 })
