@@ -69,6 +69,16 @@ impl Adaptive {
         true
     }
 
+    /// Issuing resumed after a pause: a pause teaches nothing about the server's rate,
+    /// so the curve's clock restarts here, at the ceiling it had when the pause began.
+    pub(crate) fn on_resume(&mut self, paused_at: Duration, now: Duration) {
+        if let Some(t0) = self.last_throttle
+            && t0 >= paused_at
+        {
+            self.last_throttle = Some(now);
+        }
+    }
+
     /// The configured rate changed: keep the learned shape, scaled to the new rate.
     pub(crate) fn rescale(&mut self, full: f64) {
         let scale = full / self.full;
@@ -140,6 +150,20 @@ mod tests {
         assert!(a.ceiling(S(100) + Duration::from_secs_f64(k / 3.0)) > 4.25 + 0.375);
         // Convex beyond: back at the configured rate a little after 2K.
         assert_eq!(a.ceiling(S(100 + 60)), 10.0);
+    }
+
+    #[test]
+    fn a_pause_does_not_count_as_calm() {
+        let mut a = Adaptive::new(10.0);
+        a.on_throttle(S(0), 10.0);
+        a.on_throttle(S(1), 10.0); // learned at 8.5, then a 30 s pause
+        a.on_resume(S(1), S(31));
+        assert!(
+            (a.ceiling(S(31)) - 8.5).abs() < 1e-9,
+            "the curve starts at the resume"
+        );
+        a.on_resume(S(80), S(90)); // a later pause without an episode moves nothing
+        assert!(a.ceiling(S(90)) > 8.5);
     }
 
     #[test]

@@ -282,6 +282,8 @@ pub struct Pacer {
     counters: Counters,
     events: Vec<(Duration, Event)>,
     last_now: Duration,
+    /// When the current (or last) pause began.
+    paused_at: Duration,
 }
 
 impl Pacer {
@@ -311,6 +313,7 @@ impl Pacer {
             counters: Counters::default(),
             events: Vec::new(),
             last_now: Duration::ZERO,
+            paused_at: Duration::ZERO,
             cfg,
         })
     }
@@ -625,6 +628,7 @@ impl Pacer {
     }
 
     fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
+        self.paused_at = now;
         let until = later(now, retry_after.unwrap_or(self.probe_interval));
         self.mode = Mode::Paused { until };
         self.events.push((
@@ -652,6 +656,9 @@ impl Pacer {
     }
 
     fn resume(&mut self, now: Duration) {
+        if let Some(a) = &mut self.adaptive {
+            a.on_resume(self.paused_at, now);
+        }
         self.mode = Mode::Running;
         self.probe_interval = self.cfg.probe_initial;
         self.restart_ramp(now);
