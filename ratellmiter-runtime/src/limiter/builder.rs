@@ -1,0 +1,119 @@
+//! [`LimiterBuilder`]: every setting of a limiter, validated at `build()`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::BucketRateLimiter;
+use crate::config::{ConfigError, LimiterConfig};
+use crate::shared::{SharedBackend, SharedBudget};
+
+/// Builds a [`BucketRateLimiter`] with settings other than rateLLMiter's defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter_runtime::BucketRateLimiter;
+///
+/// let limiter = BucketRateLimiter::builder()
+///     .rpm(500)
+///     .tpm(200_000)
+///     .ramp_start(0.25)
+///     .ramp_step(0.10)
+///     .probe_interval(Duration::from_secs(10))
+///     .probe_factor(1.5)
+///     .probe_max(Duration::from_secs(65))
+///     .max_retries(20)
+///     .adaptive(true)
+///     .build()
+///     .unwrap();
+/// assert_eq!(limiter.config().tpm, Some(200_000));
+/// assert_eq!(BucketRateLimiter::builder().rpm(0).build().unwrap_err().field(), "rpm");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LimiterBuilder {
+    cfg: LimiterConfig,
+    name: Option<String>,
+    shared: Option<Arc<dyn SharedBackend>>,
+}
+
+impl LimiterBuilder {
+    /// Requests per minute (default 300).
+    pub fn rpm(mut self, rpm: u32) -> Self {
+        self.cfg.rpm = rpm;
+        self
+    }
+    /// Tokens per minute, beside the requests per minute.
+    pub fn tpm(mut self, tpm: u64) -> Self {
+        self.cfg.tpm = Some(tpm);
+        self
+    }
+    /// Share of the full rate a ramp starts at (default 0.25).
+    pub fn ramp_start(mut self, share: f64) -> Self {
+        self.cfg.ramp_start = share;
+        self
+    }
+    /// Share of the full rate the ramp adds each second (default 0.10).
+    pub fn ramp_step(mut self, share: f64) -> Self {
+        self.cfg.ramp_step = share;
+        self
+    }
+    /// First wait before a probe when the error gave no `retry_after` (default 10 s).
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.cfg.probe_initial = interval;
+        self
+    }
+    /// Growth of the probe interval per failed probe (default 1.5).
+    pub fn probe_factor(mut self, factor: f64) -> Self {
+        self.cfg.probe_factor = factor;
+        self
+    }
+    /// Longest probe interval (default 65 s).
+    pub fn probe_max(mut self, max: Duration) -> Self {
+        self.cfg.probe_max = max;
+        self
+    }
+    /// Re-runs after a rate limit before the error is returned (default 20).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.cfg.max_retries = n;
+        self
+    }
+    /// Learn a lower rate from repeated rate limits (default on).
+    pub fn adaptive(mut self, on: bool) -> Self {
+        self.cfg.adaptive = on;
+        self
+    }
+    /// High-priority tickets allowed in a row while normal calls wait (default 3).
+    pub fn high_priority_streak(mut self, n: u32) -> Self {
+        self.cfg.high_priority_streak = n;
+        self
+    }
+    /// The service name used in logs (set by the monitor when registered).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Every setting at once.
+    pub fn config(mut self, cfg: LimiterConfig) -> Self {
+        self.cfg = cfg;
+        self
+    }
+    /// Shares the budget with every process using the same store and key, e.g. a
+    /// `RedisBackend` (feature `redis`): the rate then holds across all of them. See
+    /// [`crate::shared`]. [`try_acquire`](BucketRateLimiter::try_acquire) never gets a
+    /// ticket from a shared limiter, since asking the store means waiting.
+    pub fn shared(mut self, backend: impl SharedBackend) -> Self {
+        self.shared = Some(Arc::new(backend));
+        self
+    }
+    /// Validates the settings and makes the limiter.
+    pub fn build(self) -> Result<BucketRateLimiter, ConfigError> {
+        let limiter = BucketRateLimiter::from_config(self.cfg)?;
+        if let Some(name) = self.name {
+            limiter.set_name(&name);
+        }
+        if let Some(backend) = self.shared {
+            limiter.shared.lock().budget = Some(SharedBudget::new(backend));
+        }
+        Ok(limiter)
+    }
+}

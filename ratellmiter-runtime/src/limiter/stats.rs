@@ -1,0 +1,32 @@
+//! [`Stats`]: a limiter's counters and gauges.
+
+/// Counters and gauges of one limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    /// Ticket requests, re-queued calls included.
+    pub requested: u64,
+    /// Tickets issued, re-issues included.
+    pub issued: u64,
+    /// Tickets issued to calls re-queued after a rate limit.
+    pub reissued: u64,
+    /// Calls that ended any way but a rate limit.
+    pub finished: u64,
+    /// Rate-limit errors reported.
+    pub rate_limited: u64,
+    /// Requests withdrawn before their ticket came (cancelled, timed out).
+    pub cancelled: u64,
+    /// Calls waiting for a ticket now.
+    pub waiting: u64,
+    /// Tickets out now.
+    pub in_flight: u64,
+    /// Tickets per second allowed now (ramp and learned ceiling applied).
+    pub allowed_rate: f64,
+    /// The learned ceiling, tickets per second (the configured rate when nothing was learned).
+    pub learned_rate: f64,
+    /// The configured rate, tickets per second.
+    pub limit_rate: f64,
+    /// Whether issuing is stopped after a rate limit.
+    pub paused: bool,
+    /// Tokens charged in the last 60 s (0 without a token budget).
+    pub tokens_in_window: u64,
+}

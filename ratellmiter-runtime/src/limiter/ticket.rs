@@ -1,0 +1,105 @@
+//! [`Ticket`]: the right to make one call, given back when dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Shared;
+use crate::pacer::{Issued, Outcome};
+
+/// The right to make one rate-limited call. Dropping it reports the call as done;
+/// [`rate_limited`](Self::rate_limited) and [`failed`](Self::failed) report otherwise.
+/// A ticket dropped while its thread panics counts as abandoned (outcome unknown).
+#[must_use = "dropping a ticket at once gives its slot back before the call is made"]
+pub struct Ticket {
+    shared: Arc<Shared>,
+    issued: Issued,
+    done: bool,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.issued.id.0)
+            .field("probe", &self.issued.probe)
+            .field("waited", &self.issued.waited)
+            .finish()
+    }
+}
+
+impl Ticket {
+    pub(super) fn new(shared: Arc<Shared>, issued: Issued) -> Self {
+        Self {
+            shared,
+            issued,
+            done: false,
+        }
+    }
+
+    /// How long the call waited for this ticket.
+    pub fn waited(&self) -> Duration {
+        self.issued.waited
+    }
+
+    /// Whether this call is the probe that decides if the server accepts calls again.
+    pub fn is_probe(&self) -> bool {
+        self.issued.probe
+    }
+
+    /// The server refused the call for its rate limit: pauses the limiter (unless it is
+    /// already paused). The caller re-queues at the front with a new acquire.
+    pub fn rate_limited(mut self, retry_after: Option<Duration>) {
+        self.end(Outcome::RateLimited { retry_after });
+    }
+
+    /// The call failed for another reason.
+    pub fn failed(mut self) {
+        self.end(Outcome::Error);
+    }
+
+    /// The call succeeded (the same as dropping the ticket).
+    pub fn finish(mut self) {
+        self.end(Outcome::Success);
+    }
+
+    /// The call ended in a way that says nothing about the server (it was cancelled).
+    pub(crate) fn abandon(mut self) {
+        self.end(Outcome::Abandoned);
+    }
+
+    /// Replaces the token estimate by what the call really used (refund or extra charge).
+    pub fn record_usage(&self, tokens: u64) {
+        self.shared.record_usage(&self.issued, tokens);
+    }
+
+    /// What the provider's headers say is left: `(remaining, reset in)` for requests and
+    /// tokens. The limiter holds issuing when nothing remains, before a 429.
+    pub fn observe_budget(
+        &self,
+        requests: Option<(u64, Duration)>,
+        tokens: Option<(u64, Duration)>,
+    ) {
+        self.shared.observe_budget(requests, tokens);
+    }
+
+    pub(crate) fn handle(&self) -> (Arc<Shared>, Issued) {
+        (self.shared.clone(), self.issued)
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        if !self.done {
+            self.done = true;
+            self.shared.finish(&self.issued, outcome);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let outcome = if std::thread::panicking() {
+            Outcome::Abandoned
+        } else {
+            Outcome::Success
+        };
+        self.end(outcome);
+    }
+}
