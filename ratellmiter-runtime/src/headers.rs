@@ -106,27 +106,11 @@ impl RateLimitHeaders {
     pub fn parse_at<'h>(get: impl Fn(&str) -> Option<&'h str>, now: SystemTime) -> Self {
         let header = |name: &str, parse: &dyn Fn(&str) -> Option<Duration>| {
             let value = get(name)?;
-            let parsed = parse(value.trim());
-            if parsed.is_none() {
-                tracing::debug!(
-                    header = name,
-                    value,
-                    "ignored a malformed rate-limit header"
-                );
-            }
-            parsed
+            logged(name, value, parse(value.trim()))
         };
         let count = |name: &str| {
             let value = get(name)?;
-            let parsed = value.trim().parse::<u64>().ok();
-            if parsed.is_none() {
-                tracing::debug!(
-                    header = name,
-                    value,
-                    "ignored a malformed rate-limit header"
-                );
-            }
-            parsed
+            logged(name, value, value.trim().parse::<u64>().ok())
         };
         let until = |t: &str| parse_rfc3339(t).map(|at| at.duration_since(now).unwrap_or_default());
         let openai = |kind: &str| {
@@ -470,6 +454,18 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// `parsed`, with a debug event when the header's value could not be read.
+fn logged<T>(name: &str, value: &str, parsed: Option<T>) -> Option<T> {
+    if parsed.is_none() {
+        tracing::debug!(
+            header = name,
+            value,
+            "ignored a malformed rate-limit header"
+        );
+    }
+    parsed
 }
 
 #[cfg(test)]

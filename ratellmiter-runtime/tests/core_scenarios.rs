@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor};
+use ratellmiter_sim::metrics::max_in_window;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,18 +75,6 @@ impl Server {
     fn attempts(&self) -> Vec<Attempt> {
         self.log.lock().clone()
     }
-}
-
-fn max_in_window(times: &[Duration], window: Duration) -> usize {
-    let mut best = 0;
-    let mut lo = 0;
-    for hi in 0..times.len() {
-        while times[hi] - times[lo] >= window {
-            lo += 1;
-        }
-        best = best.max(hi - lo + 1);
-    }
-    best
 }
 
 /// Spawns `calls` calls through `limiter.run`, each numbering its attempts.

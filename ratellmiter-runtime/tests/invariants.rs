@@ -30,6 +30,7 @@ use ratellmiter_runtime::LimiterConfig;
 use ratellmiter_runtime::pacer::{
     Event, Issued, Outcome, Pacer, Poll, Priority, Request, WaiterId,
 };
+use ratellmiter_sim::metrics::max_weight_in_window;
 
 // ---------------------------------------------------------------- scenario
 
@@ -729,29 +730,15 @@ impl<'a> Sim<'a> {
 
 // ---------------------------------------------------------------- window checks
 
-/// The largest sum of `weight` over times in any half-open window `[t, t + window)`.
-fn max_in_window(points: &[(Duration, u64)], window: Duration) -> u64 {
-    let (mut best, mut sum, mut lo) = (0, 0, 0);
-    for hi in 0..points.len() {
-        sum += points[hi].1;
-        while points[hi].0 - points[lo].0 >= window {
-            sum -= points[lo].1;
-            lo += 1;
-        }
-        best = best.max(sum);
-    }
-    best
-}
-
 fn check_windows(points: &[(Duration, u64)], rpm: u32) -> Result<(), TestCaseError> {
-    let per_minute = max_in_window(points, Duration::from_secs(60));
+    let per_minute = max_weight_in_window(points, Duration::from_secs(60));
     prop_assert!(
         per_minute <= rpm as u64,
         "{} tickets in 60 s at {} rpm",
         per_minute,
         rpm
     );
-    let per_second = max_in_window(points, Duration::from_secs(1));
+    let per_second = max_weight_in_window(points, Duration::from_secs(1));
     let bound = (rpm as u64).div_ceil(60);
     prop_assert!(
         per_second <= bound,
@@ -809,7 +796,7 @@ fn check_scenario(sc: &Scenario) -> Result<(), TestCaseError> {
             .enumerate()
             .map(|(k, i)| (i.at, sim.usage[&(k as u64)]))
             .collect();
-        let most = max_in_window(&used, Duration::from_secs(60));
+        let most = max_weight_in_window(&used, Duration::from_secs(60));
         prop_assert!(most <= tpm, "{} tokens in 60 s under {} tpm", most, tpm);
     }
     Ok(())

@@ -65,6 +65,12 @@ pub(crate) struct State {
     pub(crate) budget: Option<SharedBudget>,
 }
 
+/// A call that joined the line: served at once, or waiting for its turn.
+enum Joined<'a> {
+    Ticket(Ticket),
+    Waiting(Waiting<'a>),
+}
+
 /// A request either got its ticket at once or waits in the queue.
 enum Enqueued {
     Issued(Issued),
@@ -265,26 +271,34 @@ impl BucketRateLimiter {
         }
     }
 
+    /// Queues `req`: its ticket at once when one is free and nobody waits, else its
+    /// place in line.
+    fn join(&self, req: Request) -> Result<Joined<'_>, AcquireError> {
+        Ok(match self.shared.enqueue(req)? {
+            Enqueued::Issued(t) => Joined::Ticket(Ticket::new(self.shared.clone(), t)),
+            Enqueued::Waiting(id) => Joined::Waiting(Waiting {
+                shared: &self.shared,
+                id,
+                probe: None,
+                sleep: None,
+                clearing: None,
+                done: false,
+            }),
+        })
+    }
+
     /// The general acquire: queue `req`, wait for its ticket or `deadline`.
     pub(crate) async fn acquire_with(
         &self,
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req)? {
-            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => id,
+        let mut waiting = match self.join(req)? {
+            Joined::Ticket(t) => return Ok(t),
+            Joined::Waiting(w) => w,
         };
         // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
-        let mut waiting = Waiting {
-            shared: &self.shared,
-            id,
-            probe: None,
-            sleep: None,
-            clearing: None,
-            done: false,
-        };
         let mut deadline_sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
         let issued = poll_fn(|cx| {
             if let TaskPoll::Ready(t) = waiting.poll_issued(cx) {
@@ -331,20 +345,12 @@ impl BucketRateLimiter {
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req)? {
-            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => id,
+        let mut waiting = match self.join(req)? {
+            Joined::Ticket(t) => return Ok(t),
+            Joined::Waiting(w) => w,
         };
         // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
-        let mut waiting = Waiting {
-            shared: &self.shared,
-            id,
-            probe: None,
-            sleep: None,
-            clearing: None,
-            done: false,
-        };
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         loop {
             let wake_at = match waiting.step(&waker) {

@@ -2,6 +2,7 @@
 //! time and checks the numbers the module docs promise.
 
 use super::*;
+use ratellmiter_sim::metrics::max_in_window;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -36,18 +37,6 @@ fn run(p: &mut Pacer, from: Duration, until: Duration) -> Vec<(Duration, Issued)
     }
 }
 
-fn max_in_window(times: &[Duration], window: Duration) -> usize {
-    let mut best = 0;
-    let mut lo = 0;
-    for hi in 0..times.len() {
-        while times[hi] - times[lo] >= window {
-            lo += 1;
-        }
-        best = best.max(hi - lo + 1);
-    }
-    best
-}
-
 #[test]
 fn saturation_gives_exact_even_spacing_and_window_bounds() {
     for rpm in [60u32, 600, 10_000] {
@@ -65,9 +54,9 @@ fn saturation_gives_exact_even_spacing_and_window_bounds() {
         for w in times[ramped..].windows(2) {
             assert_eq!(w[1] - w[0], interval, "rpm {rpm}");
         }
-        assert!(max_in_window(&times, secs(60)) <= rpm as usize);
-        assert!(max_in_window(&times, secs(1)) <= (rpm as usize).div_ceil(60));
-        assert_eq!(max_in_window(&times[ramped..], secs(60)), rpm as usize);
+        assert!(max_in_window(&times, secs(60)) <= u64::from(rpm));
+        assert!(max_in_window(&times, secs(1)) <= u64::from(rpm).div_ceil(60));
+        assert_eq!(max_in_window(&times[ramped..], secs(60)), u64::from(rpm));
     }
 }
 
