@@ -65,12 +65,6 @@ pub(crate) struct State {
     pub(crate) budget: Option<SharedBudget>,
 }
 
-/// A call that joined the line: served at once, or waiting for its turn.
-enum Joined<'a> {
-    Ticket(Ticket),
-    Waiting(Waiting<'a>),
-}
-
 /// A request either got its ticket at once or waits in the queue.
 enum Enqueued {
     Issued(Issued),
@@ -271,32 +265,17 @@ impl BucketRateLimiter {
         }
     }
 
-    /// Queues `req`: its ticket at once when one is free and nobody waits, else its
-    /// place in line.
-    fn join(&self, req: Request) -> Result<Joined<'_>, AcquireError> {
-        Ok(match self.shared.enqueue(req)? {
-            Enqueued::Issued(t) => Joined::Ticket(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => Joined::Waiting(Waiting {
-                shared: &self.shared,
-                id,
-                probe: None,
-                sleep: None,
-                clearing: None,
-                done: false,
-            }),
-        })
-    }
-
     /// The general acquire: queue `req`, wait for its ticket or `deadline`.
     pub(crate) async fn acquire_with(
         &self,
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
-        let mut waiting = match self.join(req)? {
-            Joined::Ticket(t) => return Ok(t),
-            Joined::Waiting(w) => w,
+        let id = match self.shared.enqueue(req)? {
+            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
+            Enqueued::Waiting(id) => id,
         };
+        let mut waiting = Waiting::new(&self.shared, id);
         // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
         let mut deadline_sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
@@ -345,10 +324,11 @@ impl BucketRateLimiter {
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
-        let mut waiting = match self.join(req)? {
-            Joined::Ticket(t) => return Ok(t),
-            Joined::Waiting(w) => w,
+        let id = match self.shared.enqueue(req)? {
+            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
+            Enqueued::Waiting(id) => id,
         };
+        let mut waiting = Waiting::new(&self.shared, id);
         // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));

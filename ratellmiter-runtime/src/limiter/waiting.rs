@@ -34,7 +34,19 @@ pub(super) struct Waiting<'a> {
     pub(super) done: bool,
 }
 
-impl Waiting<'_> {
+impl<'a> Waiting<'a> {
+    /// Call `id`, just queued.
+    pub(super) fn new(shared: &'a Arc<Shared>, id: WaiterId) -> Self {
+        Self {
+            shared,
+            id,
+            probe: None,
+            sleep: None,
+            clearing: None,
+            done: false,
+        }
+    }
+
     /// Drives the engine: issues what is due (waking those callers) and says what this
     /// call should do.
     pub(super) fn step(&mut self, waker: &Waker) -> Step {
