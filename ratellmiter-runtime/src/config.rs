@@ -65,6 +65,12 @@ pub struct LimiterConfig {
     pub probe_factor: f64,
     /// Cap of the probe interval (rateLLMiter: 65 s).
     pub probe_max: Duration,
+    /// How long a probe may go unanswered before it counts as refused and the next probe
+    /// goes out on the probe schedule (default 60 s: longer than nearly every chat
+    /// completion takes, so a slow but healthy probe is not taken for a refusal, yet short
+    /// beside an incident, so a provider holding connections open costs a minute, not
+    /// the rest of the run).
+    pub probe_timeout: Duration,
     /// How often a call is re-run after a rate-limit error before the error is returned (rateLLMiter: 20).
     pub max_retries: u32,
     /// Whether repeated rate-limit episodes lower the rate the limiter allows (see [`crate::pacer`], "Adaptive limit").
@@ -83,6 +89,7 @@ impl Default for LimiterConfig {
             probe_initial: Duration::from_secs(10),
             probe_factor: 1.5,
             probe_max: Duration::from_secs(65),
+            probe_timeout: Duration::from_secs(60),
             max_retries: 20,
             adaptive: true,
             high_priority_streak: 3,
@@ -114,6 +121,15 @@ impl LimiterConfig {
                 format!(
                     "{:?} is longer than probe_max ({:?})",
                     self.probe_initial, self.probe_max
+                ),
+            ));
+        }
+        if self.probe_timeout.is_zero() || self.probe_timeout > MAX_PROBE_INTERVAL {
+            return Err(ConfigError::new(
+                "probe_timeout",
+                format!(
+                    "{:?} is not longer than zero and at most one hour",
+                    self.probe_timeout
                 ),
             ));
         }

@@ -72,6 +72,12 @@ impl LimiterBuilder {
         self.cfg.probe_max = max;
         self
     }
+    /// How long a probe may go unanswered before it counts as refused (default 60 s; see
+    /// [`LimiterConfig::probe_timeout`]).
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.probe_timeout = timeout;
+        self
+    }
     /// Re-runs after a rate limit before the error is returned (default 20).
     pub fn max_retries(mut self, n: u32) -> Self {
         self.cfg.max_retries = n;

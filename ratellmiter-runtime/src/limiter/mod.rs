@@ -14,21 +14,23 @@ use tracing::Instrument;
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
-use crate::pacer::{Issued, Outcome, Pacer, Priority, Request, TryIssueError, WaiterId};
+use crate::pacer::{Issued, Outcome, Pacer, Priority, ProbeId, Request, TryIssueError, WaiterId};
 use crate::rate_limit::RateLimitedService;
-use crate::shared::{Clearing, SharedBudget};
+use crate::shared::SharedBudget;
 use crate::telemetry::{self, trace_event};
 
 mod builder;
+mod driver;
 mod stats;
 mod ticket;
 mod waiting;
 
 pub use builder::LimiterBuilder;
+use driver::DriverState;
 pub use stats::Stats;
 pub use ticket::Ticket;
+use waiting::Waiting;
 pub(crate) use waiting::block_on;
-use waiting::{Step, ThreadWaker, Waiting};
 
 /// A rate limiter for one service (usually one model): hands out tickets spread evenly
 /// over the minute, ramps up after a jump in demand, and pauses and probes after a rate
@@ -63,6 +65,7 @@ pub(crate) struct State {
     pub(crate) recorder: Option<Recorder>,
     /// The budget shared with other processes, if any (see [`crate::shared`]).
     pub(crate) budget: Option<SharedBudget>,
+    driver: DriverState,
 }
 
 /// A request either got its ticket at once or waits in the queue.
@@ -120,6 +123,7 @@ impl BucketRateLimiter {
                     slots: FxHashMap::default(),
                     recorder: None,
                     budget: None,
+                    driver: DriverState::default(),
                 }),
                 prober: RwLock::new(None),
             }),
@@ -128,7 +132,7 @@ impl BucketRateLimiter {
 
     /// The service name (`"unnamed"` until the limiter is named or registered).
     pub fn name(&self) -> &str {
-        self.shared.name.get().map_or("unnamed", |n| n)
+        self.shared.name()
     }
 
     /// Names the limiter, unless it has a name already (the first name sticks when
@@ -331,42 +335,13 @@ impl BucketRateLimiter {
         let mut waiting = Waiting::new(&self.shared, id);
         // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
-        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-        loop {
-            let wake_at = match waiting.step(&waker) {
-                Step::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-                Step::Clear(t) => {
-                    let t = Clearing::new(self.shared.clone(), t).clear_blocking();
-                    return Ok(Ticket::new(self.shared.clone(), t));
-                }
-                Step::Probe(service) => {
-                    let blocked = block_on(service.is_blocked());
-                    self.shared.probe_result(blocked);
-                    continue;
-                }
-                Step::Sleep(at) => Some(at),
-                Step::Wait => None,
-            };
-            let wake_at = match (wake_at, deadline) {
-                (Some(a), Some(d)) => Some(a.min(d)),
-                (a, d) => a.or(d),
-            };
-            if let Some(d) = deadline
-                && Instant::now() >= d
-            {
+        match waiting.wait_blocking(deadline) {
+            Some(t) => Ok(Ticket::new(self.shared.clone(), t)),
+            None => {
                 drop(waiting); // leaves the queue
-                return Err(AcquireError::Timeout {
+                Err(AcquireError::Timeout {
                     waited: start.elapsed(),
-                });
-            }
-            match wake_at {
-                Some(at) => {
-                    let real = at
-                        .into_std()
-                        .saturating_duration_since(std::time::Instant::now());
-                    std::thread::park_timeout(real);
-                }
-                None => std::thread::park(),
+                })
             }
         }
     }
@@ -384,7 +359,7 @@ impl BucketRateLimiter {
         let now = self.shared.now();
         let mut st = self.shared.lock();
         st.pacer.set_rpm(now, rpm)?;
-        st.wake_head();
+        st.kick();
         Ok(())
     }
 
@@ -393,7 +368,7 @@ impl BucketRateLimiter {
         let now = self.shared.now();
         let mut st = self.shared.lock();
         st.pacer.set_tpm(now, tpm)?;
-        st.wake_head();
+        st.kick();
         Ok(())
     }
 
@@ -444,6 +419,11 @@ impl Shared {
         Instant::now().saturating_duration_since(self.origin)
     }
 
+    /// The service name for logs.
+    fn name(&self) -> &str {
+        self.name.get().map_or("unnamed", |n| n)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }
@@ -467,6 +447,10 @@ impl Shared {
         if let Some(r) = &mut st.recorder {
             r.requested(now);
         }
+        if st.pacer.head() == Some(id) {
+            // The head changed: its slot may come sooner (a retry, a lower cost).
+            st.kick();
+        }
         Ok(Enqueued::Waiting(id))
     }
 
@@ -484,10 +468,10 @@ impl Shared {
         st.after_change(now, self.name.get());
     }
 
-    fn probe_result(&self, blocked: bool) {
+    fn probe_result(&self, id: ProbeId, blocked: bool) {
         let now = self.now();
         let mut st = self.lock();
-        st.pacer.probe_result(now, blocked);
+        st.pacer.probe_result(now, id, blocked);
         st.after_change(now, self.name.get());
     }
 
@@ -512,11 +496,7 @@ impl Shared {
 }
 
 impl State {
-    /// Wakes the call whose turn it is, so it can arm its timer for the new state.
-    pub(crate) fn wake_head(&mut self) {
-        self.wake_head_except(None);
-    }
-
+    /// Wakes the call whose turn it is (without a driver task, it drives the engine).
     fn wake_head_except(&mut self, except: Option<WaiterId>) {
         if let Some(head) = self.pacer.head()
             && Some(head) != except
@@ -526,10 +506,10 @@ impl State {
         }
     }
 
-    /// Logs the engine's state changes and wakes the head.
+    /// Logs the engine's state changes and tells the driver.
     fn after_change(&mut self, now: Duration, name: Option<&Arc<str>>) {
         self.log_changes(now, name);
-        self.wake_head();
+        self.kick();
     }
 
     fn log_changes(&mut self, now: Duration, name: Option<&Arc<str>>) {

@@ -8,7 +8,10 @@ use crate::pacer::{Issued, Outcome};
 
 /// The right to make one rate-limited call. Dropping it reports the call as done;
 /// [`rate_limited`](Self::rate_limited) and [`failed`](Self::failed) report otherwise.
-/// A ticket dropped while its thread panics counts as abandoned (outcome unknown).
+/// A ticket dropped while its thread panics counts as abandoned (outcome unknown), and
+/// so does a [probe](Self::is_probe) dropped without [`finish`](Self::finish): a probe
+/// cancelled by a time-out must not tell the limiter that the server accepts calls
+/// again, so the next call probes instead.
 #[must_use = "dropping a ticket at once gives its slot back before the call is made"]
 pub struct Ticket {
     shared: Arc<Shared>,
@@ -56,7 +59,8 @@ impl Ticket {
         self.end(Outcome::Error);
     }
 
-    /// The call succeeded (the same as dropping the ticket).
+    /// The call succeeded (the same as dropping the ticket, except for a probe, which
+    /// resumes the limiter only this way).
     pub fn finish(mut self) {
         self.end(Outcome::Success);
     }
@@ -95,7 +99,7 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let outcome = if std::thread::panicking() {
+        let outcome = if std::thread::panicking() || self.issued.probe {
             Outcome::Abandoned
         } else {
             Outcome::Success

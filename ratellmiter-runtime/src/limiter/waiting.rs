@@ -1,36 +1,22 @@
-//! One call waiting in line: the future side of the driver, which drives the engine,
-//! arms the head's timer and gives its place back when dropped.
+//! One call waiting in line: the future side of the driver, which waits for the ticket
+//! the driver puts in its slot and gives its place back when dropped.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll as TaskPoll, Wake, Waker};
+use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::Shared;
-use crate::pacer::{Issued, Outcome, Poll, WaiterId};
-use crate::rate_limit::{BoxFuture, RateLimitedService};
-use crate::shared::{Clearing, SharedBudget};
-
-/// What a waiting call does next.
-pub(super) enum Step {
-    Issued(Issued),
-    /// Issued by the local pacer, but the shared budget must clear it first.
-    Clear(Issued),
-    Sleep(Instant),
-    Probe(Arc<dyn RateLimitedService>),
-    Wait,
-}
+use super::driver::Drive;
+use crate::pacer::{Issued, Outcome, WaiterId};
+use crate::shared::Clearing;
 
 /// One call in the queue. Dropping it before its ticket is taken withdraws the call (or
 /// gives back a ticket issued to it meanwhile), so cancellation never leaks a slot.
 pub(super) struct Waiting<'a> {
     pub(super) shared: &'a Arc<Shared>,
     pub(super) id: WaiterId,
-    pub(super) probe: Option<BoxFuture<'static, bool>>,
-    pub(super) sleep: Option<Pin<Box<Sleep>>>,
-    /// The ticket, once issued, on its way through the shared budget.
-    pub(super) clearing: Option<Clearing>,
     pub(super) done: bool,
 }
 
@@ -40,114 +26,118 @@ impl<'a> Waiting<'a> {
         Self {
             shared,
             id,
-            probe: None,
-            sleep: None,
-            clearing: None,
             done: false,
         }
     }
 
-    /// Drives the engine: issues what is due (waking those callers) and says what this
-    /// call should do.
-    pub(super) fn step(&mut self, waker: &Waker) -> Step {
-        let now = self.shared.now();
+    /// Ready with the ticket once the driver task has put it in this call's slot.
+    pub(super) fn poll_issued(&mut self, cx: &mut Context<'_>) -> TaskPoll<Issued> {
         let mut st = self.shared.lock();
-        let name = self.shared.name.get();
-        let step = loop {
-            if let Some(issued) = st.slots.get_mut(&self.id).and_then(|s| s.issued.take()) {
-                st.slots.remove(&self.id);
+        if let Some(t) = st.take_issued(self.id) {
+            self.done = true;
+            return TaskPoll::Ready(t);
+        }
+        st.register(self.id, cx.waker());
+        assert!(
+            st.ensure_driver(self.shared),
+            "ratellmiter: an async acquire waited outside a tokio runtime; await it inside \
+             one, or use the blocking acquire on a plain thread"
+        );
+        TaskPoll::Pending
+    }
+
+    /// Blocks this thread until the ticket comes or `deadline` passes. Without a driver
+    /// task the blocking waiters drive the engine themselves.
+    pub(super) fn wait_blocking(&mut self, deadline: Option<Instant>) -> Option<Issued> {
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        loop {
+            let now = self.shared.now();
+            let mut st = self.shared.lock();
+            if let Some(t) = st.take_issued(self.id) {
                 self.done = true;
-                break match st.budget {
-                    Some(_) => Step::Clear(issued),
-                    None => Step::Issued(issued),
-                };
+                return Some(t);
             }
-            // Shared budget: while a ticket clears with the store, nothing else issues.
-            if st.budget.as_ref().is_some_and(SharedBudget::is_clearing) {
-                break Step::Wait;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
             }
-            match st.pacer.poll(now) {
-                Poll::Issued(t) => {
-                    if let Some(r) = &mut st.recorder {
-                        r.issued(now, &t);
+            st.register(self.id, &waker);
+            let drive = if st.driver_running() {
+                Drive::Wait
+            } else {
+                let drive = st.drive(self.shared, now);
+                st.log_changes(now, self.shared.name.get());
+                // Whoever is head now sleeps until its slot.
+                st.wake_head_except(Some(self.id));
+                drive
+            };
+            if let Some(t) = st.take_issued(self.id) {
+                self.done = true;
+                return Some(t);
+            }
+            let head = st.pacer.head() == Some(self.id);
+            drop(st);
+            let wake_at = match drive {
+                Drive::Sleep(at) if head => Some(self.shared.origin + at),
+                Drive::Sleep(_) | Drive::Wait | Drive::Idle => None,
+                Drive::Probe(id, service) => {
+                    let deadline = Instant::now() + self.shared.lock().pacer.config().probe_timeout;
+                    let check = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        block_on_until(service.is_blocked(), Some(deadline))
+                    }));
+                    match check {
+                        Ok(Some(blocked)) => self.shared.probe_result(id, blocked),
+                        // The engine counts it refused at its deadline.
+                        Ok(None) => {}
+                        Err(_) => {
+                            tracing::error!(
+                                service = self.shared.name(),
+                                "the service probe (`is_blocked`) panicked: counted as refused"
+                            );
+                            self.shared.probe_result(id, true);
+                        }
                     }
-                    if t.retry {
-                        tracing::debug!(
-                            service = name.map_or("unnamed", |n| &**n),
-                            "re-issuing a rate-limited call"
-                        );
-                    }
-                    if let Some(b) = &mut st.budget {
-                        b.start_clearing();
-                    }
-                    let slot = st.slots.get_mut(&t.id).expect("every waiter has a slot");
-                    slot.issued = Some(t);
-                    if let Some(w) = slot.waker.take() {
-                        w.wake();
-                    }
+                    continue;
                 }
-                Poll::WaitUntil(at) if st.pacer.head() == Some(self.id) => {
-                    break Step::Sleep(self.shared.origin + at);
+                Drive::Clear(t) => {
+                    let t = Clearing::new(self.shared.clone(), t).clear_blocking();
+                    let now = self.shared.now();
+                    self.shared.lock().hand_over(now, t);
+                    continue;
                 }
-                Poll::ProbeService => match self.shared.prober() {
-                    Some(service) => break Step::Probe(service),
-                    // The service is gone: fall back to probing with a call.
-                    None => {
-                        st.pacer.set_external_probe(false);
-                        st.pacer.probe_abandoned();
-                    }
-                },
-                Poll::WaitUntil(_) | Poll::AwaitProbe | Poll::Idle => break Step::Wait,
+            };
+            let wake_at = match (wake_at, deadline) {
+                (Some(a), Some(d)) => Some(a.min(d)),
+                (a, d) => a.or(d),
+            };
+            match wake_at {
+                Some(at) => std::thread::park_timeout(
+                    at.into_std()
+                        .saturating_duration_since(std::time::Instant::now()),
+                ),
+                None => std::thread::park(),
             }
-        };
-        if !matches!(step, Step::Issued(_))
-            && let Some(slot) = st.slots.get_mut(&self.id)
+        }
+    }
+}
+
+impl super::State {
+    /// The ticket the driver left in `id`'s slot, if it came.
+    fn take_issued(&mut self, id: WaiterId) -> Option<Issued> {
+        let t = self.slots.get_mut(&id)?.issued.take()?;
+        self.slots.remove(&id);
+        if t.retry {
+            // Here rather than in the driver: inside the waiting call's span.
+            tracing::debug!("re-issuing a rate-limited call");
+        }
+        Some(t)
+    }
+
+    /// Keeps the waker to call when `id`'s ticket comes (or it becomes the head).
+    fn register(&mut self, id: WaiterId, waker: &Waker) {
+        if let Some(slot) = self.slots.get_mut(&id)
             && !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker))
         {
             slot.waker = Some(waker.clone());
-        }
-        st.log_changes(now, name);
-        st.wake_head_except(Some(self.id));
-        step
-    }
-
-    pub(super) fn poll_issued(&mut self, cx: &mut Context<'_>) -> TaskPoll<Issued> {
-        if let Some(clearing) = &mut self.clearing {
-            return clearing.poll_clear(cx);
-        }
-        loop {
-            if let Some(probe) = &mut self.probe {
-                let TaskPoll::Ready(blocked) = probe.as_mut().poll(cx) else {
-                    return TaskPoll::Pending;
-                };
-                self.probe = None;
-                self.shared.probe_result(blocked);
-            }
-            match self.step(cx.waker()) {
-                Step::Issued(t) => return TaskPoll::Ready(t),
-                Step::Clear(t) => {
-                    let clearing = self.clearing.insert(Clearing::new(self.shared.clone(), t));
-                    return clearing.poll_clear(cx);
-                }
-                Step::Sleep(at) => {
-                    let sleep = match &mut self.sleep {
-                        Some(s) => {
-                            if s.deadline() != at {
-                                s.as_mut().reset(at);
-                            }
-                            s
-                        }
-                        None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
-                    };
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return TaskPoll::Pending;
-                    }
-                }
-                Step::Probe(service) => {
-                    self.probe = Some(Box::pin(async move { service.is_blocked().await }));
-                }
-                Step::Wait => return TaskPoll::Pending,
-            }
         }
     }
 }
@@ -159,16 +149,10 @@ impl Drop for Waiting<'_> {
         }
         let now = self.shared.now();
         let mut st = self.shared.lock();
-        if self.probe.take().is_some() {
-            st.pacer.probe_abandoned();
-        }
         if let Some(slot) = st.slots.remove(&self.id) {
             match slot.issued {
                 // Issued meanwhile but never taken: give the slot back unused.
                 Some(t) => {
-                    if let Some(b) = &mut st.budget {
-                        b.end_clearing(); // it never started clearing
-                    }
                     st.pacer.finish(now, &t, Outcome::Abandoned);
                     if let Some(r) = &mut st.recorder {
                         r.finished(now, Outcome::Abandoned);
@@ -196,13 +180,30 @@ impl Wake for ThreadWaker {
 
 /// Runs a future (a probe, a shared store's answer) to completion on this (blocking) thread.
 pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    match block_on_until(fut, None) {
+        Some(v) => v,
+        None => unreachable!("no deadline"),
+    }
+}
+
+/// [`block_on`] giving up at `deadline` (`None` when it passed first).
+fn block_on_until<F: std::future::Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     loop {
         if let TaskPoll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
+            return Some(v);
         }
-        std::thread::park();
+        match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left == Duration::ZERO {
+                    return None;
+                }
+                std::thread::park_timeout(left);
+            }
+            None => std::thread::park(),
+        }
     }
 }

@@ -7,10 +7,14 @@
 //! thin layers around it.
 //!
 //! # Pacing
-//! Every issued ticket pushes the next one back by `1 / rate`, and `rate` never exceeds
-//! the configured `rpm / 60`: so under saturation tickets go out at exact, even
-//! intervals of `60 / rpm` seconds (never in per-second clumps), at most `rpm` in any
-//! 60 s window and at most `ceil(rpm / 60)` in any 1 s window.
+//! Every issued ticket pushes the next *slot* back by `1 / rate`, and `rate` never
+//! exceeds the configured `rpm / 60`: so under saturation tickets go out at exact, even
+//! intervals of `60 / rpm` seconds (never in per-second clumps). Slots follow from the
+//! previous slot, not from when the driver issued it, so a driver that wakes late does
+//! not push the schedule back; the window bounds — at most `rpm` in any 60 s window and
+//! at most `ceil(rpm / 60)` in any 1 s window — hold on the actual issue times, so a
+//! late driver catching up never bunches (see `schedule`). Several slots due at one
+//! poll all go out in that poll.
 //!
 //! # Ramp
 //! rateLLMiter allows, each second, the tickets issued the second before plus a step,
@@ -31,6 +35,17 @@
 //! there is one — as the probe. Its success resumes issuing with the ramp from its
 //! start; another rate limit backs off and probes again.
 //!
+//! A probe unanswered after `probe_timeout` counts as refused: the next probe goes out
+//! on the probe schedule, and whichever probe of the episode answers first decides (a
+//! late success of the timed-out one still resumes). A probe that ends without an
+//! answer ([`Outcome::Abandoned`], [`Pacer::probe_abandoned`]) never resumes: the next
+//! call probes at once.
+//!
+//! Every ticket carries the *epoch* it was issued in; each resume starts a new one. A
+//! rate limit from a ticket of an earlier epoch is stale — the server refused a call
+//! sent before it accepted the probe — so it neither pauses nor teaches the adaptive
+//! ceiling (the driver still re-queues that call at the front).
+//!
 //! # Queue
 //! Three FIFO queues: calls re-queued after a rate limit first, then high-priority
 //! calls, then normal ones. At most `high_priority_streak` high-priority tickets go out
@@ -47,7 +62,9 @@
 //! [`FLOOR`].
 
 mod adaptive;
+mod holds;
 mod queue;
+mod schedule;
 mod tokens;
 
 use std::time::Duration;
@@ -56,8 +73,10 @@ pub use adaptive::{AT_CEILING, BETA, CUBIC_C, FLOOR, REPEAT_SHARE, REPEAT_WINDOW
 
 use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
 use adaptive::Adaptive;
+use holds::Holds;
 use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
 use rustc_hash::FxHashMap;
+use schedule::Schedule;
 use tokens::TokenBudget;
 
 /// Identifies one waiting call and, once issued, its ticket.
@@ -138,7 +157,14 @@ pub struct Issued {
     pub retry: bool,
     /// How long the call waited in the queue.
     pub waited: Duration,
+    /// The pause epoch it was issued in (each resume starts a new one): a rate limit
+    /// from an earlier epoch is stale.
+    pub epoch: u64,
 }
+
+/// Identifies one [`Poll::ProbeService`] check, for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProbeId(u64);
 
 /// What the driver should do next.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,11 +174,9 @@ pub enum Poll {
     /// Nothing is due before this time.
     WaitUntil(Duration),
     /// The pause is over: ask the service whether it still refuses calls, then report
-    /// with [`Pacer::probe_result`].
-    ProbeService,
-    /// A probe is out; nothing is issued until it reports.
-    AwaitProbe,
-    /// Nobody waits.
+    /// with [`Pacer::probe_result`]; unanswered after `probe_timeout`, it counts as refused.
+    ProbeService(ProbeId),
+    /// Nobody waits (a probe may be out: polling again after its timeout notices it).
     Idle,
 }
 
@@ -233,13 +257,20 @@ pub struct Counters {
 enum Mode {
     Running,
     Paused { until: Duration },
-    Probing { outstanding: Option<ProbeKind> },
+    Probing { outstanding: Option<Probe> },
+}
+
+/// The probe the engine waits for, and when it stops waiting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Probe {
+    kind: ProbeKind,
+    deadline: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum ProbeKind {
     Ticket(WaiterId),
-    Service,
+    Service(ProbeId),
 }
 
 /// The pure pacing engine of one limiter. See the [module docs](self).
@@ -261,18 +292,18 @@ enum ProbeKind {
 pub struct Pacer {
     cfg: LimiterConfig,
     full_rate: f64,
-    full_interval: Duration,
     rate: f64,
+    /// The slot of the last ticket (its theoretical issue time).
     last_issue: Option<Duration>,
     ramp_from: Duration,
-    next_slot: Duration,
-    hold_until: Duration,
-    /// Tickets the provider's headers still allow before `hold_until`-style reset.
-    allowance: Option<(u64, Duration)>,
+    schedule: Schedule,
+    holds: Holds,
     queues: Queues,
     high_streak: u32,
     mode: Mode,
     probe_interval: Duration,
+    /// Starts at 0 and grows at each resume; see the module docs.
+    epoch: u64,
     external_probe: bool,
     tokens: Option<TokenBudget>,
     adaptive: Option<Adaptive>,
@@ -284,6 +315,17 @@ pub struct Pacer {
     last_now: Duration,
     /// When the current (or last) pause began.
     paused_at: Duration,
+    /// The first id handed out in the current (or last) pause: probes of this pause have
+    /// ids from here on.
+    episode_start: u64,
+    /// No slot is earlier than this: the last change that could make the head due
+    /// sooner than it was (a cancellation, a new head, a refund, a lifted hold, a new
+    /// rate). Lateness is absorbed only from when the engine last knew the head's slot.
+    rebased: Duration,
+    /// The last time [`Poll::WaitUntil`] named since the last ticket: a ticket is free
+    /// no earlier than the engine said (a constraint that has expired by the time the
+    /// driver comes no longer says when it expired).
+    promised: Duration,
 }
 
 impl Pacer {
@@ -292,18 +334,17 @@ impl Pacer {
         cfg.validate()?;
         let full_rate = cfg.rpm as f64 / 60.0;
         Ok(Self {
-            full_interval: full_interval(cfg.rpm),
+            schedule: Schedule::new(cfg.rpm),
             rate: cfg.ramp_start * full_rate,
             full_rate,
             last_issue: None,
             ramp_from: Duration::ZERO,
-            next_slot: Duration::ZERO,
-            hold_until: Duration::ZERO,
-            allowance: None,
+            holds: Holds::default(),
             queues: Queues::default(),
             high_streak: 0,
             mode: Mode::Running,
             probe_interval: cfg.probe_initial,
+            epoch: 0,
             external_probe: false,
             tokens: cfg.tpm.map(TokenBudget::new),
             adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
@@ -314,6 +355,9 @@ impl Pacer {
             events: Vec::new(),
             last_now: Duration::ZERO,
             paused_at: Duration::ZERO,
+            episode_start: 0,
+            rebased: Duration::ZERO,
+            promised: Duration::ZERO,
             cfg,
         })
     }
@@ -350,6 +394,9 @@ impl Pacer {
             },
         );
         self.counters.requested += 1;
+        if self.head() == Some(id) {
+            self.rebased = now;
+        }
         Ok(id)
     }
 
@@ -368,6 +415,7 @@ impl Pacer {
         self.advance(now);
         let cancelled = self.queues.cancel(id);
         self.counters.cancelled += u64::from(cancelled);
+        self.rebased = self.last_now;
         cancelled
     }
 
@@ -397,6 +445,14 @@ impl Pacer {
     /// Issues the next ticket if one is due at `now`, else says when to look again.
     pub fn poll(&mut self, now: Duration) -> Poll {
         let now = self.advance(now);
+        if let Mode::Probing {
+            outstanding: Some(p),
+        } = self.mode
+            && now >= p.deadline
+        {
+            // Unanswered for `probe_timeout`: as good as refused.
+            self.probe_failed(p.deadline, None);
+        }
         match self.mode {
             Mode::Paused { until } if now < until => {
                 return if self.waiting() == 0 {
@@ -407,35 +463,44 @@ impl Pacer {
             }
             Mode::Paused { .. } => self.mode = Mode::Probing { outstanding: None },
             Mode::Probing {
-                outstanding: Some(_),
-            } => return Poll::AwaitProbe,
+                outstanding: Some(p),
+            } => {
+                return if self.waiting() == 0 {
+                    Poll::Idle
+                } else {
+                    Poll::WaitUntil(p.deadline)
+                };
+            }
             Mode::Probing { outstanding: None } | Mode::Running => {}
         }
         let Some((q, head)) = self.next_in_line() else {
             return Poll::Idle;
         };
         if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
+            let id = ProbeId(self.next_id);
+            self.next_id += 1;
             self.mode = Mode::Probing {
-                outstanding: Some(ProbeKind::Service),
+                outstanding: Some(Probe {
+                    kind: ProbeKind::Service(id),
+                    deadline: later(now, self.cfg.probe_timeout),
+                }),
             };
             self.events.push((now, Event::Probe));
-            return Poll::ProbeService;
+            return Poll::ProbeService(id);
         }
         let at = self.ready_at(now, head.cost);
         if now < at {
+            self.promised = at;
             return Poll::WaitUntil(at);
         }
         let popped = self.queues.pop(q);
         debug_assert_eq!(popped.id, head.id);
-        Poll::Issued(self.issue(now, q, head))
+        Poll::Issued(self.issue(now, at, q, head))
     }
 
     /// Earliest time a ticket of `cost` may go out, as far as spacing, holds and tokens go.
     fn ready_at(&mut self, now: Duration, cost: u64) -> Duration {
-        let mut at = self.next_slot.max(self.hold_until);
-        if let Some((0, reset)) = self.allowance {
-            at = at.max(reset);
-        }
+        let mut at = self.schedule.ready_at().max(self.holds.ready_at(cost));
         if let Some(t) = &mut self.tokens {
             at = at.max(t.ready_at(now, cost));
         }
@@ -443,31 +508,40 @@ impl Pacer {
     }
 
     /// Hands the ticket to `w`, which left queue `q` (or never queued, from `try_issue`).
-    fn issue(&mut self, now: Duration, q: usize, w: Waiter) -> Issued {
+    /// `due` is when the ticket became free (never after `now`): its slot on the
+    /// theoretical schedule is `due`, or the call's arrival if it came later.
+    fn issue(&mut self, now: Duration, due: Duration, q: usize, w: Waiter) -> Issued {
         let id = w.id;
         self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
-
         let probe = matches!(self.mode, Mode::Probing { .. });
+        // A probe goes out when the pause ends, whatever the schedule said before it.
+        let slot = if probe {
+            now
+        } else {
+            due.max(w.enqueued)
+                .max(self.rebased)
+                .max(self.promised)
+                .min(now)
+        };
+        self.promised = Duration::ZERO;
+
         if probe {
             self.mode = Mode::Probing {
-                outstanding: Some(ProbeKind::Ticket(id)),
+                outstanding: Some(Probe {
+                    kind: ProbeKind::Ticket(id),
+                    deadline: later(now, self.cfg.probe_timeout),
+                }),
             };
             self.events.push((now, Event::Probe));
         } else {
-            self.update_rate(now, w.enqueued);
+            self.update_rate(slot, w.enqueued);
         }
-        self.last_issue = Some(now);
-        self.next_slot = now + self.interval();
-        if let Some((left, reset)) = &mut self.allowance {
-            if now >= *reset {
-                self.allowance = None;
-            } else {
-                *left = left.saturating_sub(1);
-            }
-        }
+        self.last_issue = Some(slot);
+        self.schedule.record(slot, now, self.interval());
+        self.holds.on_issue(now, w.cost);
         let share = self.rate / self.full_rate;
         if let Some(t) = &mut self.tokens {
-            t.charge(now, id, w.cost, share);
+            t.charge(now, slot, id, w.cost, share);
             self.issued_costs.insert(id, w.cost);
         }
         self.in_flight += 1;
@@ -481,6 +555,7 @@ impl Pacer {
             probe,
             retry: w.retry,
             waited: now - w.enqueued,
+            epoch: self.epoch,
         }
     }
 
@@ -490,8 +565,9 @@ impl Pacer {
         let start = self.cfg.ramp_start * self.full_rate;
         let step = self.cfg.ramp_step * self.full_rate;
         let since = self.last_issue.map(|l| l.max(self.ramp_from));
+        let next_slot = self.schedule.ready_at();
         self.rate = match since {
-            Some(since) if enqueued <= self.next_slot.max(since) => {
+            Some(since) if enqueued <= next_slot.max(since) => {
                 self.rate + step * now.saturating_sub(since).as_secs_f64()
             }
             Some(since) => {
@@ -518,11 +594,12 @@ impl Pacer {
     /// Spacing after a ticket at the current rate; never shorter than `60 / rpm`, so
     /// the window bounds hold whatever the float arithmetic does.
     fn interval(&self) -> Duration {
+        let full = self.schedule.full_interval();
         if self.rate >= self.full_rate {
-            self.full_interval
+            full
         } else {
             let nanos = (1e9 / self.rate).ceil();
-            Duration::from_nanos(nanos.min(u64::MAX as f64) as u64).max(self.full_interval)
+            Duration::from_nanos(nanos.min(u64::MAX as f64) as u64).max(full)
         }
     }
 
@@ -531,7 +608,7 @@ impl Pacer {
         let start = self.cfg.ramp_start * self.full_rate;
         self.rate = start.min(self.ceiling(at));
         self.ramp_from = at;
-        self.next_slot = self.next_slot.max(at);
+        self.schedule.not_before(at);
     }
 
     /// Issues a ticket at `now` only if it is free and nobody is queued; never queues.
@@ -562,7 +639,7 @@ impl Pacer {
             enqueued: now,
             retry: req.retry,
         };
-        Ok(self.issue(now, queue_for(req), w))
+        Ok(self.issue(now, at, queue_for(req), w))
     }
 
     /// Reports how the call holding ticket `t` ended.
@@ -570,65 +647,73 @@ impl Pacer {
         let now = self.advance(now);
         self.in_flight = self.in_flight.saturating_sub(1);
         self.issued_costs.remove(&t.id);
-        let is_probe = self.mode
-            == Mode::Probing {
-                outstanding: Some(ProbeKind::Ticket(t.id)),
-            };
+        let stale = t.epoch < self.epoch;
+        // The probe the engine waits for now; an earlier probe of this episode that
+        // timed out may still answer, and only a success of it counts.
+        let current_probe = matches!(
+            self.mode,
+            Mode::Probing { outstanding: Some(Probe { kind: ProbeKind::Ticket(id), .. }) }
+                if id == t.id
+        );
+        let episode_probe = t.probe && !stale && self.mode != Mode::Running;
         match outcome {
             Outcome::RateLimited { retry_after } => {
                 self.counters.rate_limited += 1;
-                if is_probe {
+                if current_probe {
                     self.probe_failed(now, retry_after);
-                } else if self.mode == Mode::Running {
+                } else if self.mode == Mode::Running && !stale {
                     self.pause(now, retry_after);
                 }
             }
             Outcome::Success | Outcome::Error => {
                 self.counters.finished += 1;
-                if is_probe {
+                if episode_probe {
                     self.resume(now);
                 }
             }
             Outcome::Abandoned => {
                 self.counters.finished += 1;
-                if is_probe {
+                if current_probe {
                     self.mode = Mode::Probing { outstanding: None };
                 }
             }
         }
     }
 
-    /// Reports the answer of a [`Poll::ProbeService`] check.
-    pub fn probe_result(&mut self, now: Duration, still_blocked: bool) {
+    /// Reports the answer of the [`Poll::ProbeService`] check `id`. "Blocked" counts
+    /// only from the check the engine waits for; "open" from any check of the current
+    /// pause (one that timed out may still answer first).
+    pub fn probe_result(&mut self, now: Duration, id: ProbeId, still_blocked: bool) {
         let now = self.advance(now);
-        if self.mode
-            != (Mode::Probing {
-                outstanding: Some(ProbeKind::Service),
-            })
-        {
+        if self.mode == Mode::Running || id.0 < self.episode_start {
             return;
         }
-        if still_blocked {
-            self.probe_failed(now, None)
-        } else {
-            self.resume(now)
+        if !still_blocked {
+            self.resume(now);
+        } else if self.is_current_service_probe(id) {
+            self.probe_failed(now, None);
         }
     }
 
-    /// The driver could not finish a [`Poll::ProbeService`] check (it was cancelled):
-    /// the next poll probes again.
-    pub fn probe_abandoned(&mut self) {
-        if self.mode
-            == (Mode::Probing {
-                outstanding: Some(ProbeKind::Service),
-            })
-        {
+    /// The driver could not finish the [`Poll::ProbeService`] check `id` (it was
+    /// cancelled): the next poll probes again.
+    pub fn probe_abandoned(&mut self, id: ProbeId) {
+        if self.is_current_service_probe(id) {
             self.mode = Mode::Probing { outstanding: None };
         }
     }
 
+    fn is_current_service_probe(&self, id: ProbeId) -> bool {
+        matches!(
+            self.mode,
+            Mode::Probing { outstanding: Some(Probe { kind: ProbeKind::Service(p), .. }) }
+                if p == id
+        )
+    }
+
     fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
         self.paused_at = now;
+        self.episode_start = self.next_id;
         let until = later(now, retry_after.unwrap_or(self.probe_interval));
         self.mode = Mode::Paused { until };
         self.events.push((
@@ -660,6 +745,7 @@ impl Pacer {
             a.on_resume(self.paused_at, now);
         }
         self.mode = Mode::Running;
+        self.epoch += 1;
         self.probe_interval = self.cfg.probe_initial;
         self.restart_ramp(now);
         self.events.push((now, Event::Resume));
@@ -672,6 +758,9 @@ impl Pacer {
         let actual = actual.min(crate::config::MAX_TPM);
         if let (Some(b), Some(estimate)) = (&mut self.tokens, self.issued_costs.get_mut(&t.id)) {
             b.correct(t.id, *estimate, actual);
+            if actual < *estimate {
+                self.rebased = self.last_now;
+            }
             *estimate = actual;
         }
     }
@@ -686,33 +775,40 @@ impl Pacer {
         tokens: Option<(u64, Duration)>,
     ) {
         let now = self.advance(now);
+        let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost);
+        let before = self.holds.ready_at(next_cost);
+        // The newest answer of each family replaces what the older ones said.
         if let Some((remaining, reset)) = requests {
-            let until = later(now, reset);
-            self.allowance = Some((remaining, until));
-            if remaining == 0 {
-                self.hold(now, until);
-            }
+            self.holds.observe_requests(remaining, later(now, reset));
         }
         if let Some((remaining, reset)) = tokens {
-            let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost.max(1));
-            if remaining < next_cost {
-                let until = later(now, reset);
-                if let Some(t) = &mut self.tokens {
-                    t.hold(until);
-                }
-                self.hold(now, until);
-            }
+            self.holds.observe_tokens(remaining, later(now, reset));
         }
+        self.held(now, before, next_cost);
     }
 
-    fn hold(&mut self, now: Duration, until: Duration) {
-        if until > self.hold_until {
-            self.hold_until = until;
+    /// The shared budget is paused until `until` (another process saw a rate limit).
+    pub fn hold_shared(&mut self, now: Duration, until: Duration) {
+        let now = self.advance(now);
+        let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost);
+        let before = self.holds.ready_at(next_cost);
+        self.holds.hold_shared(until);
+        self.held(now, before, next_cost);
+    }
+
+    /// Notes a hold that began, or was lifted, since the holds said `before`.
+    fn held(&mut self, now: Duration, before: Duration, next_cost: u64) {
+        let until = self.holds.ready_at(next_cost);
+        if until > before.max(now) {
             // The provider's budget comes back at `until`: go on at the rate in force
             // (restarting the ramp would cost seconds at every reset of a budget paced
             // to its limit), and count no growth of the ramp during the hold.
             self.ramp_from = self.ramp_from.max(until);
             self.events.push((now, Event::Hold { until }));
+        } else if until < before {
+            // Lifted early: the ramp counts from now, and so does the schedule.
+            self.ramp_from = self.ramp_from.min(now);
+            self.rebased = now;
         }
     }
 
@@ -721,15 +817,16 @@ impl Pacer {
     pub fn set_rpm(&mut self, now: Duration, rpm: u32) -> Result<(), ConfigError> {
         validate_rpm(rpm)?;
         let now = self.advance(now);
+        self.rebased = now;
         self.cfg.rpm = rpm;
         self.full_rate = rpm as f64 / 60.0;
-        self.full_interval = full_interval(rpm);
+        self.schedule.set_rpm(rpm);
         if let Some(a) = &mut self.adaptive {
             a.rescale(self.full_rate);
         }
         self.rate = self.rate.min(self.ceiling(now));
         if let Some(last) = self.last_issue {
-            self.next_slot = last + self.interval();
+            self.schedule.respace(last, self.interval());
         }
         Ok(())
     }
@@ -810,10 +907,6 @@ fn queue_for(req: Request) -> usize {
         (false, Priority::High) => HIGH,
         (false, Priority::Normal) => NORMAL,
     }
-}
-
-fn full_interval(rpm: u32) -> Duration {
-    Duration::from_nanos(60_000_000_000u64.div_ceil(rpm as u64))
 }
 
 #[cfg(test)]

@@ -283,8 +283,8 @@ fn retry_after_sets_the_pause_and_late_errors_do_not_restart_it() {
     assert!(probe.probe && probe.id == ra);
     assert_eq!(
         p.poll(ms(2600)),
-        Poll::AwaitProbe,
-        "nothing but the probe during a pause"
+        Poll::WaitUntil(ms(2500) + LimiterConfig::default().probe_timeout),
+        "nothing but the probe during a pause, until it times out"
     );
     p.finish(ms(3000), &probe, Outcome::Success);
     assert!(!p.is_paused());
@@ -303,18 +303,24 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     p.finish(ms(10), &t, Outcome::RateLimited { retry_after: None });
     p.enqueue(ms(10), Request::RETRY).unwrap();
     assert_eq!(p.poll(ms(10)), Poll::WaitUntil(ms(10_010)));
-    assert_eq!(p.poll(ms(10_010)), Poll::ProbeService);
-    assert_eq!(p.poll(ms(10_011)), Poll::AwaitProbe);
-    p.probe_result(ms(10_500), true);
-    assert_eq!(p.poll(ms(10_500)), Poll::WaitUntil(ms(25_500)));
-    assert_eq!(p.poll(ms(25_500)), Poll::ProbeService);
-    p.probe_abandoned();
+    let Poll::ProbeService(first) = p.poll(ms(10_010)) else {
+        panic!("a service probe")
+    };
     assert_eq!(
-        p.poll(ms(25_600)),
-        Poll::ProbeService,
-        "an abandoned probe is retried"
+        p.poll(ms(10_011)),
+        Poll::WaitUntil(ms(70_010)),
+        "its time-out"
     );
-    p.probe_result(ms(26_000), false);
+    p.probe_result(ms(10_500), first, true);
+    assert_eq!(p.poll(ms(10_500)), Poll::WaitUntil(ms(25_500)));
+    let Poll::ProbeService(second) = p.poll(ms(25_500)) else {
+        panic!("a service probe")
+    };
+    p.probe_abandoned(second);
+    let Poll::ProbeService(third) = p.poll(ms(25_600)) else {
+        panic!("an abandoned probe is retried")
+    };
+    p.probe_result(ms(26_000), third, false);
     assert!(matches!(p.poll(ms(26_000)), Poll::Issued(t) if t.retry && !t.probe));
     let _ = a;
 }

@@ -59,22 +59,30 @@ impl TokenBudget {
     pub(crate) fn ready_at(&mut self, now: Duration, cost: u64) -> Duration {
         self.expire(now);
         let mut at = self.tat;
-        let mut room = self.tpm.saturating_sub(self.in_window);
-        if room < cost {
-            for c in &self.window {
-                room += c.tokens;
-                if room >= cost {
-                    at = at.max(c.at + WINDOW);
-                    break;
-                }
+        // Usage reported above its estimate may have overfilled the window: then even a
+        // call of no estimate waits until the window is back within the budget.
+        let mut excess = (self.in_window + cost).saturating_sub(self.tpm);
+        for c in &self.window {
+            if excess == 0 {
+                break;
             }
+            excess = excess.saturating_sub(c.tokens);
+            at = at.max(c.at + WINDOW);
         }
         at
     }
 
-    /// Charges `cost` tokens at `now`; `share` is the ramp's share of the full rate, which
-    /// slows token spacing during a ramp just as it slows request spacing.
-    pub(crate) fn charge(&mut self, now: Duration, id: WaiterId, cost: u64, share: f64) {
+    /// Charges `cost` tokens issued at `now` for the slot at `slot` (spacing follows the
+    /// slot, the hard window the actual time); `share` is the ramp's share of the full
+    /// rate, which slows token spacing during a ramp just as it slows request spacing.
+    pub(crate) fn charge(
+        &mut self,
+        now: Duration,
+        slot: Duration,
+        id: WaiterId,
+        cost: u64,
+        share: f64,
+    ) {
         self.expire(now);
         self.window.push_back(Charge {
             at: now,
@@ -82,7 +90,7 @@ impl TokenBudget {
             tokens: cost,
         });
         self.in_window += cost;
-        self.tat = self.tat.max(now) + self.spacing(cost, share);
+        self.tat = self.tat.max(slot) + self.spacing(cost, share);
     }
 
     fn spacing(&self, tokens: u64, share: f64) -> Duration {
@@ -110,11 +118,6 @@ impl TokenBudget {
         self.expire(now);
         self.in_window
     }
-
-    /// Holds back issuing until `until` (the provider said its token budget is spent).
-    pub(crate) fn hold(&mut self, until: Duration) {
-        self.tat = self.tat.max(until);
-    }
 }
 
 #[cfg(test)]
@@ -129,16 +132,16 @@ mod tests {
     fn spacing_follows_cost() {
         let mut b = TokenBudget::new(6_000); // 100 tokens/s
         assert_eq!(b.ready_at(ms(0), 50), ms(0));
-        b.charge(ms(0), WaiterId(1), 50, 1.0);
+        b.charge(ms(0), ms(0), WaiterId(1), 50, 1.0);
         assert_eq!(b.ready_at(ms(0), 50), ms(500));
-        b.charge(ms(500), WaiterId(2), 200, 1.0);
+        b.charge(ms(500), ms(500), WaiterId(2), 200, 1.0);
         assert_eq!(b.ready_at(ms(500), 10), ms(2500));
     }
 
     #[test]
     fn the_window_is_a_hard_bound() {
         let mut b = TokenBudget::new(1_000);
-        b.charge(ms(0), WaiterId(1), 900, 1.0);
+        b.charge(ms(0), ms(0), WaiterId(1), 900, 1.0);
         b.tat = ms(0); // ignore spacing: check the window alone
         assert_eq!(b.ready_at(ms(10), 100), ms(0));
         assert_eq!(b.ready_at(ms(10), 101), ms(60_000));
@@ -149,7 +152,7 @@ mod tests {
     #[test]
     fn corrections_refund_and_charge() {
         let mut b = TokenBudget::new(6_000);
-        b.charge(ms(0), WaiterId(1), 100, 1.0);
+        b.charge(ms(0), ms(0), WaiterId(1), 100, 1.0);
         b.correct(WaiterId(1), 100, 40);
         assert_eq!(b.used_in_window(ms(1)), 40);
         assert_eq!(b.ready_at(ms(0), 1), ms(400));

@@ -255,7 +255,7 @@ impl Clearing {
                 budget.rejoin(&mut st.pacer, now, service);
                 // Hold the local pacer through the shared pause, so that it restarts
                 // its ramp when the pause ends, as after any hold.
-                st.pacer.observe_budget(now, Some((0, wait)), None);
+                st.pacer.hold_shared(now, now + wait);
                 (wait, false)
             }
             Err(e) => {
@@ -280,7 +280,7 @@ impl Clearing {
         if let Some(b) = &mut st.budget {
             b.end_clearing();
         }
-        st.wake_head();
+        st.kick();
     }
 }
 

@@ -1,0 +1,105 @@
+//! Holds: what the provider's rate-limit headers said is left, and the pause of a shared
+//! budget.
+//!
+//! Each header family (requests, tokens) keeps only its newest answer: a response that
+//! shows budget left lifts a hold an older one imposed, just as one that shows nothing
+//! left imposes it. Between answers the engine counts down what it issues, so it stops
+//! at an exhausted budget before the 429 comes.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Family {
+    remaining: u64,
+    reset: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Holds {
+    requests: Option<Family>,
+    tokens: Option<Family>,
+    /// The shared budget is paused until then (another process saw a rate limit).
+    shared_until: Duration,
+}
+
+impl Holds {
+    /// The newest request-family answer: `remaining` until `reset`.
+    pub(super) fn observe_requests(&mut self, remaining: u64, reset: Duration) {
+        self.requests = Some(Family { remaining, reset });
+    }
+
+    /// The newest token-family answer: `remaining` until `reset`.
+    pub(super) fn observe_tokens(&mut self, remaining: u64, reset: Duration) {
+        self.tokens = Some(Family { remaining, reset });
+    }
+
+    pub(super) fn hold_shared(&mut self, until: Duration) {
+        self.shared_until = self.shared_until.max(until);
+    }
+
+    /// Earliest time a ticket of `cost` tokens may go out, as far as holds go. A hold
+    /// that ended still says when it ended, until the next ticket: the ticket's slot on
+    /// the schedule is then the hold's end, not an earlier one.
+    pub(super) fn ready_at(&self, cost: u64) -> Duration {
+        let mut at = self.shared_until;
+        if let Some(f) = self.requests
+            && f.remaining == 0
+        {
+            at = at.max(f.reset);
+        }
+        if let Some(f) = self.tokens
+            && f.remaining < cost.max(1)
+        {
+            at = at.max(f.reset);
+        }
+        at
+    }
+
+    /// A ticket of `cost` tokens went out at `now`: count it against what is left.
+    pub(super) fn on_issue(&mut self, now: Duration, cost: u64) {
+        for (f, used) in [(&mut self.requests, 1), (&mut self.tokens, cost)] {
+            match f {
+                Some(fam) if now >= fam.reset => *f = None,
+                Some(fam) => fam.remaining = fam.remaining.saturating_sub(used),
+                None => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn the_newest_answer_lifts_a_hold() {
+        let mut h = Holds::default();
+        h.observe_requests(0, s(30));
+        assert_eq!(h.ready_at(0), s(30));
+        h.observe_requests(50, s(40));
+        assert_eq!(h.ready_at(0), Duration::ZERO);
+        h.observe_tokens(10, s(20));
+        assert_eq!(h.ready_at(11), s(20));
+        h.observe_tokens(1_000, s(20));
+        assert_eq!(h.ready_at(11), Duration::ZERO);
+    }
+
+    #[test]
+    fn issues_count_down_until_the_reset() {
+        let mut h = Holds::default();
+        h.observe_requests(1, s(30));
+        h.on_issue(s(1), 0);
+        assert_eq!(h.ready_at(0), s(30), "the one left is spent");
+        assert_eq!(
+            h.ready_at(0),
+            s(30),
+            "an ended hold still says when it ended"
+        );
+        h.on_issue(s(30), 0);
+        assert_eq!(h.ready_at(0), Duration::ZERO, "gone with the next ticket");
+    }
+}
