@@ -57,8 +57,12 @@ pub struct LimiterConfig {
     pub tpm: Option<u64>,
     /// Share of the full per-second rate at which a ramp starts (rateLLMiter: 0.25).
     pub ramp_start: f64,
-    /// Share of the full per-second rate the ramp adds each second (rateLLMiter: 0.10).
+    /// How fast the ramp climbs each second: with [`RampShape::SlowStart`] the share of
+    /// the rate in force it adds (default 1.0: the rate doubles each second); with
+    /// [`RampShape::Linear`] the share of the full rate (rateLLMiter: 0.10).
     pub ramp_step: f64,
+    /// The shape of the ramp (see [`crate::pacer`], "Ramp").
+    pub ramp_shape: RampShape,
     /// First wait before probing after a rate limit without `retry_after` (rateLLMiter: 10 s).
     pub probe_initial: Duration,
     /// Growth of the probe interval after each failed probe (rateLLMiter: 1.5).
@@ -79,13 +83,49 @@ pub struct LimiterConfig {
     pub high_priority_streak: u32,
 }
 
+/// How the allowed rate climbs after a jump in demand (see [`crate::pacer`], "Ramp").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RampShape {
+    /// TCP's slow start: from `ramp_start`, the rate grows by `ramp_step` of itself each
+    /// second (doubling by default) while calls wait; after a short pause it resumes at
+    /// the rate the server was accepting. The default.
+    #[default]
+    SlowStart,
+    /// rateLLMiter's: from `ramp_start`, `ramp_step` of the full rate more each second,
+    /// and the ramp starts again after every pause.
+    Linear,
+}
+
+impl LimiterConfig {
+    /// rateLLMiter's pacing: a linear ramp from 25 % adding 10 % of the rate each second,
+    /// restarted after every pause, and no learned limit.
+    ///
+    /// ```
+    /// use ratellmiter_runtime::{BucketRateLimiter, LimiterConfig};
+    /// let cfg = LimiterConfig { rpm: 500, ..LimiterConfig::ratellmiter() };
+    /// let limiter = BucketRateLimiter::builder().config(cfg).build().unwrap();
+    /// assert_eq!(limiter.config().ramp_step, 0.10);
+    /// ```
+    pub fn ratellmiter() -> Self {
+        Self {
+            ramp_start: 0.25,
+            ramp_step: 0.10,
+            ramp_shape: RampShape::Linear,
+            adaptive: false,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for LimiterConfig {
     fn default() -> Self {
         Self {
             rpm: 300,
             tpm: None,
             ramp_start: 0.25,
-            ramp_step: 0.10,
+            ramp_step: 1.0,
+            ramp_shape: RampShape::SlowStart,
             probe_initial: Duration::from_secs(10),
             probe_factor: 1.5,
             probe_max: Duration::from_secs(65),

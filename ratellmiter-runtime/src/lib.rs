@@ -17,7 +17,7 @@ mod run;
 pub mod shared;
 mod telemetry;
 
-pub use config::{ConfigError, LimiterConfig, MonitorConfig};
+pub use config::{ConfigError, LimiterConfig, MonitorConfig, RampShape};
 pub use current::{Current, current};
 pub use error::AcquireError;
 #[cfg(feature = "async-openai")]

@@ -109,9 +109,11 @@ fn max_refused_per_minute(bins: &[(u64, u64)], from: usize) -> u64 {
         .unwrap_or(0)
 }
 
-/// Measured: converged 20 s after the start, at most 4 refusals in any minute
-/// afterwards (19 in five minutes), 4.80 accepted per second after convergence (96% of
-/// the true rate), the learned ceiling oscillating between 4.3 and 5.0 per second.
+/// Measured: converged from the start (the slow start reaches the true rate within a
+/// second and resumes there after each short pause), 12 refusals in the first minute
+/// while the ceiling is learned (8 in the first 10 s: a first episode is only a
+/// suspect), then at most 3 in any minute (23 in five minutes), about 4.7 accepted per
+/// second, the learned ceiling oscillating between 4.3 and 5.0 per second.
 #[tokio::test(start_paused = true)]
 async fn half_the_configured_rate_is_learned_within_two_minutes() {
     let limiter = BucketRateLimiter::builder()
@@ -127,8 +129,13 @@ async fn half_the_configured_rate_is_learned_within_two_minutes() {
         "converged at {at:?}: {bins:?}"
     );
     let from = (at.as_secs() / BIN.as_secs()) as usize;
-    let refused = max_refused_per_minute(&bins, from);
-    assert!(refused <= 5, "{refused} refusals in a minute: {bins:?}");
+    let learning = max_refused_per_minute(&bins, from);
+    assert!(learning <= 12, "{learning} refusals in a minute: {bins:?}");
+    let learned = max_refused_per_minute(&bins, from + 6);
+    assert!(
+        learned <= 3,
+        "{learned} refusals in a later minute: {bins:?}"
+    );
 
     // Throughput after convergence: within 10% of the true 5 per second.
     let accepted: u64 = bins[from..].iter().map(|b| b.0).sum();
@@ -150,7 +157,7 @@ async fn without_adaptation_the_refusals_keep_coming() {
         .unwrap();
     let bins = bins(&saturate(&limiter).await);
     let refused: u64 = bins.iter().map(|b| b.1).sum();
-    // The adaptive limiter above is refused 19 times in the same five minutes.
+    // The adaptive limiter above is refused 23 times in the same five minutes.
     assert!(refused > 50, "{refused} refusals in 5 minutes: {bins:?}");
     assert_eq!(limiter.stats().learned_rate, 10.0);
 }

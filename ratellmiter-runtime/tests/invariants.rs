@@ -17,8 +17,9 @@
 //! - `issued + waiting + cancelled == requested` at every step, the engine's `waiting`
 //!   and `in_flight` equal the simulator's, and `in_flight` is 0 at the end;
 //! - every call not cancelled ends (no starvation), within a generous bound of time;
-//! - the allowed rate grows at most `ramp_step` of the full rate per second (from at
-//!   least its start) and never exceeds the full rate;
+//! - the allowed rate grows at most as the ramp's shape allows per second of the
+//!   schedule (linear: `ramp_step` of the full rate; slow start: `ramp_step` of
+//!   itself), from at least its start, and never exceeds the full rate;
 //! - while paused nothing is issued but the probe, and nothing before the pause ends.
 //!
 //! Failing cases proptest finds are kept in `proptest-regressions/invariants.txt`.
@@ -28,10 +29,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use ratellmiter_runtime::LimiterConfig;
 use ratellmiter_runtime::pacer::{
     Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
 };
+use ratellmiter_runtime::{LimiterConfig, RampShape};
 use ratellmiter_sim::metrics::max_weight_in_window;
 
 // ---------------------------------------------------------------- scenario
@@ -132,9 +133,10 @@ fn config() -> impl Strategy<Value = LimiterConfig> {
         0u32..=5,
         1u64..=20_000,
         prop_oneof![Just(60_000u64), 1_000u64..=20_000],
+        prop_oneof![Just(RampShape::SlowStart), Just(RampShape::Linear)],
     )
         .prop_map(
-            |(rpm, tpm, ramp_start, ramp_step, adaptive, streak, probe_ms, timeout_ms)| {
+            |(rpm, tpm, ramp_start, ramp_step, adaptive, streak, probe_ms, timeout_ms, shape)| {
                 LimiterConfig {
                     rpm,
                     tpm,
@@ -145,6 +147,7 @@ fn config() -> impl Strategy<Value = LimiterConfig> {
                     probe_initial: Duration::from_millis(probe_ms),
                     probe_max: Duration::from_millis(probe_ms).max(Duration::from_secs(65)),
                     probe_timeout: Duration::from_millis(timeout_ms),
+                    ramp_shape: shape,
                     ..Default::default()
                 }
             },
@@ -479,8 +482,12 @@ impl<'a> Sim<'a> {
         );
         if let Some((at, before)) = self.last_rate {
             let start = self.sc.cfg.ramp_start * full;
-            let step = self.sc.cfg.ramp_step * full;
-            let bound = before.max(start) + step * (now - at + lateness).as_secs_f64();
+            let step = self.sc.cfg.ramp_step;
+            let dt = (now - at + lateness).as_secs_f64();
+            let bound = match self.sc.cfg.ramp_shape {
+                RampShape::Linear => before.max(start) + step * full * dt,
+                _ => before.max(start) * (1.0 + step).powf(dt),
+            };
             prop_assert!(
                 rate <= bound * (1.0 + 1e-9) + 1e-12,
                 "rate grew from {} to {} in {:?} (step {}/s)",

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::BucketRateLimiter;
-use crate::config::{ConfigError, LimiterConfig};
+use crate::config::{ConfigError, LimiterConfig, RampShape};
 use crate::shared::{SharedBackend, SharedBudget};
 
 /// Builds a [`BucketRateLimiter`] with settings other than rateLLMiter's defaults.
@@ -17,7 +17,7 @@ use crate::shared::{SharedBackend, SharedBudget};
 ///     .rpm(500)
 ///     .tpm(200_000)
 ///     .ramp_start(0.25)
-///     .ramp_step(0.10)
+///     .ramp_step(1.0) // slow start: doubling each second
 ///     .probe_interval(Duration::from_secs(10))
 ///     .probe_factor(1.5)
 ///     .probe_max(Duration::from_secs(65))
@@ -52,9 +52,16 @@ impl LimiterBuilder {
         self.cfg.ramp_start = share;
         self
     }
-    /// Share of the full rate the ramp adds each second (default 0.10).
+    /// How fast the ramp climbs each second (default 1.0: the rate doubles; see
+    /// [`LimiterConfig::ramp_step`]).
     pub fn ramp_step(mut self, share: f64) -> Self {
         self.cfg.ramp_step = share;
+        self
+    }
+    /// The shape of the ramp (default [`RampShape::SlowStart`]; rateLLMiter's is
+    /// [`RampShape::Linear`]).
+    pub fn ramp_shape(mut self, shape: RampShape) -> Self {
+        self.cfg.ramp_shape = shape;
         self
     }
     /// First wait before a probe when the error gave no `retry_after` (default 10 s).

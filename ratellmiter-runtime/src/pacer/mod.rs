@@ -17,14 +17,33 @@
 //! poll all go out in that poll.
 //!
 //! # Ramp
-//! rateLLMiter allows, each second, the tickets issued the second before plus a step,
-//! and at least a start. The continuous form used here: while calls wait for their
-//! slot the rate grows by `ramp_step × rpm/60` per second of time; when calls arrive
-//! after their slot was free the rate falls to the observed rate plus one step; it
-//! never goes below `ramp_start × rpm/60`. After idleness or a resume from a pause the
-//! rate starts again at `ramp_start`; a hold the provider's headers imposed (nothing
-//! remains until a reset) keeps the rate in force. Steady demand at the full rate keeps
-//! the full rate: there is no per-minute reset.
+//! Providers refuse sharp jumps in traffic (Anthropic's, Together's and Fireworks'
+//! "ramped up too fast"; the mock's acceleration limit lets the rate double each
+//! second from a floor), but not a rate they were accepting a moment ago. So the ramp
+//! is paid only after a jump in demand, and as briefly as such a limit allows — TCP's
+//! slow start rather than a linear climb ([`RampShape::SlowStart`], the default):
+//!
+//! - while calls wait for their slot the rate grows by `ramp_step` of itself per second
+//!   (1.0: it doubles each second), from `ramp_start × rpm/60` (25 %): a burst from
+//!   idle reaches the full rate in two seconds, costing about 1.1 s of quota once;
+//! - when calls arrive after their slot was free, the rate falls to what the provider
+//!   just saw, grown by one step (twice the observed rate), so the next jump starts
+//!   from there; it never goes below the start;
+//! - after a pause whose first probe succeeded (a momentary excess: a `retry-after` of
+//!   a fraction of a second, or a lone refusal) it resumes at the rate in force before
+//!   the pause, within the learned ceiling: the server was accepting that rate;
+//! - after an outage (a probe refused or timed out) it starts again at `ramp_start` and
+//!   doubles back to the rate accepted before within two seconds;
+//! - a hold the provider's headers imposed (nothing remains until a reset) keeps the
+//!   rate in force. Steady demand at the full rate keeps the full rate.
+//!
+//! rateLLMiter's shape is [`RampShape::Linear`] (`LimiterConfig::ratellmiter()`): each
+//! second the tickets of the second before plus a step of `ramp_step × rpm/60` (10 %),
+//! in the continuous form (grow by the step per second while calls wait, fall to the
+//! observed rate plus a step when they do not), restarted at `ramp_start` after every
+//! pause. The rule is a pure function of the schedule's recent history (the rate in
+//! force, the time since the last slot, whether calls waited), so a shared limiter can
+//! apply it on the store's clock.
 //!
 //! # Pause and probe
 //! The first rate-limit error while running pauses issuing for its `retry_after`, or
@@ -71,7 +90,7 @@ use std::time::Duration;
 
 pub use adaptive::{AT_CEILING, BETA, CUBIC_C, FLOOR, REPEAT_SHARE, REPEAT_WINDOW};
 
-use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
+use crate::config::{ConfigError, LimiterConfig, RampShape, validate_rpm, validate_tpm};
 use adaptive::Adaptive;
 use holds::Holds;
 use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
@@ -563,17 +582,25 @@ impl Pacer {
     /// plus a step when they do not, never below the start.
     fn update_rate(&mut self, now: Duration, enqueued: Duration) {
         let start = self.cfg.ramp_start * self.full_rate;
-        let step = self.cfg.ramp_step * self.full_rate;
+        let step = self.cfg.ramp_step;
         let since = self.last_issue.map(|l| l.max(self.ramp_from));
         let next_slot = self.schedule.ready_at();
         self.rate = match since {
             Some(since) if enqueued <= next_slot.max(since) => {
-                self.rate + step * now.saturating_sub(since).as_secs_f64()
+                let dt = now.saturating_sub(since).as_secs_f64();
+                match self.cfg.ramp_shape {
+                    RampShape::SlowStart => self.rate * (1.0 + step).powf(dt),
+                    RampShape::Linear => self.rate + step * self.full_rate * dt,
+                }
             }
             Some(since) => {
                 let gap = now.saturating_sub(since).as_secs_f64();
                 if gap > 0.0 {
-                    self.rate.min(1.0 / gap + step)
+                    let seen = 1.0 / gap;
+                    self.rate.min(match self.cfg.ramp_shape {
+                        RampShape::SlowStart => seen * (1.0 + step),
+                        RampShape::Linear => seen + step * self.full_rate,
+                    })
                 } else {
                     self.rate
                 }
@@ -746,8 +773,17 @@ impl Pacer {
         }
         self.mode = Mode::Running;
         self.epoch += 1;
+        // The first probe succeeded: a momentary excess, and the server was accepting
+        // the rate in force. Otherwise an outage: ramp again.
+        let short = self.probe_interval == self.cfg.probe_initial;
         self.probe_interval = self.cfg.probe_initial;
-        self.restart_ramp(now);
+        if short && self.cfg.ramp_shape == RampShape::SlowStart {
+            self.rate = self.rate.min(self.ceiling(now));
+            self.ramp_from = now;
+            self.schedule.not_before(now);
+        } else {
+            self.restart_ramp(now);
+        }
         self.events.push((now, Event::Resume));
     }
 

@@ -40,12 +40,13 @@ impl Schedule {
         self.full_interval
     }
 
-    /// A new limit counts its windows from the change on (the spacing from the last
-    /// slot still applies).
+    /// A new limit counts its windows from the last ticket before the change on (the
+    /// tickets of the old limit are not held against the new one).
     pub(super) fn set_rpm(&mut self, rpm: u32) {
         self.rpm = rpm;
         self.full_interval = full_interval(rpm);
-        self.issued.clear();
+        let keep = self.issued.len().min(1);
+        self.issued.drain(..self.issued.len() - keep);
     }
 
     /// Earliest time the next ticket may go out: its slot, and no window overfull.

@@ -62,8 +62,12 @@ fn saturation_gives_exact_even_spacing_and_window_bounds() {
 
 #[test]
 fn ramp_after_a_burst_from_idle_starts_at_a_quarter_and_grows_a_tenth_per_second() {
-    // 600 rpm = 10/s: start 2.5/s, step 1/s, full after 7.5 s.
-    let mut p = Pacer::new(cfg(600)).unwrap();
+    // rateLLMiter's linear shape. 600 rpm = 10/s: start 2.5/s, step 1/s, full after 7.5 s.
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 600,
+        ..LimiterConfig::ratellmiter()
+    })
+    .unwrap();
     for _ in 0..300 {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
@@ -561,4 +565,79 @@ fn a_hold_keeps_the_full_rate_and_counts_no_ramp_growth() {
         "full rate right after the hold"
     );
     assert_eq!(p.counters().rate_limited, 0);
+}
+
+/// Tickets per whole second of `issued`, for the first `n` seconds.
+fn per_second(issued: &[(Duration, Issued)], from: Duration, n: u64) -> Vec<usize> {
+    (0..n)
+        .map(|s| {
+            let lo = from + secs(s);
+            issued
+                .iter()
+                .filter(|(t, _)| *t >= lo && *t < lo + secs(1))
+                .count()
+        })
+        .collect()
+}
+
+#[test]
+fn slow_start_after_a_burst_doubles_to_the_full_rate_in_two_seconds() {
+    // 600 rpm = 10/s: from 2.5/s, doubling each second while calls wait.
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..300 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let issued = run(&mut p, Duration::ZERO, secs(60));
+    assert_eq!(per_second(&issued, Duration::ZERO, 5), [4, 7, 10, 10, 10]);
+    assert_eq!(issued[1].0 - issued[0].0, ms(400), "the start rate's gap");
+    // Against the full rate from the start (the last of 300 at 29.9 s), the ramp costs
+    // 0.99 s of quota, once.
+    assert_eq!(issued.len(), 300);
+    assert_eq!(issued[299].0, Duration::from_nanos(30_891_576_908));
+}
+
+#[test]
+fn slow_start_resumes_at_the_accepted_rate_after_a_short_pause() {
+    // A refusal at full rate with a retry-after of 200 ms, and the first probe succeeds:
+    // a momentary excess. Issuing goes on at 10/s at once.
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..400 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let before = run(&mut p, Duration::ZERO, secs(10));
+    let (at, t) = before.last().copied().unwrap();
+    p.finish(
+        at,
+        &t,
+        Outcome::RateLimited {
+            retry_after: Some(ms(200)),
+        },
+    );
+    p.enqueue(at, Request::RETRY).unwrap();
+    let after = run(&mut p, at, at + secs(10));
+    assert!(after[0].1.probe && after[0].0 == at + ms(200));
+    assert_eq!(per_second(&after, after[0].0, 3), [10, 10, 10]);
+}
+
+#[test]
+fn slow_start_ramps_again_after_an_outage() {
+    // The first probe is refused too (an outage): after the second probe succeeds the
+    // rate starts again from 2.5/s and doubles back to 10/s.
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    for _ in 0..400 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let before = run(&mut p, Duration::ZERO, secs(10));
+    let (at, t) = before.last().copied().unwrap();
+    p.finish(at, &t, Outcome::RateLimited { retry_after: None });
+    p.enqueue(at, Request::RETRY).unwrap();
+    let (probe_at, probe) = next_issue(&mut p, at);
+    assert!(probe.probe && probe_at == at + secs(10));
+    p.finish(probe_at, &probe, Outcome::RateLimited { retry_after: None });
+    p.enqueue(probe_at, Request::RETRY).unwrap();
+    let (second_at, second) = next_issue(&mut p, probe_at);
+    assert!(second.probe && second_at == probe_at + secs(15));
+    p.finish(second_at, &second, Outcome::Success);
+    let after = run(&mut p, second_at, second_at + secs(10));
+    assert_eq!(per_second(&after, second_at, 4), [4, 6, 10, 10]);
 }
