@@ -1,7 +1,7 @@
 //! Three models with three different limits, used at once: each gets its own limiter,
 //! registered under the model's name, so a burst on one never slows the others.
 //!
-//! `cargo run --example multi_model` talks to an embedded mock provider; set
+//! `cargo run --example multi_model --features reqwest` talks to an embedded mock provider; set
 //! `OPENAI_BASE_URL` to point it at another OpenAI-compatible server.
 
 mod common;

@@ -1,7 +1,7 @@
 //! The smallest useful program: many concurrent chat completions through one limiter,
 //! which spreads them evenly under the provider's limit so none is refused.
 //!
-//! `cargo run --example quickstart` talks to an embedded mock provider (600 rpm);
+//! `cargo run --example quickstart --features reqwest` talks to an embedded mock provider (600 rpm);
 //! set `OPENAI_BASE_URL` to point it at another OpenAI-compatible server.
 
 mod common;

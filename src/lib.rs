@@ -63,6 +63,10 @@ pub use ratellmiter_runtime::*;
 #[doc(inline)]
 pub use ratellmiter_macros::llmiter;
 
+/// `#[derive(IsRateLimit)]`, beside the trait of the same name (as serde's derives are).
+#[doc(inline)]
+pub use ratellmiter_macros::IsRateLimit;
+
 #[doc(hidden)]
 pub mod __private;
 

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ratellmiter::{AcquireError, BucketRateLimiter, IsRateLimit, current, llmiter, monitor};
+use ratellmiter::{
+    AcquireError, BucketRateLimiter, IsRateLimit, RateLimit, current, llmiter, monitor,
+};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -14,11 +16,8 @@ enum ApiError {
 }
 
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, ApiError::RateLimited)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(2))
+    fn rate_limit(&self) -> Option<RateLimit> {
+        matches!(self, ApiError::RateLimited).then_some(RateLimit::retry(Some(Duration::from_secs(2))))
     }
 }
 

@@ -1,9 +1,11 @@
-//! The `#[llmiter]` attribute of [ratellmiter](https://docs.rs/ratellmiter). Use it
-//! through the facade (`use ratellmiter::llmiter;`); the generated code reaches the
-//! runtime through the facade's hidden `__private` module, so users import nothing else.
+//! The `#[llmiter]` attribute and `#[derive(IsRateLimit)]` of
+//! [ratellmiter](https://docs.rs/ratellmiter). Use them through the facade
+//! (`use ratellmiter::{llmiter, IsRateLimit};`); the generated code reaches the runtime
+//! through the facade's hidden `__private` module, so users import nothing else.
 #![warn(missing_docs)]
 
 mod args;
+mod derive;
 mod expand;
 
 use proc_macro::TokenStream;
@@ -158,4 +160,69 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn llmiter(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::llmiter(args.into(), item.into()).into()
+}
+
+/// Derives `IsRateLimit`: says which errors of an enum (or struct) are rate limits, so
+/// the limiter pauses and re-runs the call, or returns a final one at once.
+///
+/// On an enum's variants:
+///
+/// | attribute | the variant is |
+/// |---|---|
+/// | *(none)* | not a rate limit: returned to the caller as it is |
+/// | `#[rate_limit]` | a rate limit worth waiting out; a field marked `#[retry_after]` (of type `Duration` or `Option<Duration>`) says for how long |
+/// | `#[rate_limit(final)]` | a rate limit that waiting cannot cure (a quota spent): returned at once, the limiter does not pause |
+/// | `#[rate_limit(transparent)]` | whatever its one field's error says (`reqwest::Error`, async-openai's `OpenAIError`, `anyhow::Error`, an error of your own): all of it is forwarded, so nothing can be half-forwarded |
+///
+/// On a struct, one of the three goes on the struct itself (`transparent` for a
+/// newtype). `#[rate_limit(crate = "my_facade::ratellmiter")]` on the type says where
+/// the facade is when it is re-exported.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::{IsRateLimit, RateLimit};
+///
+/// #[derive(Debug, IsRateLimit)]
+/// enum ChatError {
+///     #[rate_limit]
+///     Busy { #[retry_after] wait: Duration },
+///     #[rate_limit(final)]
+///     QuotaSpent,
+///     #[rate_limit(transparent)]
+///     Io(std::io::Error),
+///     BadRequest(String),
+/// }
+///
+/// /// Forwards everything of the wrapped error.
+/// #[derive(Debug, IsRateLimit)]
+/// #[rate_limit(transparent)]
+/// struct Wrapped(ChatError);
+///
+/// let busy = ChatError::Busy { wait: Duration::from_secs(2) };
+/// assert_eq!(busy.rate_limit(), Some(RateLimit::retry(Some(Duration::from_secs(2)))));
+/// assert!(Wrapped(ChatError::QuotaSpent).rate_limit().unwrap().is_final());
+/// assert_eq!(ChatError::BadRequest("no".into()).rate_limit(), None);
+/// ```
+///
+/// The derive expands to one `match`:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use ratellmiter::{IsRateLimit, RateLimit};
+/// # #[derive(Debug)]
+/// # enum ChatError { Busy { wait: Duration }, QuotaSpent, Io(std::io::Error), BadRequest(String) }
+/// impl IsRateLimit for ChatError {
+///     fn rate_limit(&self) -> Option<RateLimit> {
+///         match self {
+///             Self::Busy { wait, .. } => Some(RateLimit::retry(Some(*wait))),
+///             Self::QuotaSpent { .. } => Some(RateLimit::final_quota()),
+///             Self::Io { 0: e, .. } => e.rate_limit(),
+///             Self::BadRequest { .. } => None,
+///         }
+///     }
+/// }
+/// ```
+#[proc_macro_derive(IsRateLimit, attributes(rate_limit, retry_after))]
+pub fn derive_is_rate_limit(input: TokenStream) -> TokenStream {
+    derive::is_rate_limit(input.into()).into()
 }

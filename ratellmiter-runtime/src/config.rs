@@ -14,7 +14,7 @@ pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(3600);
 /// A setting that cannot work, naming the field and the accepted range.
 ///
 /// ```
-/// use ratellmiter_runtime::BucketRateLimiter;
+/// use ratellmiter::BucketRateLimiter;
 /// let err = BucketRateLimiter::try_new(0).unwrap_err();
 /// assert_eq!(err.field(), "rpm");
 /// assert!(err.to_string().contains("rpm"));
@@ -174,7 +174,7 @@ fn fraction(field: &'static str, value: f64) -> Result<(), ConfigError> {
 /// configured and where flow logs go.
 ///
 /// ```
-/// use ratellmiter_runtime::MonitorConfig;
+/// use ratellmiter::MonitorConfig;
 /// let config = MonitorConfig::default().default_rpm(300).log_dir("ratellmiter_logs");
 /// assert_eq!(config.get_default_rpm(), 300);
 /// ```

@@ -29,7 +29,9 @@ pub use integrations::reqwest;
 pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
 pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
 pub use pacer::Priority;
-pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
+pub use rate_limit::{
+    BoxFuture, CallOutcome, IsRateLimit, RateLimit, RateLimitKind, RateLimitedService,
+};
 pub use run::Call;
 #[cfg(feature = "redis")]
 pub use shared::RedisBackend;

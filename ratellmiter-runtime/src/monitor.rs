@@ -23,7 +23,7 @@ type Registry = Arc<RwLock<BTreeMap<String, Arc<BucketRateLimiter>>>>;
 /// Registry of named limiters and owner of the flow-log writer.
 ///
 /// ```
-/// use ratellmiter_runtime::{BucketRateLimiter, Monitor, MonitorConfig};
+/// use ratellmiter::{BucketRateLimiter, Monitor, MonitorConfig};
 ///
 /// let monitor = Monitor::new();
 /// monitor.config(MonitorConfig::default().default_rpm(300).logging(false));

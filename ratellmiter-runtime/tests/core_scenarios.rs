@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor, RateLimit};
 use ratellmiter_sim::metrics::max_in_window;
 use tokio::time::Instant;
 
@@ -16,12 +16,9 @@ enum ApiError {
 }
 
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, ApiError::RateLimited(_))
-    }
-    fn retry_after(&self) -> Option<Duration> {
+    fn rate_limit(&self) -> Option<RateLimit> {
         match self {
-            ApiError::RateLimited(d) => *d,
+            ApiError::RateLimited(d) => Some(RateLimit::retry(*d)),
             ApiError::Other => None,
         }
     }

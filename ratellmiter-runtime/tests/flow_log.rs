@@ -12,11 +12,8 @@ use tokio::time::Instant;
 struct RateLimited;
 
 impl ratellmiter_runtime::IsRateLimit for RateLimited {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(2))
+    fn rate_limit(&self) -> Option<ratellmiter_runtime::RateLimit> {
+        Some(ratellmiter_runtime::RateLimit::retry(Some(Duration::from_secs(2))))
     }
 }
 

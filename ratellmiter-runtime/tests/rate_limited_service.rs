@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, IsRateLimit, Monitor, RateLimitedService};
+use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, IsRateLimit, Monitor, RateLimit, RateLimitedService};
 use tokio::time::Instant;
 
 /// Mistral-like: one limiter for every model; blocked until `unblock_after` probes.
@@ -38,8 +38,8 @@ impl RateLimitedService for Mistral {
 struct Refused;
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(None))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor, RateLimit};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -25,11 +25,8 @@ impl Write for Captured {
 struct Refused;
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(Some(Duration::from_secs(1))))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ratellmiter_runtime::{
-    AcquireError, BucketRateLimiter, IsRateLimit, Monitor, Priority, TryAcquireError,
+    AcquireError, BucketRateLimiter, IsRateLimit, Monitor, Priority, RateLimit, TryAcquireError,
 };
 use tokio::time::Instant;
 
@@ -162,11 +162,8 @@ enum QuotaError {
 }
 
 impl IsRateLimit for QuotaError {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn is_final(&self) -> bool {
-        true
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::final_quota())
     }
 }
 
