@@ -45,7 +45,8 @@ struct Field {
 
 /// The `#[rate_limit]` attribute as written, before it is checked against the fields.
 struct Marker {
-    span: Span,
+    /// The whole attribute, where a misplaced one is reported.
+    tokens: TokenStream,
     kind: MarkerKind,
     krate: Option<Path>,
 }
@@ -141,8 +142,8 @@ impl Model {
                 if let Some(m) = container {
                     match (m.kind, m.krate) {
                         (MarkerKind::Retry, Some(path)) => krate = Some(path),
-                        _ => errors.push(syn::Error::new(
-                            m.span,
+                        _ => errors.push(syn::Error::new_spanned(
+                            &m.tokens,
                             "on an enum, `#[rate_limit(…)]` takes only `crate = \"…\"`: mark the variants that are rate limits with `#[rate_limit]`, `#[rate_limit(final)]` or `#[rate_limit(transparent)]`",
                         )),
                     }
@@ -196,16 +197,23 @@ impl Model {
         let krate = &self.krate;
         let ident = &self.input.ident;
         let mut generics = self.input.generics.clone();
-        // A generic field forwarded to must itself be an `IsRateLimit`.
-        if generics.type_params().next().is_some() {
+        // A field forwarded to whose type names a type parameter must itself be an
+        // `IsRateLimit` (only those: a bound on `Box<Self>` would never be proven).
+        let params: Vec<Ident> = generics.type_params().map(|p| p.ident.clone()).collect();
+        let bounds: Vec<&Type> = self
+            .arms
+            .iter()
+            .filter_map(|arm| match &arm.verdict {
+                Verdict::Transparent(field) if mentions(&field.ty, &params) => Some(&field.ty),
+                _ => None,
+            })
+            .collect();
+        if !bounds.is_empty() {
             let clause = generics.make_where_clause();
-            for arm in &self.arms {
-                if let Verdict::Transparent(field) = &arm.verdict {
-                    let ty = &field.ty;
-                    clause
-                        .predicates
-                        .push(syn::parse_quote!(#ty: #krate::__private::IsRateLimit));
-                }
+            for ty in bounds {
+                clause
+                    .predicates
+                    .push(syn::parse_quote!(#ty: #krate::__private::IsRateLimit));
             }
         }
         let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
@@ -248,6 +256,18 @@ impl Arm {
     }
 }
 
+/// Whether `ty` names one of `params`.
+fn mentions(ty: &Type, params: &[Ident]) -> bool {
+    fn walk(tokens: TokenStream, params: &[Ident]) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            proc_macro2::TokenTree::Ident(id) => params.contains(&id),
+            proc_macro2::TokenTree::Group(g) => walk(g.stream(), params),
+            _ => false,
+        })
+    }
+    walk(quote!(#ty), params)
+}
+
 /// Reads the `#[rate_limit]` attribute among `attrs`, if there is one.
 fn marker(attrs: &[Attribute], errors: &mut Errors) -> Option<Marker> {
     let mut found: Option<Marker> = None;
@@ -269,7 +289,7 @@ fn marker(attrs: &[Attribute], errors: &mut Errors) -> Option<Marker> {
 
 fn parse_marker(attr: &Attribute) -> syn::Result<Marker> {
     let mut marker = Marker {
-        span: attr.span(),
+        tokens: quote!(#attr),
         kind: MarkerKind::Retry,
         krate: None,
     };

@@ -351,8 +351,8 @@ fn once(p: &TokenStream, body: Block, is_async: bool, ret: Span) -> TokenStream 
     let run = Ident::new(if is_async { "run" } else { "run_blocking" }, ret);
     let call = Ident::new("__llmiter_call", ret);
     if is_async {
-        let wait = quote_spanned!(ret=> .await);
-        quote!(#call.#run(#p::once(move || async move #body)) #wait)
+        // As in `retried`: one span for the call and its `.await`, so one error.
+        quote_spanned!(ret=> #call.#run(#p::once(move || async move #body)).await)
     } else {
         quote!(#call.#run(#p::once(move || #body)))
     }
@@ -421,9 +421,13 @@ fn retried(
     }
     if exclusive.is_empty() {
         let run = run("run");
+        // The call's own tokens, parentheses and closure included, carry the return
+        // type's span too: then both failed bounds land on one span and one error shows.
+        let attempt = quote!({ #clones async move #body });
+        let call = quote_spanned!(ret=> #call.#run(move || #attempt) .await);
         return quote! {{
             #keep_mut
-            #call.#run(move || { #clones async move #body }) #wait
+            #call
         }};
     }
     let outer: Vec<&Ident> = exclusive.iter().map(|b| &b.ident).collect();
