@@ -32,7 +32,9 @@ pub async fn run(
 ) -> Result<Vec<(&'static str, Stats)>, common::ChatError> {
     let client = reqwest::Client::new();
     for (model, rpm) in MODELS {
-        monitor().add_service(model, BucketRateLimiter::new(rpm * scale));
+        monitor()
+            .add_service(model, BucketRateLimiter::new(rpm * scale))
+            .expect("each model is registered once");
     }
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..calls {

@@ -16,7 +16,8 @@ enum ApiError {
 
 impl IsRateLimit for ApiError {
     fn rate_limit(&self) -> Option<RateLimit> {
-        matches!(self, ApiError::RateLimited).then_some(RateLimit::retry(Some(Duration::from_secs(1))))
+        matches!(self, ApiError::RateLimited)
+            .then_some(RateLimit::retry(Some(Duration::from_secs(1))))
     }
 }
 

@@ -395,10 +395,13 @@ fn check_retry_after_fields(fields: &Fields, verdict: &Verdict, errors: &mut Err
 }
 
 fn retry_after_fields(fields: &Fields) -> impl Iterator<Item = (&Attribute, Field)> {
-    fields.iter().zip(fields_of(fields)).filter_map(|(f, field)| {
-        let attr = f.attrs.iter().find(|a| a.path().is_ident("retry_after"))?;
-        Some((attr, field))
-    })
+    fields
+        .iter()
+        .zip(fields_of(fields))
+        .filter_map(|(f, field)| {
+            let attr = f.attrs.iter().find(|a| a.path().is_ident("retry_after"))?;
+            Some((attr, field))
+        })
 }
 
 fn fields_of(fields: &Fields) -> impl Iterator<Item = Field> + '_ {

@@ -17,11 +17,8 @@ use proc_macro::TokenStream;
 /// ```
 /// use ratellmiter::{llmiter, IsRateLimit};
 ///
-/// #[derive(Debug)]
-/// enum MyError { RateLimited, Other(String) }
-/// impl IsRateLimit for MyError {
-///     fn is_rate_limit(&self) -> bool { matches!(self, MyError::RateLimited) }
-/// }
+/// #[derive(Debug, IsRateLimit)]
+/// enum MyError { #[rate_limit] RateLimited, Other(String) }
 ///
 /// #[llmiter(service = "gpt-4o")]
 /// async fn ask(prompt: String) -> Result<String, MyError> {
@@ -84,11 +81,8 @@ use proc_macro::TokenStream;
 /// use std::sync::Arc;
 /// use ratellmiter::{current, llmiter, AcquireError, BucketRateLimiter, IsRateLimit};
 ///
-/// #[derive(Debug)]
-/// enum ApiError { RateLimited, Gave(AcquireError) }
-/// impl IsRateLimit for ApiError {
-///     fn is_rate_limit(&self) -> bool { matches!(self, ApiError::RateLimited) }
-/// }
+/// #[derive(Debug, IsRateLimit)]
+/// enum ApiError { #[rate_limit] RateLimited, Gave(AcquireError) }
 /// impl From<AcquireError> for ApiError {
 ///     fn from(e: AcquireError) -> Self { ApiError::Gave(e) }
 /// }
@@ -127,8 +121,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use ratellmiter::{llmiter, IsRateLimit};
-/// # #[derive(Debug)] struct MyError;
-/// # impl IsRateLimit for MyError { fn is_rate_limit(&self) -> bool { false } }
+/// # #[derive(Debug, IsRateLimit)] #[rate_limit] struct MyError;
 /// #[llmiter(service = "gpt-4o", max_retries = 3)]
 /// async fn ask(prompt: String) -> Result<String, MyError> {
 ///     Ok(prompt)
@@ -137,8 +130,7 @@ use proc_macro::TokenStream;
 /// expands to
 /// ```
 /// # use ratellmiter::IsRateLimit;
-/// # #[derive(Debug)] struct MyError;
-/// # impl IsRateLimit for MyError { fn is_rate_limit(&self) -> bool { false } }
+/// # #[derive(Debug, IsRateLimit)] #[rate_limit] struct MyError;
 /// async fn ask(prompt: String) -> Result<String, MyError> {
 ///     let __llmiter_limiter = ::ratellmiter::__private::monitor().limiter("gpt-4o");
 ///     let __llmiter_call = __llmiter_limiter.call().max_retries(3u32);

@@ -17,7 +17,7 @@ mod run;
 pub mod shared;
 mod telemetry;
 
-pub use config::{ConfigError, LimiterConfig, MonitorConfig};
+pub use config::{ConfigError, LimiterConfig, MonitorConfig, UnknownServices};
 pub use current::{Current, current};
 pub use error::AcquireError;
 #[cfg(feature = "async-openai")]
@@ -27,7 +27,7 @@ pub use integrations::http;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
 pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
-pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
+pub use monitor::{DEFAULT_SERVICE, Monitor, RegistryError, monitor};
 pub use pacer::Priority;
 pub use rate_limit::{
     BoxFuture, CallOutcome, IsRateLimit, RateLimit, RateLimitKind, RateLimitedService,

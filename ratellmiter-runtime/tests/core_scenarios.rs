@@ -327,22 +327,26 @@ async fn cancellation_while_waiting_or_running_and_panics_release_tickets() {
 #[tokio::test(start_paused = true)]
 async fn several_services_stay_independent() {
     let monitor = Monitor::new();
-    let fast = monitor.add_service(
-        "fast",
-        BucketRateLimiter::builder()
-            .rpm(600)
-            .adaptive(false)
-            .build()
-            .unwrap(),
-    );
-    let slow = monitor.add_service(
-        "slow",
-        BucketRateLimiter::builder()
-            .rpm(60)
-            .adaptive(false)
-            .build()
-            .unwrap(),
-    );
+    let fast = monitor
+        .add_service(
+            "fast",
+            BucketRateLimiter::builder()
+                .rpm(600)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let slow = monitor
+        .add_service(
+            "slow",
+            BucketRateLimiter::builder()
+                .rpm(60)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     // Pause "slow" with a rate limit; "fast" keeps issuing.
     slow.acquire()
         .await

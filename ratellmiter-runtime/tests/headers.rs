@@ -256,18 +256,9 @@ fn malformed_values_are_ignored_and_logged() {
 #[test]
 fn status_codes_and_final_codes() {
     let wait = Some(S(2));
-    assert_eq!(
-        classify(429, wait, false),
-        Some(RateLimit::retry(wait))
-    );
-    assert_eq!(
-        classify(529, None, false),
-        Some(RateLimit::retry(None))
-    );
-    assert_eq!(
-        classify(503, wait, false),
-        Some(RateLimit::retry(wait))
-    );
+    assert_eq!(classify(429, wait, false), Some(RateLimit::retry(wait)));
+    assert_eq!(classify(529, None, false), Some(RateLimit::retry(None)));
+    assert_eq!(classify(503, wait, false), Some(RateLimit::retry(wait)));
     assert_eq!(classify(503, None, false), None);
     assert_eq!(classify(500, wait, false), None);
     assert_eq!(classify(200, None, false), None);

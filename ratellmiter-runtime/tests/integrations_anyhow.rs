@@ -43,10 +43,7 @@ async fn rate_limits_are_found_under_context_layers() {
     let e = anyhow::Error::new(refused)
         .context("asking gpt-4o")
         .context("summarising the report");
-    assert_eq!(
-        e.rate_limit(),
-        Some(RateLimit::retry(wait))
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(wait)));
     assert_eq!(e.rate_limit().and_then(|r| r.retry_after()), wait);
 
     // A reqwest status error, through `?` into anyhow with context.
@@ -72,10 +69,7 @@ fn openai_errors_and_their_final_codes_are_found() {
         })
     };
     let e = anyhow::Error::new(api(429, "rate_limit_exceeded")).context("chat");
-    assert_eq!(
-        e.rate_limit(),
-        Some(RateLimit::retry(None))
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(None)));
     let e = anyhow::Error::new(api(429, "insufficient_quota")).context("chat");
     assert!(e.rate_limit().is_some_and(|r| r.is_final()));
     let e = anyhow::Error::new(api(400, "invalid_request_error"));

@@ -58,10 +58,7 @@ async fn calls_run_under_the_limiter_and_a_429_is_a_rate_limit() {
     };
     assert_eq!(api.status_code, 429);
     assert_eq!(api.api_error.code.as_deref(), Some("rate_limit_exceeded"));
-    assert_eq!(
-        e.rate_limit(),
-        Some(RateLimit::retry(None))
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(None)));
     assert!(e.rate_limit().is_some_and(|r| !r.is_final()));
     // Three requests: the client did not retry the 429 behind the limiter's back.
     let seen = server.metrics();
@@ -77,10 +74,7 @@ async fn overloaded_529_is_a_rate_limit_and_insufficient_quota_is_final() {
     })
     .await;
     let e = client.chat().create(request()).await.unwrap_err();
-    assert_eq!(
-        e.rate_limit(),
-        Some(RateLimit::retry(None))
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(None)));
 
     let (server, client) = mock(ProviderConfig {
         quota_exhausted: true,

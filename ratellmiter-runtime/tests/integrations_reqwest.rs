@@ -116,10 +116,7 @@ async fn a_429_becomes_a_rate_limit_error_with_its_retry_after() {
         (Duration::from_secs(59)..=Duration::from_secs(60)).contains(&wait),
         "{wait:?}"
     );
-    assert_eq!(
-        e.rate_limit(),
-        Some(RateLimit::retry(Some(wait)))
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(Some(wait))));
     assert_eq!(e.headers().requests.unwrap().remaining, 0);
     assert!(e.to_string().starts_with("rate limited: HTTP 429"), "{e}");
 }

@@ -47,14 +47,16 @@ fn each_state_change_is_a_tracing_event() {
     tracing::subscriber::with_default(subscriber, || {
         rt.block_on(async {
             let monitor = Monitor::new();
-            let l = monitor.add_service(
-                "traced",
-                BucketRateLimiter::builder()
-                    .rpm(600)
-                    .max_retries(2)
-                    .build()
-                    .unwrap(),
-            );
+            let l = monitor
+                .add_service(
+                    "traced",
+                    BucketRateLimiter::builder()
+                        .rpm(600)
+                        .max_retries(2)
+                        .build()
+                        .unwrap(),
+                )
+                .unwrap();
             let out: Result<(), Refused> = l.run(|| async { Err(Refused) }).await;
             assert!(out.is_err());
             let _ = monitor.limiter("typo-model");

@@ -1,7 +1,7 @@
 //! anyhow (feature `anyhow`): [`IsRateLimit`] for [`anyhow::Error`](::anyhow::Error).
 
-use std::error::Error;
 use crate::rate_limit::{IsRateLimit, RateLimit};
+use std::error::Error;
 
 /// Looks along the error's chain (its context layers and sources, outermost first) for
 /// an error of a supported type that is a rate limit: `reqwest::Error` and
