@@ -73,7 +73,8 @@ pub use ratellmiter_macros::IsRateLimit;
 #[doc(hidden)]
 pub mod __private;
 
-/// The README's Rust examples, compiled and run as doc tests so the quickstart stays true.
-#[cfg(doctest)]
+/// The README's Rust examples, compiled and run as doc tests so the quickstart stays true
+/// (its quickstart uses the `reqwest` integration).
+#[cfg(all(doctest, feature = "reqwest"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
