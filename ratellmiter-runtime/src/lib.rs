@@ -2,6 +2,9 @@
 //! limiter and its tickets, the monitor and the flow log. Users depend on the
 //! `ratellmiter` facade, which re-exports all of this beside the `#[llmiter]` attribute.
 #![warn(missing_docs)]
+// docs.rs (nightly) marks each integration's items with the feature they need, which
+// also tells apart the foreign impls that rustdoc shows under the same name (`Error`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 mod current;

@@ -3,7 +3,7 @@
 use crate::rate_limit::{IsRateLimit, RateLimit};
 use std::error::Error;
 
-/// Looks along the error's chain (its context layers and sources, outermost first) for
+/// `anyhow::Error` (feature `anyhow`): looks along the error's chain (its context layers and sources, outermost first) for
 /// an error of a supported type that is a rate limit: `reqwest::Error` and
 /// `ratellmiter::reqwest::RateLimitError` with feature `reqwest`, `OpenAIError` with
 /// feature `async-openai`. Any other error (an I/O error, a type of your own) is not a
@@ -17,6 +17,7 @@ use std::error::Error;
 /// let e = anyhow::Error::new(io).context("asking the model");
 /// assert_eq!(e.rate_limit(), None);
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "anyhow")))]
 impl IsRateLimit for ::anyhow::Error {
     /// The first rate limit along the chain, outermost first.
     fn rate_limit(&self) -> Option<RateLimit> {

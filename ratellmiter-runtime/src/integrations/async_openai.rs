@@ -35,6 +35,9 @@ use ::async_openai::error::OpenAIError;
 use crate::headers::{classify, is_final_code};
 use crate::rate_limit::{IsRateLimit, RateLimit};
 
+/// `async_openai::error::OpenAIError` (feature `async-openai`): a rate limit for status
+/// 429 (and 529), final for a [final code](crate::headers::FINAL_ERROR_CODES).
+#[cfg_attr(docsrs, doc(cfg(feature = "async-openai")))]
 impl IsRateLimit for OpenAIError {
     fn rate_limit(&self) -> Option<RateLimit> {
         match self {

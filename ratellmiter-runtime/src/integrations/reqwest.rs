@@ -97,9 +97,11 @@ impl IsRateLimit for RateLimitError {
     }
 }
 
-/// A status error from [`Response::error_for_status`] is a rate limit for 429 and 529.
+/// `reqwest::Error` (feature `reqwest`): a status error from
+/// [`Response::error_for_status`] is a rate limit for 429 and 529.
 /// A 503 is not: the error no longer has the `retry-after` that would make it one (use
 /// [`check`], which reads the headers first).
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 impl IsRateLimit for ::reqwest::Error {
     fn rate_limit(&self) -> Option<RateLimit> {
         classify(self.status()?.as_u16(), None, false)

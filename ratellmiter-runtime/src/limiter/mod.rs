@@ -35,7 +35,7 @@ use waiting::{Step, ThreadWaker, Waiting};
 /// limit. Cloning it gives another handle on the same budget.
 ///
 /// ```
-/// use ratellmiter_runtime::BucketRateLimiter;
+/// use ratellmiter::BucketRateLimiter;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let limiter = BucketRateLimiter::new(600);
