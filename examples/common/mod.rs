@@ -15,9 +15,10 @@ use ratellmiter_sim::{MockServer, Provider, ProviderConfig};
 /// every other failure goes straight to the caller.
 #[derive(Debug, IsRateLimit)]
 pub enum ChatError {
-    /// Refused for a rate limit, as `ratellmiter::reqwest::check` read the response.
+    /// Refused for a rate limit, as `ratellmiter::reqwest::check` read the response
+    /// (boxed: it carries the response's rate-limit headers; the box forwards too).
     #[rate_limit(transparent)]
-    RateLimited(RateLimitError),
+    RateLimited(Box<RateLimitError>),
     /// Any other failure: no connection, an error status (`error_for_status`), a body
     /// that is not JSON.
     #[rate_limit(transparent)]
@@ -26,7 +27,7 @@ pub enum ChatError {
 
 impl From<RateLimitError> for ChatError {
     fn from(e: RateLimitError) -> Self {
-        ChatError::RateLimited(e)
+        ChatError::RateLimited(Box::new(e))
     }
 }
 
