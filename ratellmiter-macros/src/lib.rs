@@ -62,7 +62,7 @@ use proc_macro::TokenStream;
 ///
 /// | argument | meaning |
 /// |---|---|
-/// | `service = "name"` | the monitor's limiter of that name (`monitor().limiter("name")`; an unknown name gets one at the default rate, with a warning) |
+/// | `service = "name"` | the monitor's limiter of that name (`monitor().limiter("name")`; an unknown name gets one at the default rate with a warning on stderr, or is refused: see `MonitorConfig::unknown_services`) |
 /// | `service = <expr>` | the same, with the name computed for each call from the arguments or `self` (`&str`, `String`, …) |
 /// | `limiter = <expr>` | a limiter given directly: `&BucketRateLimiter`, `Arc<BucketRateLimiter>` or `&Arc<…>` |
 /// | `max_retries = N` | re-runs after a rate limit before the error is returned (default: the limiter's, 20); `0` never re-runs and clones nothing |
