@@ -114,6 +114,8 @@ impl LimiterBuilder {
     /// Validates the settings and makes the limiter; without an `rpm` (a `tpm` alone is
     /// not a request budget) it says so.
     pub fn build(self) -> Result<BucketRateLimiter, ConfigError> {
+        // A wrong value is named first; then a missing request budget.
+        self.cfg.validate()?;
         if !self.rpm_given {
             return Err(ConfigError::new(
                 "rpm",
