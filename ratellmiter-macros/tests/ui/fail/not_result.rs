@@ -15,4 +15,14 @@ struct PlainError;
 #[llmiter]
 fn blocking() -> Result<(), PlainError> { Ok(()) }
 
+#[llmiter(max_retries = 0)]
+async fn once() -> u8 { 0 }
+
+struct Client;
+
+impl Client {
+    #[llmiter]
+    async fn lend(&mut self) -> Option<String> { None }
+}
+
 fn main() {}
