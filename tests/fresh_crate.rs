@@ -178,3 +178,22 @@ async fn a_fresh_crate_returns_insufficient_quota_at_once() {
     assert_eq!((seen.requests, seen.rejected), (1, 1), "{seen:?}");
     assert_eq!(answers.metrics().accepted, 1);
 }
+
+/// One reqwest for the whole workspace (the integration, the examples, the CLI, the mock
+/// and async-openai), named in the README's dependency lines: a user who copies them
+/// builds against the version the integration implements `IsRateLimit` for.
+#[test]
+fn the_workspace_builds_on_one_reqwest_and_the_readme_names_it() {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let versions: Vec<&str> = lock
+        .split("[[package]]")
+        .filter(|p| p.contains("\nname = \"reqwest\"\n"))
+        .filter_map(|p| p.split("\nversion = \"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    let minor = versions[0].rsplit_once('.').unwrap().0;
+    assert!(
+        readme_dependencies().contains(&format!("reqwest = {{ version = \"{minor}\"")),
+        "the README's quickstart should ask for reqwest {minor}"
+    );
+}
