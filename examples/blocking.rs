@@ -1,7 +1,7 @@
 //! A blocking program (plain `fn`s, threads, reqwest's blocking client) paced by one
 //! limiter: `#[llmiter]` on a plain `fn` parks the thread until its ticket comes.
 //!
-//! `cargo run --example blocking` talks to an embedded mock provider; set
+//! `cargo run --example blocking --features reqwest` talks to an embedded mock provider; set
 //! `OPENAI_BASE_URL` to point it at another OpenAI-compatible server.
 
 mod common;
@@ -19,12 +19,11 @@ fn ask(
     let response = client
         .post(format!("{base_url}/chat/completions"))
         .json(&common::request_body("gpt-4o-mini", question))
-        .send()
-        .map_err(|e| common::ChatError::Other(e.to_string()))?;
-    common::check(response.status(), response.headers())?;
-    let body: serde_json::Value = response
-        .json()
-        .map_err(|e| common::ChatError::Other(e.to_string()))?;
+        .send()?;
+    // `check` reads async responses; a blocking client's 429 or 529 is a rate limit as
+    // the `reqwest::Error` of `error_for_status` (without its `retry-after`: the limiter
+    // then waits its probe interval).
+    let body: serde_json::Value = response.error_for_status()?.json()?;
     Ok(common::answer(&body))
 }
 
@@ -47,7 +46,7 @@ pub fn run(
                         let question = format!("Thread {t}, question {i}");
                         ask(limiter, client, base_url, &question)?;
                     }
-                    Ok(())
+                    Ok::<(), common::ChatError>(())
                 })
             })
             .collect();

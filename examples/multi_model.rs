@@ -1,7 +1,7 @@
 //! Three models with three different limits, used at once: each gets its own limiter,
 //! registered under the model's name, so a burst on one never slows the others.
 //!
-//! `cargo run --example multi_model` talks to an embedded mock provider; set
+//! `cargo run --example multi_model --features reqwest` talks to an embedded mock provider; set
 //! `OPENAI_BASE_URL` to point it at another OpenAI-compatible server.
 
 mod common;
@@ -32,7 +32,9 @@ pub async fn run(
 ) -> Result<Vec<(&'static str, Stats)>, common::ChatError> {
     let client = reqwest::Client::new();
     for (model, rpm) in MODELS {
-        monitor().add_service(model, BucketRateLimiter::new(rpm * scale));
+        monitor()
+            .add_service(model, BucketRateLimiter::new(rpm * scale))
+            .expect("each model is registered once");
     }
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..calls {

@@ -39,15 +39,8 @@ pub async fn ask(
             if let Some(key) = &endpoint.api_key {
                 request = request.bearer_auth(key);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| common::ChatError::Other(e.to_string()))?;
-            common::check(response.status(), response.headers())?;
-            let body: serde_json::Value = response
-                .json()
-                .await
-                .map_err(|e| common::ChatError::Other(e.to_string()))?;
+            let response = ratellmiter::reqwest::check(request.send().await?).await?;
+            let body: serde_json::Value = response.error_for_status()?.json().await?;
             let used = body["usage"]["total_tokens"].as_u64().unwrap_or(estimate);
             // Corrects the budget: a refund when the estimate was too high.
             current().record_usage(used);

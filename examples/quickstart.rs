@@ -1,7 +1,7 @@
 //! The smallest useful program: many concurrent chat completions through one limiter,
 //! which spreads them evenly under the provider's limit so none is refused.
 //!
-//! `cargo run --example quickstart` talks to an embedded mock provider (600 rpm);
+//! `cargo run --example quickstart --features reqwest` talks to an embedded mock provider (600 rpm);
 //! set `OPENAI_BASE_URL` to point it at another OpenAI-compatible server.
 
 mod common;
@@ -23,7 +23,9 @@ async fn ask(
 /// returns the limiter's counters.
 pub async fn run(base_url: &str, rpm: u32, calls: usize) -> Result<Stats, common::ChatError> {
     // One limiter per model, registered by name so every part of the program shares it.
-    let limiter = monitor().add_service("quickstart-model", BucketRateLimiter::new(rpm));
+    let limiter = monitor()
+        .add_service("quickstart-model", BucketRateLimiter::new(rpm))
+        .expect("the service is registered once");
     let client = reqwest::Client::new();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..calls {

@@ -1,10 +1,13 @@
-//! What `#[llmiter]` expansions call. Not public API: only the macro of the same
-//! version uses it (the facade pins `ratellmiter-macros` exactly).
+//! What `#[llmiter]` and `#[derive(IsRateLimit)]` expansions call. Not public API:
+//! only the macros of the same version use it (the facade pins `ratellmiter-macros`
+//! exactly).
 
 use std::sync::Arc;
 
 pub use core::time::Duration;
-pub use ratellmiter_runtime::{AcquireError, BucketRateLimiter, Priority, monitor};
+pub use ratellmiter_runtime::{
+    AcquireError, BucketRateLimiter, IsRateLimit, Priority, RateLimit, monitor,
+};
 
 /// `limiter = <expr>`: anything that gives a limiter, taken as an owned handle (one
 /// budget, shared) so the expression's borrows end before the attempts start.
@@ -95,5 +98,28 @@ pub fn once<T>(f: impl FnOnce() -> T) -> impl FnMut() -> T {
     move || match f.take() {
         Some(f) => f(),
         None => unreachable!("a call with `max_retries = 0` runs once"),
+    }
+}
+
+/// The type of a `#[retry_after]` field: how long the server asked to wait.
+#[diagnostic::on_unimplemented(
+    message = "a `#[retry_after]` field must be a `Duration` or an `Option<Duration>`, found `{Self}`",
+    label = "not a `Duration`",
+    note = "convert the server's value when building the error (`Duration::from_secs(n)`), or parse headers with `ratellmiter::headers::RateLimitHeaders`"
+)]
+pub trait RetryAfter {
+    /// The wait, if known.
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+impl RetryAfter for Duration {
+    fn retry_after(&self) -> Option<Duration> {
+        Some(*self)
+    }
+}
+
+impl RetryAfter for Option<Duration> {
+    fn retry_after(&self) -> Option<Duration> {
+        *self
     }
 }

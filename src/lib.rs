@@ -5,18 +5,20 @@
 //! Python package rateLLMiter.
 //!
 //! Depend on this crate alone: it re-exports the runtime ([`BucketRateLimiter`],
-//! [`monitor()`], [`IsRateLimit`], …) and the [`llmiter`] attribute.
+//! [`monitor()`], [`IsRateLimit`], …), the [`llmiter`] attribute and
+//! `#[derive(IsRateLimit)]`.
 //!
 //! # Quickstart
 //! ```
 //! use ratellmiter::{llmiter, monitor, BucketRateLimiter, IsRateLimit, MonitorConfig};
 //!
-//! #[derive(Debug)]
-//! enum MyError { RateLimited, Other(String) }
-//!
-//! impl IsRateLimit for MyError {
-//!     fn is_rate_limit(&self) -> bool { matches!(self, MyError::RateLimited) }
-//!     // fn retry_after(&self) -> Option<std::time::Duration> { None }   (provided method)
+//! #[derive(Debug, IsRateLimit)]
+//! enum MyError {
+//!     #[rate_limit]          // a 429: paused, probed and re-run
+//!     RateLimited { #[retry_after] wait: Option<std::time::Duration> },
+//!     #[rate_limit(final)]   // a quota spent: returned at once
+//!     QuotaExhausted,
+//!     Other(String),         // anything else: returned as it is
 //! }
 //!
 //! /// Paced by the default service.
@@ -37,7 +39,8 @@
 //!     let dir = std::env::temp_dir().join("ratellmiter-doc-quickstart");
 //!     monitor().config(MonitorConfig::default().default_rpm(300).log_dir(&dir));
 //!     monitor().start(); // idempotent; calls made before start() are paced all the same
-//!     let gpt = monitor().add_service("gpt-4o", BucketRateLimiter::new(500)); // Arc<BucketRateLimiter>
+//!     // A name is registered once: a second add_service for it is an error.
+//!     let gpt = monitor().add_service("gpt-4o", BucketRateLimiter::new(500)).expect("registered once");
 //!     let same = monitor().limiter("gpt-4o");
 //!     assert!(same.same_limiter(&gpt));
 //!
@@ -63,10 +66,15 @@ pub use ratellmiter_runtime::*;
 #[doc(inline)]
 pub use ratellmiter_macros::llmiter;
 
+/// `#[derive(IsRateLimit)]`, beside the trait of the same name (as serde's derives are).
+#[doc(inline)]
+pub use ratellmiter_macros::IsRateLimit;
+
 #[doc(hidden)]
 pub mod __private;
 
-/// The README's Rust examples, compiled and run as doc tests so the quickstart stays true.
-#[cfg(doctest)]
+/// The README's Rust examples, compiled and run as doc tests so the quickstart stays true
+/// (its quickstart uses the `reqwest` integration).
+#[cfg(all(doctest, feature = "reqwest"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -105,14 +105,3 @@ async fn openai_chat_reconciles_the_token_estimate_with_usage() {
         "the estimate of 1 000 was refunded"
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quickstart_waits_out_a_429_and_re_runs_the_call() {
-    // The server allows 60 rpm (one call a second), the limiter is told 6 000: the
-    // second call is refused once, then re-run after the server's retry-after.
-    let server = mock(60).await;
-    let stats = quickstart::run(&server.base_url(), 6_000, 2).await.unwrap();
-    assert_eq!((stats.finished, stats.rate_limited), (2, 1));
-    let seen = server.metrics();
-    assert_eq!((seen.accepted, seen.rejected), (2, 1));
-}

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ratellmiter::{AcquireError, BucketRateLimiter, IsRateLimit, current, llmiter, monitor};
+use ratellmiter::{
+    AcquireError, BucketRateLimiter, IsRateLimit, RateLimit, current, llmiter, monitor,
+};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -14,11 +16,9 @@ enum ApiError {
 }
 
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool {
+    fn rate_limit(&self) -> Option<RateLimit> {
         matches!(self, ApiError::RateLimited)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(2))
+            .then_some(RateLimit::retry(Some(Duration::from_secs(2))))
     }
 }
 
@@ -47,7 +47,9 @@ async fn named(calls: &AtomicU32) -> Result<u32, ApiError> {
 
 #[tokio::test(start_paused = true)]
 async fn service_name_uses_the_monitors_limiter_of_that_name() {
-    let l = monitor().add_service("macro-args-named", BucketRateLimiter::new(600));
+    let l = monitor()
+        .add_service("macro-args-named", BucketRateLimiter::new(600))
+        .unwrap();
     let calls = AtomicU32::new(0);
     assert_eq!(named(&calls).await, Ok(2));
     let s = l.stats();
@@ -72,8 +74,12 @@ async fn by_model(model: String, calls: &AtomicU32) -> Result<String, ApiError> 
 
 #[tokio::test(start_paused = true)]
 async fn service_expression_is_evaluated_for_each_call() {
-    let a = monitor().add_service("macro-args-a", BucketRateLimiter::new(600));
-    let b = monitor().add_service("macro-args-b", BucketRateLimiter::new(600));
+    let a = monitor()
+        .add_service("macro-args-a", BucketRateLimiter::new(600))
+        .unwrap();
+    let b = monitor()
+        .add_service("macro-args-b", BucketRateLimiter::new(600))
+        .unwrap();
     let calls = AtomicU32::new(0);
     for model in ["macro-args-a", "macro-args-b", "macro-args-b"] {
         let m = Model {

@@ -6,17 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ratellmiter::{BucketRateLimiter, IsRateLimit, llmiter};
+use ratellmiter::{BucketRateLimiter, IsRateLimit, RateLimit, llmiter};
 
 #[derive(Debug, PartialEq)]
 struct Refused;
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_millis(1))
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(Some(Duration::from_millis(1))))
     }
 }
 

@@ -1,9 +1,10 @@
-//! `#[llmiter]`'s paths resolve wherever the facade is: by default `::ratellmiter`
-//! (a local item named `ratellmiter` cannot capture it), or `crate = "…"`.
+//! `#[llmiter]`'s and `#[derive(IsRateLimit)]`'s paths resolve wherever the facade is:
+//! by default `::ratellmiter` (a local item named `ratellmiter` cannot capture it), or
+//! `crate = "…"`.
 
 extern crate ratellmiter as renamed;
 
-use renamed::{BucketRateLimiter, IsRateLimit};
+use renamed::{BucketRateLimiter, IsRateLimit, RateLimit};
 
 /// Shadows the facade's name: a macro writing `ratellmiter::…` would find this.
 #[allow(unused_imports)]
@@ -17,13 +18,24 @@ mod company {
     }
 }
 
-#[derive(Debug)]
-struct E;
-impl IsRateLimit for E {
-    fn is_rate_limit(&self) -> bool {
-        false
-    }
+/// The derive's default path, `::ratellmiter`, despite the local `ratellmiter`.
+#[derive(Debug, IsRateLimit)]
+enum E {
+    #[rate_limit(final)]
+    #[allow(dead_code)]
+    Spent,
 }
+
+#[derive(Debug, IsRateLimit)]
+#[rate_limit(crate = "renamed")]
+enum Renamed {
+    #[rate_limit]
+    Busy,
+}
+
+#[derive(Debug, IsRateLimit)]
+#[rate_limit(transparent, crate = "crate::company::llm")]
+struct ReExported(Renamed);
 
 #[renamed::llmiter(limiter = l)]
 async fn default_path(l: &BucketRateLimiter) -> Result<u8, E> {
@@ -50,4 +62,14 @@ async fn every_path_reaches_the_runtime() {
     ];
     assert_eq!(got, [1, 2, 3]);
     assert_eq!(l.stats().finished, 3);
+}
+
+#[test]
+fn the_derive_reaches_the_runtime_by_every_path() {
+    assert_eq!(E::Spent.rate_limit(), Some(RateLimit::final_quota()));
+    assert_eq!(Renamed::Busy.rate_limit(), Some(RateLimit::retry(None)));
+    assert_eq!(
+        ReExported(Renamed::Busy).rate_limit(),
+        Some(RateLimit::retry(None))
+    );
 }

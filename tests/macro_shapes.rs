@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ratellmiter::{BucketRateLimiter, IsRateLimit, llmiter};
+use ratellmiter::{BucketRateLimiter, IsRateLimit, RateLimit, llmiter};
 
 #[derive(Debug, Clone, PartialEq)]
 enum ApiError {
@@ -15,11 +15,9 @@ enum ApiError {
 }
 
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool {
+    fn rate_limit(&self) -> Option<RateLimit> {
         matches!(self, ApiError::RateLimited)
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
+            .then_some(RateLimit::retry(Some(Duration::from_secs(1))))
     }
 }
 

@@ -1,53 +1,52 @@
-//! What every example shares: one OpenAI chat completion over reqwest that reports a
-//! 429 as a rate limit, and the base URL to call (`OPENAI_BASE_URL`, or the embedded
-//! mock provider).
+//! What every example shares: one OpenAI chat completion over reqwest, its error type
+//! (rate limits read by the `reqwest` integration), and the base URL to call
+//! (`OPENAI_BASE_URL`, or the embedded mock provider).
 
 // Each example uses part of this module; the rest is dead code in its build.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use ratellmiter::IsRateLimit;
+use ratellmiter::reqwest::{RateLimitError, check};
 use ratellmiter_sim::{MockServer, Provider, ProviderConfig};
 
-/// Why a completion failed.
-#[derive(Debug)]
+/// Why a completion failed. The derive forwards both variants to the integration's own
+/// verdict: a 429 (or 529, or 503 with `retry-after`) pauses the limiter for its
+/// `retry-after` and re-runs the call, `insufficient_quota` comes back at once, and
+/// every other failure goes straight to the caller.
+#[derive(Debug, IsRateLimit)]
 pub enum ChatError {
-    /// HTTP 429 (or 503/529): the provider's rate limit.
-    RateLimited {
-        /// The provider's `retry-after`, when it sent one.
-        retry_after: Option<Duration>,
-    },
-    /// Anything else.
-    Other(String),
+    /// Refused for a rate limit, as `ratellmiter::reqwest::check` read the response
+    /// (boxed: it carries the response's rate-limit headers; the box forwards too).
+    #[rate_limit(transparent)]
+    RateLimited(Box<RateLimitError>),
+    /// Any other failure: no connection, an error status (`error_for_status`), a body
+    /// that is not JSON.
+    #[rate_limit(transparent)]
+    Http(reqwest::Error),
+}
+
+impl From<RateLimitError> for ChatError {
+    fn from(e: RateLimitError) -> Self {
+        ChatError::RateLimited(Box::new(e))
+    }
+}
+
+impl From<reqwest::Error> for ChatError {
+    fn from(e: reqwest::Error) -> Self {
+        ChatError::Http(e)
+    }
 }
 
 impl std::fmt::Display for ChatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChatError::RateLimited { retry_after } => {
-                write!(f, "rate limited (retry-after {retry_after:?})")
-            }
-            ChatError::Other(why) => f.write_str(why),
+            ChatError::RateLimited(e) => e.fmt(f),
+            ChatError::Http(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for ChatError {}
-
-/// The limiter waits out rate limits and re-runs the call; every other error goes
-/// straight to the caller.
-impl IsRateLimit for ChatError {
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, ChatError::RateLimited { .. })
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ChatError::RateLimited { retry_after } => *retry_after,
-            ChatError::Other(_) => None,
-        }
-    }
-}
 
 /// The JSON body of a chat completion asking `question` of `model`.
 pub fn request_body(model: &str, question: &str) -> serde_json::Value {
@@ -56,23 +55,6 @@ pub fn request_body(model: &str, question: &str) -> serde_json::Value {
         "messages": [{"role": "user", "content": question}],
         "max_tokens": 64,
     })
-}
-
-/// Turns a response's status into the error the limiter understands.
-pub fn check(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-) -> Result<(), ChatError> {
-    match status.as_u16() {
-        200..=299 => Ok(()),
-        429 | 503 | 529 => Err(ChatError::RateLimited {
-            retry_after: headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok())
-                .and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
-        }),
-        other => Err(ChatError::Other(format!("unexpected HTTP {other}"))),
-    }
 }
 
 /// The answer's text in a chat completion's JSON body.
@@ -94,13 +76,10 @@ pub async fn chat(
         .post(format!("{base_url}/chat/completions"))
         .json(&request_body(model, question))
         .send()
-        .await
-        .map_err(|e| ChatError::Other(e.to_string()))?;
-    check(response.status(), response.headers())?;
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| ChatError::Other(e.to_string()))?;
+        .await?;
+    // A rate limit becomes a `RateLimitError` (and every response's rate-limit headers
+    // reach the limiter); any other error status, a 500 say, a `reqwest::Error`.
+    let body: serde_json::Value = check(response).await?.error_for_status()?.json().await?;
     Ok(answer(&body))
 }
 

@@ -351,8 +351,8 @@ fn once(p: &TokenStream, body: Block, is_async: bool, ret: Span) -> TokenStream 
     let run = Ident::new(if is_async { "run" } else { "run_blocking" }, ret);
     let call = Ident::new("__llmiter_call", ret);
     if is_async {
-        let wait = quote_spanned!(ret=> .await);
-        quote!(#call.#run(#p::once(move || async move #body)) #wait)
+        // As in `retried`: one span for the call and its `.await`, so one error.
+        quote_spanned!(ret=> #call.#run(#p::once(move || async move #body)).await)
     } else {
         quote!(#call.#run(#p::once(move || #body)))
     }
@@ -404,11 +404,11 @@ fn retried(
     if rename_self {
         RenameSelf.visit_block_mut(&mut body);
     }
-    // The loop's `R: CallOutcome` bound fails on the method and on its `.await`: one
-    // span for both, the return type, so the user sees one error where the fix goes.
+    // The loop's `R: CallOutcome` bound fails on the method and on its `.await`: the
+    // call's own tokens all carry the return type's span, so both failures land on one
+    // span, where the fix goes, and the user sees one error.
     let run = |name: &str| Ident::new(name, ret);
     let call = Ident::new("__llmiter_call", ret);
-    let wait = quote_spanned!(ret=> .await);
     if !is_async {
         let run = run("run_blocking");
         // The body's statements join the copies' block: a nested `{ #body }` would trip
@@ -421,9 +421,11 @@ fn retried(
     }
     if exclusive.is_empty() {
         let run = run("run");
+        let attempt = quote!({ #clones async move #body });
+        let call = quote_spanned!(ret=> #call.#run(move || #attempt) .await);
         return quote! {{
             #keep_mut
-            #call.#run(move || { #clones async move #body }) #wait
+            #call
         }};
     }
     let outer: Vec<&Ident> = exclusive.iter().map(|b| &b.ident).collect();
@@ -436,15 +438,19 @@ fn retried(
     });
     let run = run("run_with");
     let stmts = &body.stmts;
+    let attempt = quote!({
+        #clones
+        async move {
+            let __llmiter_out = async { #(#reborrows)* #(#stmts)* }.await;
+            ((#(#state,)*), __llmiter_out)
+        }
+    });
+    let lent = quote!((#(#outer,)*));
+    let states = quote!((#(#state,)*));
+    let call = quote_spanned!(ret=> #call.#run(#lent, move |#states| #attempt).await);
     quote! {{
         #keep_mut
-        #call.#run((#(#outer,)*), move |(#(#state,)*)| {
-            #clones
-            async move {
-                let __llmiter_out = async { #(#reborrows)* #(#stmts)* }.await;
-                ((#(#state,)*), __llmiter_out)
-            }
-        }) #wait
+        #call
     }}
 }
 

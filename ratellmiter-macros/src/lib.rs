@@ -1,9 +1,11 @@
-//! The `#[llmiter]` attribute of [ratellmiter](https://docs.rs/ratellmiter). Use it
-//! through the facade (`use ratellmiter::llmiter;`); the generated code reaches the
-//! runtime through the facade's hidden `__private` module, so users import nothing else.
+//! The `#[llmiter]` attribute and `#[derive(IsRateLimit)]` of
+//! [ratellmiter](https://docs.rs/ratellmiter). Use them through the facade
+//! (`use ratellmiter::{llmiter, IsRateLimit};`); the generated code reaches the runtime
+//! through the facade's hidden `__private` module, so users import nothing else.
 #![warn(missing_docs)]
 
 mod args;
+mod derive;
 mod expand;
 
 use proc_macro::TokenStream;
@@ -15,11 +17,8 @@ use proc_macro::TokenStream;
 /// ```
 /// use ratellmiter::{llmiter, IsRateLimit};
 ///
-/// #[derive(Debug)]
-/// enum MyError { RateLimited, Other(String) }
-/// impl IsRateLimit for MyError {
-///     fn is_rate_limit(&self) -> bool { matches!(self, MyError::RateLimited) }
-/// }
+/// #[derive(Debug, IsRateLimit)]
+/// enum MyError { #[rate_limit] RateLimited, Other(String) }
 ///
 /// #[llmiter(service = "gpt-4o")]
 /// async fn ask(prompt: String) -> Result<String, MyError> {
@@ -63,7 +62,7 @@ use proc_macro::TokenStream;
 ///
 /// | argument | meaning |
 /// |---|---|
-/// | `service = "name"` | the monitor's limiter of that name (`monitor().limiter("name")`; an unknown name gets one at the default rate, with a warning) |
+/// | `service = "name"` | the monitor's limiter of that name (`monitor().limiter("name")`; an unknown name gets one at the default rate with a warning on stderr, or is refused: see `MonitorConfig::unknown_services`) |
 /// | `service = <expr>` | the same, with the name computed for each call from the arguments or `self` (`&str`, `String`, …) |
 /// | `limiter = <expr>` | a limiter given directly: `&BucketRateLimiter`, `Arc<BucketRateLimiter>` or `&Arc<…>` |
 /// | `max_retries = N` | re-runs after a rate limit before the error is returned (default: the limiter's, 20); `0` never re-runs and clones nothing |
@@ -82,11 +81,8 @@ use proc_macro::TokenStream;
 /// use std::sync::Arc;
 /// use ratellmiter::{current, llmiter, AcquireError, BucketRateLimiter, IsRateLimit};
 ///
-/// #[derive(Debug)]
-/// enum ApiError { RateLimited, Gave(AcquireError) }
-/// impl IsRateLimit for ApiError {
-///     fn is_rate_limit(&self) -> bool { matches!(self, ApiError::RateLimited) }
-/// }
+/// #[derive(Debug, IsRateLimit)]
+/// enum ApiError { #[rate_limit] RateLimited, Gave(AcquireError) }
 /// impl From<AcquireError> for ApiError {
 ///     fn from(e: AcquireError) -> Self { ApiError::Gave(e) }
 /// }
@@ -125,8 +121,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use ratellmiter::{llmiter, IsRateLimit};
-/// # #[derive(Debug)] struct MyError;
-/// # impl IsRateLimit for MyError { fn is_rate_limit(&self) -> bool { false } }
+/// # #[derive(Debug, IsRateLimit)] #[rate_limit] struct MyError;
 /// #[llmiter(service = "gpt-4o", max_retries = 3)]
 /// async fn ask(prompt: String) -> Result<String, MyError> {
 ///     Ok(prompt)
@@ -135,8 +130,7 @@ use proc_macro::TokenStream;
 /// expands to
 /// ```
 /// # use ratellmiter::IsRateLimit;
-/// # #[derive(Debug)] struct MyError;
-/// # impl IsRateLimit for MyError { fn is_rate_limit(&self) -> bool { false } }
+/// # #[derive(Debug, IsRateLimit)] #[rate_limit] struct MyError;
 /// async fn ask(prompt: String) -> Result<String, MyError> {
 ///     let __llmiter_limiter = ::ratellmiter::__private::monitor().limiter("gpt-4o");
 ///     let __llmiter_call = __llmiter_limiter.call().max_retries(3u32);
@@ -158,4 +152,69 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn llmiter(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::llmiter(args.into(), item.into()).into()
+}
+
+/// Derives `IsRateLimit`: says which errors of an enum (or struct) are rate limits, so
+/// the limiter pauses and re-runs the call, or returns a final one at once.
+///
+/// On an enum's variants:
+///
+/// | attribute | the variant is |
+/// |---|---|
+/// | *(none)* | not a rate limit: returned to the caller as it is |
+/// | `#[rate_limit]` | a rate limit worth waiting out; a field marked `#[retry_after]` (of type `Duration` or `Option<Duration>`) says for how long |
+/// | `#[rate_limit(final)]` | a rate limit that waiting cannot cure (a quota spent): returned at once, the limiter does not pause |
+/// | `#[rate_limit(transparent)]` | whatever its one field's error says (`reqwest::Error`, async-openai's `OpenAIError`, `anyhow::Error`, an error of your own): all of it is forwarded, so nothing can be half-forwarded |
+///
+/// On a struct, one of the three goes on the struct itself (`transparent` for a
+/// newtype). `#[rate_limit(crate = "my_facade::ratellmiter")]` on the type says where
+/// the facade is when it is re-exported.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::{IsRateLimit, RateLimit};
+///
+/// #[derive(Debug, IsRateLimit)]
+/// enum ChatError {
+///     #[rate_limit]
+///     Busy { #[retry_after] wait: Duration },
+///     #[rate_limit(final)]
+///     QuotaSpent,
+///     #[rate_limit(transparent)]
+///     Io(std::io::Error),
+///     BadRequest(String),
+/// }
+///
+/// /// Forwards everything of the wrapped error.
+/// #[derive(Debug, IsRateLimit)]
+/// #[rate_limit(transparent)]
+/// struct Wrapped(ChatError);
+///
+/// let busy = ChatError::Busy { wait: Duration::from_secs(2) };
+/// assert_eq!(busy.rate_limit(), Some(RateLimit::retry(Some(Duration::from_secs(2)))));
+/// assert!(Wrapped(ChatError::QuotaSpent).rate_limit().unwrap().is_final());
+/// assert_eq!(ChatError::BadRequest("no".into()).rate_limit(), None);
+/// ```
+///
+/// The derive expands to one `match`:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use ratellmiter::{IsRateLimit, RateLimit};
+/// # #[derive(Debug)]
+/// # enum ChatError { Busy { wait: Duration }, QuotaSpent, Io(std::io::Error), BadRequest(String) }
+/// impl IsRateLimit for ChatError {
+///     fn rate_limit(&self) -> Option<RateLimit> {
+///         match self {
+///             Self::Busy { wait, .. } => Some(RateLimit::retry(Some(*wait))),
+///             Self::QuotaSpent { .. } => Some(RateLimit::final_quota()),
+///             Self::Io { 0: e, .. } => e.rate_limit(),
+///             Self::BadRequest { .. } => None,
+///         }
+///     }
+/// }
+/// ```
+#[proc_macro_derive(IsRateLimit, attributes(rate_limit, retry_after))]
+pub fn derive_is_rate_limit(input: TokenStream) -> TokenStream {
+    derive::is_rate_limit(input.into()).into()
 }

@@ -14,7 +14,7 @@ pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(3600);
 /// A setting that cannot work, naming the field and the accepted range.
 ///
 /// ```
-/// use ratellmiter_runtime::BucketRateLimiter;
+/// use ratellmiter::BucketRateLimiter;
 /// let err = BucketRateLimiter::try_new(0).unwrap_err();
 /// assert_eq!(err.field(), "rpm");
 /// assert!(err.to_string().contains("rpm"));
@@ -102,7 +102,7 @@ impl LimiterConfig {
     /// restarted after every pause, and no learned limit.
     ///
     /// ```
-    /// use ratellmiter_runtime::{BucketRateLimiter, LimiterConfig};
+    /// use ratellmiter::{BucketRateLimiter, LimiterConfig};
     /// let cfg = LimiterConfig { rpm: 500, ..LimiterConfig::ratellmiter() };
     /// let limiter = BucketRateLimiter::builder().config(cfg).build().unwrap();
     /// assert_eq!(limiter.config().ramp_step, 0.10);
@@ -226,17 +226,47 @@ fn fraction(field: &'static str, value: f64) -> Result<(), ConfigError> {
     }
 }
 
+/// What the [`Monitor`](crate::Monitor) does with a service name nobody registered
+/// (a typo such as `"gpt-4o-mni"`, or a name computed per call): set with
+/// [`MonitorConfig::unknown_services`].
+///
+/// Whichever is chosen, at most [`max_unknown_services`](MonitorConfig::max_unknown_services)
+/// limiters are ever created for unknown names, so the registry never grows without
+/// bound; past that, the name is refused like [`Refuse`](Self::Refuse) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnknownServices {
+    /// Creates a limiter at `default_rpm` and says so on stderr, once per name, even
+    /// without a `tracing` subscriber (the default).
+    #[default]
+    Warn,
+    /// Creates a limiter at `default_rpm` with only a `tracing` event: for programs that
+    /// pick service names at run time on purpose.
+    Create,
+    /// Refuses the name: [`Monitor::try_limiter`](crate::Monitor::try_limiter) returns
+    /// [`RegistryError::UnknownService`](crate::RegistryError::UnknownService), and
+    /// [`Monitor::limiter`](crate::Monitor::limiter) (which `#[llmiter(service = …)]`
+    /// calls) panics naming the service. For programs that register every service first.
+    Refuse,
+}
+
 /// Settings of the [`Monitor`](crate::Monitor): the default rate for services nobody
-/// configured and where flow logs go.
+/// configured, what happens to unknown service names, and where flow logs go.
 ///
 /// ```
-/// use ratellmiter_runtime::MonitorConfig;
-/// let config = MonitorConfig::default().default_rpm(300).log_dir("ratellmiter_logs");
+/// use ratellmiter::{MonitorConfig, UnknownServices};
+/// let config = MonitorConfig::default()
+///     .default_rpm(300)
+///     .unknown_services(UnknownServices::Warn) // the default: a warning on stderr
+///     .max_unknown_services(100)                // the default bound
+///     .log_dir("ratellmiter_logs");
 /// assert_eq!(config.get_default_rpm(), 300);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonitorConfig {
     pub(crate) default_rpm: u32,
+    pub(crate) unknown_services: UnknownServices,
+    pub(crate) max_unknown_services: usize,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) logging: bool,
 }
@@ -245,6 +275,8 @@ impl Default for MonitorConfig {
     fn default() -> Self {
         Self {
             default_rpm: 300,
+            unknown_services: UnknownServices::Warn,
+            max_unknown_services: 100,
             log_dir: None,
             logging: true,
         }
@@ -255,6 +287,19 @@ impl MonitorConfig {
     /// Requests per minute of a service that was never added explicitly (rateLLMiter: 300).
     pub fn default_rpm(mut self, rpm: u32) -> Self {
         self.default_rpm = rpm;
+        self
+    }
+
+    /// What an unknown service name gets (default: [`UnknownServices::Warn`]).
+    pub fn unknown_services(mut self, policy: UnknownServices) -> Self {
+        self.unknown_services = policy;
+        self
+    }
+
+    /// At most this many limiters are created for unknown service names (default 100;
+    /// the default service does not count); further unknown names are refused.
+    pub fn max_unknown_services(mut self, max: usize) -> Self {
+        self.max_unknown_services = max;
         self
     }
 

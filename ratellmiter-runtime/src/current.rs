@@ -25,7 +25,7 @@ pub(crate) struct TicketRef {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// use ratellmiter_runtime::{current, BucketRateLimiter};
+/// use ratellmiter::{current, BucketRateLimiter};
 ///
 /// let limiter = BucketRateLimiter::builder().rpm(600).tpm(100_000).build().unwrap();
 /// let answer: Result<&str, std::io::Error> = limiter

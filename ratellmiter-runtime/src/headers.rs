@@ -1,6 +1,6 @@
 //! What a provider's response says about its limits: the rate-limit headers of OpenAI
 //! and Anthropic parsed into [`RateLimitHeaders`], and [`classify`], which turns a
-//! status and what the body said into a [`RateLimitKind`].
+//! status and what the body said into a [`RateLimit`].
 //!
 //! Nothing here depends on an HTTP crate: [`RateLimitHeaders::parse`] reads headers
 //! through a closure `Fn(&str) -> Option<&str>` (header name, lower case, to value), so
@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use ratellmiter_runtime::headers::{Budget, RateLimitHeaders};
+//! use ratellmiter::headers::{Budget, RateLimitHeaders};
 //!
 //! let response = [
 //!     ("x-ratelimit-remaining-requests", "0"),
@@ -41,7 +41,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::rate_limit::RateLimitKind;
+use crate::rate_limit::RateLimit;
 
 /// Error codes (OpenAI's `code` or `type`, Anthropic's `error.type`) of refusals that
 /// waiting cannot cure: a quota or spend limit, not a rate.
@@ -87,7 +87,7 @@ impl RateLimitHeaders {
     ///
     /// ```
     /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-    /// use ratellmiter_runtime::headers::{Budget, RateLimitHeaders};
+    /// use ratellmiter::headers::{Budget, RateLimitHeaders};
     ///
     /// // 2024-05-01T12:00:00Z
     /// let now = UNIX_EPOCH + Duration::from_secs(1_714_564_800);
@@ -158,27 +158,28 @@ pub fn is_final_code(code: &str) -> bool {
 /// What a response says about rate limiting: `429 Too Many Requests` and Anthropic's
 /// `529 Overloaded` are rate limits, and so is `503 Service Unavailable` when it came
 /// with a `retry-after`; `is_final` (the body named a [final code](FINAL_ERROR_CODES))
-/// makes any of them [`RateLimitKind::Final`].
+/// makes any of them [final](RateLimit::final_quota); any other status is not a rate
+/// limit (`None`).
 ///
 /// ```
 /// use std::time::Duration;
-/// use ratellmiter_runtime::RateLimitKind;
-/// use ratellmiter_runtime::headers::classify;
+/// use ratellmiter::RateLimit;
+/// use ratellmiter::headers::classify;
 ///
 /// let wait = Some(Duration::from_secs(2));
-/// assert_eq!(classify(429, wait, false), RateLimitKind::Retry { retry_after: wait });
-/// assert_eq!(classify(529, None, false), RateLimitKind::Retry { retry_after: None });
-/// assert_eq!(classify(503, wait, false), RateLimitKind::Retry { retry_after: wait });
-/// assert_eq!(classify(503, None, false), RateLimitKind::NotRateLimit);
-/// assert_eq!(classify(429, None, true), RateLimitKind::Final);
-/// assert_eq!(classify(500, None, false), RateLimitKind::NotRateLimit);
+/// assert_eq!(classify(429, wait, false), Some(RateLimit::retry(wait)));
+/// assert_eq!(classify(529, None, false), Some(RateLimit::retry(None)));
+/// assert_eq!(classify(503, wait, false), Some(RateLimit::retry(wait)));
+/// assert_eq!(classify(503, None, false), None);
+/// assert_eq!(classify(429, None, true), Some(RateLimit::final_quota()));
+/// assert_eq!(classify(500, None, false), None);
 /// ```
-pub fn classify(status: u16, retry_after: Option<Duration>, is_final: bool) -> RateLimitKind {
+pub fn classify(status: u16, retry_after: Option<Duration>, is_final: bool) -> Option<RateLimit> {
     match status {
-        _ if is_final => RateLimitKind::Final,
-        429 | 529 => RateLimitKind::Retry { retry_after },
-        503 if retry_after.is_some() => RateLimitKind::Retry { retry_after },
-        _ => RateLimitKind::NotRateLimit,
+        _ if is_final => Some(RateLimit::final_quota()),
+        429 | 529 => Some(RateLimit::retry(retry_after)),
+        503 if retry_after.is_some() => Some(RateLimit::retry(retry_after)),
+        _ => None,
     }
 }
 
@@ -198,7 +199,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ratellmiter_runtime::headers::parse_reset;
+/// use ratellmiter::headers::parse_reset;
 /// assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
 /// assert_eq!(parse_reset("250ms"), Some(Duration::from_millis(250)));
 /// assert_eq!(parse_reset("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
@@ -285,7 +286,7 @@ fn duration_from_nanos(nanos: u128) -> Option<Duration> {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use ratellmiter_runtime::headers::parse_http_date;
+/// use ratellmiter::headers::parse_http_date;
 /// assert_eq!(
 ///     parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
 ///     Some(UNIX_EPOCH + Duration::from_secs(784_111_777)),
@@ -324,7 +325,7 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use ratellmiter_runtime::headers::parse_rfc3339;
+/// use ratellmiter::headers::parse_rfc3339;
 /// let t = UNIX_EPOCH + Duration::from_millis(1_714_564_830_250);
 /// assert_eq!(parse_rfc3339("2024-05-01T12:00:30.25Z"), Some(t));
 /// assert_eq!(parse_rfc3339("2024-05-01T14:00:30.25+02:00"), Some(t));

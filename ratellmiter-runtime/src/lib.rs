@@ -2,6 +2,9 @@
 //! limiter and its tickets, the monitor and the flow log. Users depend on the
 //! `ratellmiter` facade, which re-exports all of this beside the `#[llmiter]` attribute.
 #![warn(missing_docs)]
+// docs.rs (nightly) marks each integration's items with the feature they need, which
+// also tells apart the foreign impls that rustdoc shows under the same name (`Error`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 mod current;
@@ -17,7 +20,7 @@ mod run;
 pub mod shared;
 mod telemetry;
 
-pub use config::{ConfigError, LimiterConfig, MonitorConfig, RampShape};
+pub use config::{ConfigError, LimiterConfig, MonitorConfig, RampShape, UnknownServices};
 pub use current::{Current, current};
 pub use error::AcquireError;
 #[cfg(feature = "async-openai")]
@@ -27,9 +30,11 @@ pub use integrations::http;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
 pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
-pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
+pub use monitor::{DEFAULT_SERVICE, Monitor, RegistryError, monitor};
 pub use pacer::Priority;
-pub use rate_limit::{BoxFuture, CallOutcome, IsRateLimit, RateLimitKind, RateLimitedService};
+pub use rate_limit::{
+    BoxFuture, CallOutcome, IsRateLimit, RateLimit, RateLimitKind, RateLimitedService,
+};
 pub use run::Call;
 #[cfg(feature = "redis")]
 pub use shared::RedisBackend;

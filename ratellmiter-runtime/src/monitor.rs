@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::config::{ConfigError, LimiterConfig, MonitorConfig};
+use crate::config::{ConfigError, LimiterConfig, MonitorConfig, UnknownServices};
 use crate::flow_log::format::{Record, ServiceSettings};
 use crate::flow_log::{LogSink, Recorder, Writer, flush_limiters};
 use crate::limiter::BucketRateLimiter;
@@ -20,23 +20,78 @@ pub const DEFAULT_SERVICE: &str = "default";
 
 type Registry = Arc<RwLock<BTreeMap<String, Arc<BucketRateLimiter>>>>;
 
+/// A mistake in the use of the registry, naming the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// [`Monitor::add_service`] for a name already in use: registered before, or
+    /// created at the default rate by a call made before it was registered.
+    AlreadyRegistered {
+        /// The name.
+        service: String,
+    },
+    /// A name nobody registered, refused under [`UnknownServices::Refuse`].
+    UnknownService {
+        /// The name.
+        service: String,
+    },
+    /// A name nobody registered, after [`MonitorConfig::max_unknown_services`]
+    /// limiters were already created for unknown names.
+    TooManyUnknownServices {
+        /// The name.
+        service: String,
+        /// The bound.
+        max: usize,
+    },
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::AlreadyRegistered { service } => write!(
+                f,
+                "service `{service}` is already registered (by an earlier add_service, or at the default rate by a call made before this one): register each service once, before its first call"
+            ),
+            RegistryError::UnknownService { service } => write!(
+                f,
+                "unknown service `{service}`: register it with add_service first (unknown names are refused by MonitorConfig::unknown_services)"
+            ),
+            RegistryError::TooManyUnknownServices { service, max } => write!(
+                f,
+                "unknown service `{service}` refused: {max} limiters were already created for unknown names (MonitorConfig::max_unknown_services); register the services with add_service"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
 /// Registry of named limiters and owner of the flow-log writer.
 ///
 /// ```
-/// use ratellmiter_runtime::{BucketRateLimiter, Monitor, MonitorConfig};
+/// use ratellmiter::{BucketRateLimiter, Monitor, MonitorConfig, RegistryError, UnknownServices};
 ///
 /// let monitor = Monitor::new();
 /// monitor.config(MonitorConfig::default().default_rpm(300).logging(false));
 /// monitor.start(); // idempotent
-/// let gpt = monitor.add_service("gpt-4o", BucketRateLimiter::new(500));
+/// let gpt = monitor.add_service("gpt-4o", BucketRateLimiter::new(500)).unwrap();
 /// assert!(monitor.limiter("gpt-4o").same_limiter(&gpt));
-/// assert_eq!(monitor.limiter("unknown-model").config().rpm, 300); // created at default_rpm
+/// // A name in use is refused, not replaced:
+/// let again = monitor.add_service("gpt-4o", BucketRateLimiter::new(50));
+/// assert!(matches!(again, Err(RegistryError::AlreadyRegistered { .. })));
+/// // An unknown name gets a limiter at default_rpm, and a warning on stderr...
+/// assert_eq!(monitor.limiter("unknown-model").config().rpm, 300);
+/// // ...or, when asked, an error.
+/// monitor.config(MonitorConfig::default().unknown_services(UnknownServices::Refuse).logging(false));
+/// assert!(monitor.try_limiter("gpt-4o-mni").is_err());
 /// monitor.stop(); // idempotent; start() again works
 /// ```
 pub struct Monitor {
     config: RwLock<MonitorConfig>,
     services: Registry,
-    warned: Mutex<HashSet<String>>,
+    /// The unknown names limiters were created for (the default service aside): the
+    /// warning is printed once per name, and their number is bounded.
+    unknown: Mutex<HashSet<String>>,
     run: Mutex<Option<Running>>,
 }
 
@@ -77,7 +132,7 @@ impl Monitor {
         Self {
             config: RwLock::new(MonitorConfig::default()),
             services: Arc::default(),
-            warned: Mutex::default(),
+            unknown: Mutex::default(),
             run: Mutex::new(None),
         }
     }
@@ -192,13 +247,30 @@ impl Monitor {
             .map_or(0, |s| s.lock().dropped())
     }
 
-    /// Registers `limiter` under `name` (replacing any limiter of that name) and
-    /// returns the shared handle.
-    pub fn add_service(&self, name: &str, limiter: BucketRateLimiter) -> Arc<BucketRateLimiter> {
+    /// Registers `limiter` under `name` and returns the shared handle. A name already
+    /// in use is refused ([`RegistryError::AlreadyRegistered`]), whether an earlier
+    /// `add_service` took it or a call made before this one created it at the default
+    /// rate: the limiter in use is never replaced behind the calls using it.
+    pub fn add_service(
+        &self,
+        name: &str,
+        limiter: BucketRateLimiter,
+    ) -> Result<Arc<BucketRateLimiter>, RegistryError> {
+        self.refuse_taken(&[name])?;
         limiter.set_name(name);
         let limiter = Arc::new(limiter);
         self.register(name, limiter.clone());
-        limiter
+        Ok(limiter)
+    }
+
+    fn refuse_taken(&self, names: &[&str]) -> Result<(), RegistryError> {
+        let services = self.services.read();
+        match names.iter().find(|n| services.contains_key(**n)) {
+            Some(name) => Err(RegistryError::AlreadyRegistered {
+                service: (*name).to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn register(&self, name: &str, limiter: Arc<BucketRateLimiter>) {
@@ -218,8 +290,16 @@ impl Monitor {
 
     /// Registers a service with its own probe: each of `models` gets the limiter
     /// [`RateLimitedService::limiter`] gives for it, probing through the service;
-    /// the service's own name gets its default limiter.
-    pub fn add_rate_limited_service(&self, service: Arc<dyn RateLimitedService>, models: &[&str]) {
+    /// the service's own name gets its default limiter. When any of these names is in
+    /// use, nothing is registered ([`RegistryError::AlreadyRegistered`]).
+    pub fn add_rate_limited_service(
+        &self,
+        service: Arc<dyn RateLimitedService>,
+        models: &[&str],
+    ) -> Result<(), RegistryError> {
+        let mut names = vec![service.service_name()];
+        names.extend_from_slice(models);
+        self.refuse_taken(&names)?;
         let weak = Arc::downgrade(&service);
         let default = service.limiter(None);
         default.set_name(service.service_name());
@@ -231,29 +311,62 @@ impl Monitor {
             l.set_service(weak.clone());
             self.register(model, l);
         }
+        Ok(())
     }
 
-    /// The limiter of `name`. An unknown name gets a limiter at `default_rpm`, with one
-    /// warning per name (a typo in a service name should not go unnoticed).
+    /// The limiter of `name`. An unknown name is handled as
+    /// [`MonitorConfig::unknown_services`] says: by default it gets a limiter at
+    /// `default_rpm` and a warning on stderr, once per name (a typo in a service name
+    /// should not go unnoticed).
+    ///
+    /// # Panics
+    /// When [`try_limiter`](Self::try_limiter) refuses the name: under
+    /// [`UnknownServices::Refuse`], or past
+    /// [`max_unknown_services`](MonitorConfig::max_unknown_services). The message names
+    /// the service.
     pub fn limiter(&self, name: &str) -> Arc<BucketRateLimiter> {
+        self.try_limiter(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The limiter of `name`, or why an unknown name is refused.
+    pub fn try_limiter(&self, name: &str) -> Result<Arc<BucketRateLimiter>, RegistryError> {
         if let Some(l) = self.services.read().get(name) {
-            return l.clone();
+            return Ok(l.clone());
         }
-        if name != DEFAULT_SERVICE && self.warned.lock().insert(name.to_owned()) {
-            tracing::warn!(
-                service = name,
-                rpm = self.config.read().default_rpm,
-                "unknown service: created at the default rate"
-            );
+        if name == DEFAULT_SERVICE {
+            return Ok(self.get_or_create(name));
         }
-        let l = self.get_or_create(name);
-        if name != DEFAULT_SERVICE {
-            let now = l.shared.now();
-            if let Some(r) = &mut l.shared.state.lock().recorder {
-                r.unknown_service(now);
+        let (policy, max, rpm) = {
+            let c = self.config.read();
+            (c.unknown_services, c.max_unknown_services, c.default_rpm)
+        };
+        let service = name.to_owned();
+        {
+            let mut unknown = self.unknown.lock();
+            if !unknown.contains(name) {
+                if policy == UnknownServices::Refuse {
+                    return Err(RegistryError::UnknownService { service });
+                }
+                if unknown.len() >= max {
+                    return Err(RegistryError::TooManyUnknownServices { service, max });
+                }
+                unknown.insert(service);
+                tracing::warn!(
+                    service = name,
+                    rpm,
+                    "unknown service: created at the default rate"
+                );
+                if policy == UnknownServices::Warn {
+                    warn_on_stderr(name, rpm);
+                }
             }
         }
-        l
+        let l = self.get_or_create(name);
+        let now = l.shared.now();
+        if let Some(r) = &mut l.shared.state.lock().recorder {
+            r.unknown_service(now);
+        }
+        Ok(l)
     }
 
     /// The limiter `#[llmiter]` without a service uses (created at `default_rpm`).
@@ -304,6 +417,17 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The default warning for an unknown service name, printed whether or not a `tracing`
+/// subscriber is installed: a typo must be seen by whoever runs the program.
+fn warn_on_stderr(name: &str, rpm: u32) {
+    use std::io::Write;
+    // A closed stderr leaves nobody to tell.
+    let _ = writeln!(
+        std::io::stderr(),
+        "ratellmiter: warning: unknown service `{name}`: created a limiter at the default {rpm} rpm; register it with add_service, or set MonitorConfig::unknown_services to silence this"
+    );
 }
 
 /// Each limiter once, though several names may share it.

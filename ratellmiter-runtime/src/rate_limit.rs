@@ -1,6 +1,7 @@
 //! How the runtime tells a rate limit from any other error: [`IsRateLimit`] on error
-//! types, [`CallOutcome`] on return types, and [`RateLimitedService`] for services
-//! that can say themselves whether they still refuse calls.
+//! types (its one method gives a [`RateLimit`] verdict), [`CallOutcome`] on return
+//! types, and [`RateLimitedService`] for services that can say themselves whether they
+//! still refuse calls.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,92 +10,139 @@ use std::time::Duration;
 
 use crate::BucketRateLimiter;
 
-/// What an error says about rate limiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The two kinds of rate limit, as [`RateLimit::kind`] gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RateLimitKind {
-    /// Not a rate limit: the error goes straight to the caller.
-    NotRateLimit,
     /// A rate limit worth waiting out: the limiter pauses, probes, and re-runs the call.
-    Retry {
-        /// How long the server asked to wait, when it said.
-        retry_after: Option<Duration>,
-    },
+    Retry,
     /// Looks like a rate limit but waiting will not help (a spend limit, a daily quota
     /// spent: OpenAI's `insufficient_quota`, Anthropic's `enforced_spend_limit_reached`):
     /// returned to the caller at once, without pausing the limiter.
     Final,
 }
 
-/// Tells the limiter whether an error is a rate limit (HTTP 429 and its kin).
+/// The verdict of an error that is a rate limit: its [kind](RateLimitKind) and, for one
+/// worth waiting out, how long the server asked to wait.
 ///
 /// ```
-/// use ratellmiter_runtime::IsRateLimit;
 /// use std::time::Duration;
+/// use ratellmiter::{RateLimit, RateLimitKind};
+///
+/// let wait = RateLimit::retry(Some(Duration::from_secs(2)));
+/// assert_eq!((wait.kind(), wait.retry_after()), (RateLimitKind::Retry, Some(Duration::from_secs(2))));
+/// let spent = RateLimit::final_quota();
+/// assert!(spent.is_final() && spent.retry_after().is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    kind: RateLimitKind,
+    retry_after: Option<Duration>,
+}
+
+impl RateLimit {
+    /// A rate limit worth waiting out, after `retry_after` when the server said.
+    pub const fn retry(retry_after: Option<Duration>) -> Self {
+        Self {
+            kind: RateLimitKind::Retry,
+            retry_after,
+        }
+    }
+
+    /// A rate limit that waiting cannot cure (a quota spent): the call fails at once and
+    /// the limiter does not pause.
+    pub const fn final_quota() -> Self {
+        Self {
+            kind: RateLimitKind::Final,
+            retry_after: None,
+        }
+    }
+
+    /// Which kind of rate limit this is.
+    pub const fn kind(&self) -> RateLimitKind {
+        self.kind
+    }
+
+    /// How long the server asked to wait (`retry-after`), if it said; always `None` for
+    /// a final one.
+    pub const fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// True for a [final](RateLimitKind::Final) rate limit.
+    pub const fn is_final(&self) -> bool {
+        matches!(self.kind, RateLimitKind::Final)
+    }
+}
+
+/// Tells the limiter whether an error is a rate limit (HTTP 429 and its kin), through
+/// one method, so a type wrapping another error forwards everything or nothing.
+///
+/// Derive it: `#[rate_limit]` marks a variant that is a rate limit (a field marked
+/// `#[retry_after]`, of type `Duration` or `Option<Duration>`, says how long to wait),
+/// `#[rate_limit(final)]` one that waiting cannot cure, and
+/// `#[rate_limit(transparent)]` a single-field variant (or newtype struct) whose error
+/// decides; other variants are not rate limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::{IsRateLimit, RateLimit};
+///
+/// #[derive(Debug, IsRateLimit)]
+/// enum MyError {
+///     #[rate_limit]
+///     RateLimited { #[retry_after] wait: Option<Duration> },
+///     #[rate_limit(final)]
+///     QuotaExhausted,
+///     #[rate_limit(transparent)]
+///     Io(std::io::Error),
+///     Other(String),
+/// }
+///
+/// let e = MyError::RateLimited { wait: Some(Duration::from_secs(3)) };
+/// assert_eq!(e.rate_limit(), Some(RateLimit::retry(Some(Duration::from_secs(3)))));
+/// assert_eq!(MyError::QuotaExhausted.rate_limit(), Some(RateLimit::final_quota()));
+/// assert_eq!(MyError::Other("bad request".into()).rate_limit(), None);
+/// ```
+///
+/// By hand, the same is one `match`:
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::{IsRateLimit, RateLimit};
 ///
 /// #[derive(Debug)]
-/// enum MyError { RateLimited { retry_after: Option<Duration> }, QuotaExhausted, Other(String) }
+/// enum MyError { RateLimited { wait: Option<Duration> }, QuotaExhausted, Io(std::io::Error), Other(String) }
 ///
 /// impl IsRateLimit for MyError {
-///     fn is_rate_limit(&self) -> bool {
-///         matches!(self, MyError::RateLimited { .. } | MyError::QuotaExhausted)
-///     }
-///     fn retry_after(&self) -> Option<Duration> {
-///         match self { MyError::RateLimited { retry_after } => *retry_after, _ => None }
-///     }
-///     fn is_final(&self) -> bool {
-///         matches!(self, MyError::QuotaExhausted)
+///     fn rate_limit(&self) -> Option<RateLimit> {
+///         match self {
+///             MyError::RateLimited { wait } => Some(RateLimit::retry(*wait)),
+///             MyError::QuotaExhausted => Some(RateLimit::final_quota()),
+///             MyError::Io(e) => e.rate_limit(),
+///             MyError::Other(_) => None,
+///         }
 ///     }
 /// }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not implement `IsRateLimit`",
     label = "the limiter cannot tell whether this error is a rate limit",
-    note = "implement `ratellmiter::IsRateLimit` for `{Self}`: `fn is_rate_limit(&self) -> bool`"
+    note = "derive it (`#[derive(ratellmiter::IsRateLimit)]`, marking rate-limit variants `#[rate_limit]`) or implement `fn rate_limit(&self) -> Option<ratellmiter::RateLimit>`"
 )]
 pub trait IsRateLimit {
-    /// True when the server refused the call for its rate limit.
-    fn is_rate_limit(&self) -> bool;
-
-    /// How long the server asked to wait (`retry-after`), if it said.
-    fn retry_after(&self) -> Option<Duration> {
-        None
-    }
-
-    /// True for a rate limit that waiting cannot cure (a quota spent for the day): the
-    /// call fails at once and the limiter does not pause.
-    fn is_final(&self) -> bool {
-        false
-    }
-
-    /// The classification the limiter acts on; built from the three methods above.
-    fn rate_limit_kind(&self) -> RateLimitKind {
-        if !self.is_rate_limit() {
-            RateLimitKind::NotRateLimit
-        } else if self.is_final() {
-            RateLimitKind::Final
-        } else {
-            RateLimitKind::Retry {
-                retry_after: self.retry_after(),
-            }
-        }
-    }
+    /// `Some` when the server refused the call for its rate limit: whether waiting helps
+    /// and how long it asked to wait. `None` for any other error, which goes straight
+    /// to the caller.
+    fn rate_limit(&self) -> Option<RateLimit>;
 }
 
 /// A box or `Arc` of an error classifies as the error does.
 macro_rules! forward_is_rate_limit {
     ($($wrapper:ident),*) => {$(
         impl<E: IsRateLimit + ?Sized> IsRateLimit for $wrapper<E> {
-            fn is_rate_limit(&self) -> bool {
-                (**self).is_rate_limit()
-            }
-            fn retry_after(&self) -> Option<Duration> {
-                (**self).retry_after()
-            }
-            fn is_final(&self) -> bool {
-                (**self).is_final()
-            }
-            fn rate_limit_kind(&self) -> RateLimitKind {
-                (**self).rate_limit_kind()
+            fn rate_limit(&self) -> Option<RateLimit> {
+                (**self).rate_limit()
             }
         }
     )*};
@@ -104,15 +152,15 @@ forward_is_rate_limit!(Box, Arc);
 
 /// I/O errors are never rate limits: a refused connection is not a 429.
 impl IsRateLimit for std::io::Error {
-    fn is_rate_limit(&self) -> bool {
-        false
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
     }
 }
 
 /// A call that cannot fail is never rate limited.
 impl IsRateLimit for std::convert::Infallible {
-    fn is_rate_limit(&self) -> bool {
-        false
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
     }
 }
 
@@ -124,16 +172,13 @@ impl IsRateLimit for std::convert::Infallible {
     note = "return a `Result` whose error type implements `ratellmiter::IsRateLimit`"
 )]
 pub trait CallOutcome {
-    /// What this outcome says about rate limiting.
-    fn rate_limit_kind(&self) -> RateLimitKind;
+    /// What this outcome says about rate limiting: `None` for a success or another error.
+    fn rate_limit(&self) -> Option<RateLimit>;
 }
 
 impl<T, E: IsRateLimit> CallOutcome for Result<T, E> {
-    fn rate_limit_kind(&self) -> RateLimitKind {
-        match self {
-            Ok(_) => RateLimitKind::NotRateLimit,
-            Err(e) => e.rate_limit_kind(),
-        }
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.as_ref().err().and_then(IsRateLimit::rate_limit)
     }
 }
 
@@ -149,7 +194,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, RateLimitedService};
+/// use ratellmiter::{BoxFuture, BucketRateLimiter, RateLimitedService};
 ///
 /// struct Mistral { shared: Arc<BucketRateLimiter> }
 ///

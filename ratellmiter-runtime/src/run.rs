@@ -20,11 +20,11 @@ use crate::rate_limit::{CallOutcome, RateLimitKind};
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// use std::time::Duration;
-/// use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Priority};
+/// use ratellmiter::{BucketRateLimiter, IsRateLimit, Priority};
 ///
-/// #[derive(Debug)]
+/// #[derive(Debug, IsRateLimit)]
+/// #[rate_limit]
 /// struct Refused;
-/// impl IsRateLimit for Refused { fn is_rate_limit(&self) -> bool { true } }
 ///
 /// let limiter = BucketRateLimiter::new(600);
 /// let mut attempts = 0;
@@ -77,7 +77,7 @@ impl BucketRateLimiter {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// use ratellmiter_runtime::BucketRateLimiter;
+    /// use ratellmiter::BucketRateLimiter;
     /// let limiter = BucketRateLimiter::new(600);
     /// let answer: Result<u32, std::io::Error> = limiter.run(|| async { Ok(42) }).await;
     /// assert_eq!(answer.unwrap(), 42);
@@ -176,7 +176,7 @@ impl Call<'_> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// use ratellmiter_runtime::BucketRateLimiter;
+    /// use ratellmiter::BucketRateLimiter;
     /// let limiter = BucketRateLimiter::new(600);
     /// let mut log = Vec::new();
     /// let out: Result<usize, std::io::Error> = limiter
@@ -263,11 +263,11 @@ impl Call<'_> {
     /// Reports the attempt's outcome on its ticket and decides whether to re-run.
     fn settle<R: CallOutcome>(&self, mut guard: InFlight, out: &R, attempt: &mut u32) -> Next {
         let ticket = guard.0.take().expect("ticket held");
-        match out.rate_limit_kind() {
-            RateLimitKind::NotRateLimit => {
-                ticket.finish();
-                Next::Return
-            }
+        let Some(limit) = out.rate_limit() else {
+            ticket.finish();
+            return Next::Return;
+        };
+        match limit.kind() {
             RateLimitKind::Final => {
                 tracing::info!(
                     service = self.limiter.name(),
@@ -276,8 +276,8 @@ impl Call<'_> {
                 ticket.failed();
                 Next::Return
             }
-            RateLimitKind::Retry { retry_after } => {
-                ticket.rate_limited(retry_after);
+            RateLimitKind::Retry => {
+                ticket.rate_limited(limit.retry_after());
                 let max = self
                     .max_retries
                     .unwrap_or_else(|| self.limiter.config().max_retries);

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit};
 use ratellmiter_sim::{Decision, Provider, ProviderConfig, RequestRecord};
 use tokio::time::Instant;
 
@@ -20,11 +20,8 @@ const BIN: Duration = Duration::from_secs(10);
 struct Refused(Option<Duration>);
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.0
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(self.0))
     }
 }
 

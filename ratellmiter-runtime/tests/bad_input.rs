@@ -92,7 +92,7 @@ fn bad_live_changes_are_refused_and_change_nothing() {
         300,
         "the old settings stay"
     );
-    m.add_service("svc", BucketRateLimiter::new(60));
+    m.add_service("svc", BucketRateLimiter::new(60)).unwrap();
     assert_eq!(m.set_rpm("svc", 0).unwrap_err().field(), "rpm");
     assert_eq!(m.limiter("svc").config().rpm, 60);
 }
@@ -320,7 +320,11 @@ async fn huge_timeouts_and_retry_afters_through_the_limiter_are_survived() {
 
 #[tokio::test(start_paused = true)]
 async fn impossible_token_estimates_fail_at_once() {
-    let l = BucketRateLimiter::builder().tpm(1_000).build().unwrap();
+    let l = BucketRateLimiter::builder()
+        .rpm(300)
+        .tpm(1_000)
+        .build()
+        .unwrap();
     assert_eq!(
         l.acquire_weighted(u64::MAX).await.unwrap_err(),
         AcquireError::CostExceedsBudget {
@@ -364,11 +368,11 @@ async fn hostile_service_names_stay_in_the_log_dir_and_intact_in_the_log() {
     names.push(&long);
     // Half registered before the log starts (header), half after (service records).
     for n in &names[..5] {
-        monitor.add_service(n, BucketRateLimiter::new(600));
+        monitor.add_service(n, BucketRateLimiter::new(600)).unwrap();
     }
     monitor.start();
     for n in &names[5..] {
-        monitor.add_service(n, BucketRateLimiter::new(600));
+        monitor.add_service(n, BucketRateLimiter::new(600)).unwrap();
     }
     for n in &names {
         drop(monitor.limiter(n).acquire().await);
@@ -441,14 +445,16 @@ async fn an_unwritable_log_dir_costs_the_log_not_the_pacing() {
         0,
         "nothing was ever accepted to drop"
     );
-    let l = monitor.add_service(
-        "svc",
-        BucketRateLimiter::builder()
-            .rpm(600)
-            .ramp_start(1.0)
-            .build()
-            .unwrap(),
-    );
+    let l = monitor
+        .add_service(
+            "svc",
+            BucketRateLimiter::builder()
+                .rpm(600)
+                .ramp_start(1.0)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     let t0 = Instant::now();
     for _ in 0..20 {
         drop(l.acquire().await);

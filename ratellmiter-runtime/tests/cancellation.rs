@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Stats};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, Stats};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 
@@ -20,11 +20,8 @@ struct RateLimited {
 }
 
 impl IsRateLimit for RateLimited {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(self.retry_after))
     }
 }
 

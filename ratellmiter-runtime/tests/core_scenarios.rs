@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor, RateLimit};
 use ratellmiter_sim::metrics::max_in_window;
 use tokio::time::Instant;
 
@@ -16,12 +16,9 @@ enum ApiError {
 }
 
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, ApiError::RateLimited(_))
-    }
-    fn retry_after(&self) -> Option<Duration> {
+    fn rate_limit(&self) -> Option<RateLimit> {
         match self {
-            ApiError::RateLimited(d) => *d,
+            ApiError::RateLimited(d) => Some(RateLimit::retry(*d)),
             ApiError::Other => None,
         }
     }
@@ -332,22 +329,26 @@ async fn cancellation_while_waiting_or_running_and_panics_release_tickets() {
 #[tokio::test(start_paused = true)]
 async fn several_services_stay_independent() {
     let monitor = Monitor::new();
-    let fast = monitor.add_service(
-        "fast",
-        BucketRateLimiter::builder()
-            .rpm(600)
-            .adaptive(false)
-            .build()
-            .unwrap(),
-    );
-    let slow = monitor.add_service(
-        "slow",
-        BucketRateLimiter::builder()
-            .rpm(60)
-            .adaptive(false)
-            .build()
-            .unwrap(),
-    );
+    let fast = monitor
+        .add_service(
+            "fast",
+            BucketRateLimiter::builder()
+                .rpm(600)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let slow = monitor
+        .add_service(
+            "slow",
+            BucketRateLimiter::builder()
+                .rpm(60)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     // Pause "slow" with a rate limit; "fast" keeps issuing.
     slow.acquire()
         .await

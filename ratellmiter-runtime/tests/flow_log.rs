@@ -12,11 +12,10 @@ use tokio::time::Instant;
 struct RateLimited;
 
 impl ratellmiter_runtime::IsRateLimit for RateLimited {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(2))
+    fn rate_limit(&self) -> Option<ratellmiter_runtime::RateLimit> {
+        Some(ratellmiter_runtime::RateLimit::retry(Some(
+            Duration::from_secs(2),
+        )))
     }
 }
 
@@ -33,14 +32,16 @@ async fn a_scenario_round_trips_through_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
     monitor.config(MonitorConfig::default().log_dir(dir.path()));
-    let gpt = monitor.add_service(
-        "gpt-4o",
-        BucketRateLimiter::builder()
-            .rpm(600)
-            .adaptive(false)
-            .build()
-            .unwrap(),
-    );
+    let gpt = monitor
+        .add_service(
+            "gpt-4o",
+            BucketRateLimiter::builder()
+                .rpm(600)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     monitor.start();
     let t0 = Instant::now();
 
@@ -140,14 +141,16 @@ async fn a_long_pause_shows_in_every_second_though_nothing_happens() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
     monitor.config(MonitorConfig::default().log_dir(dir.path()));
-    let l = monitor.add_service(
-        "slow",
-        BucketRateLimiter::builder()
-            .rpm(60)
-            .adaptive(false)
-            .build()
-            .unwrap(),
-    );
+    let l = monitor
+        .add_service(
+            "slow",
+            BucketRateLimiter::builder()
+                .rpm(60)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     monitor.start();
     l.acquire()
         .await
@@ -182,7 +185,9 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
     monitor.config(MonitorConfig::default().log_dir(file.path().join("logs")));
     monitor.start();
     assert_eq!(monitor.log_path(), None);
-    let l = monitor.add_service("x", BucketRateLimiter::new(600));
+    let l = monitor
+        .add_service("x", BucketRateLimiter::new(600))
+        .unwrap();
     let t0 = Instant::now();
     for _ in 0..3 {
         drop(l.acquire().await);

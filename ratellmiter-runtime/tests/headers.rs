@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use ratellmiter_runtime::RateLimitKind;
+use ratellmiter_runtime::RateLimit;
 use ratellmiter_runtime::headers::{
     Budget, RateLimitHeaders, classify, is_final_code, parse_http_date, parse_reset,
     parse_retry_after, parse_rfc3339,
@@ -256,22 +256,13 @@ fn malformed_values_are_ignored_and_logged() {
 #[test]
 fn status_codes_and_final_codes() {
     let wait = Some(S(2));
-    assert_eq!(
-        classify(429, wait, false),
-        RateLimitKind::Retry { retry_after: wait }
-    );
-    assert_eq!(
-        classify(529, None, false),
-        RateLimitKind::Retry { retry_after: None }
-    );
-    assert_eq!(
-        classify(503, wait, false),
-        RateLimitKind::Retry { retry_after: wait }
-    );
-    assert_eq!(classify(503, None, false), RateLimitKind::NotRateLimit);
-    assert_eq!(classify(500, wait, false), RateLimitKind::NotRateLimit);
-    assert_eq!(classify(200, None, false), RateLimitKind::NotRateLimit);
-    assert_eq!(classify(429, wait, true), RateLimitKind::Final);
+    assert_eq!(classify(429, wait, false), Some(RateLimit::retry(wait)));
+    assert_eq!(classify(529, None, false), Some(RateLimit::retry(None)));
+    assert_eq!(classify(503, wait, false), Some(RateLimit::retry(wait)));
+    assert_eq!(classify(503, None, false), None);
+    assert_eq!(classify(500, wait, false), None);
+    assert_eq!(classify(200, None, false), None);
+    assert_eq!(classify(429, wait, true), Some(RateLimit::final_quota()));
     assert!(is_final_code("insufficient_quota"));
     assert!(is_final_code("enforced_spend_limit_reached"));
     assert!(!is_final_code("rate_limit_exceeded"));
@@ -341,15 +332,15 @@ proptest! {
 async fn remaining_zero_and_a_reset_pause_the_limiter_without_a_429() {
     use std::sync::{Arc, Mutex};
 
-    use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, current};
+    use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, current};
     use ratellmiter_sim::headers::format_duration;
     use ratellmiter_sim::{Decision, Provider, ProviderConfig};
 
     #[derive(Debug)]
     struct Refused;
     impl IsRateLimit for Refused {
-        fn is_rate_limit(&self) -> bool {
-            true
+        fn rate_limit(&self) -> Option<RateLimit> {
+            Some(RateLimit::retry(None))
         }
     }
 

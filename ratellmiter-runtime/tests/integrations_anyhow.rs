@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_openai::error::{ApiError, ApiErrorResponse, OpenAIError};
 use ratellmiter_runtime::reqwest::check;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimitKind};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit};
 use ratellmiter_sim::{MockServer, Provider, ProviderConfig};
 
 async fn mock(config: ProviderConfig) -> MockServer {
@@ -38,16 +38,13 @@ async fn rate_limits_are_found_under_context_layers() {
 
     // The checked-response error, two context layers down.
     let refused = check(post(&server).await).await.unwrap_err();
-    let wait = refused.retry_after();
+    let wait = refused.rate_limit().and_then(|r| r.retry_after());
     assert!(wait.is_some());
     let e = anyhow::Error::new(refused)
         .context("asking gpt-4o")
         .context("summarising the report");
-    assert_eq!(
-        e.rate_limit_kind(),
-        RateLimitKind::Retry { retry_after: wait }
-    );
-    assert_eq!(e.retry_after(), wait);
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(wait)));
+    assert_eq!(e.rate_limit().and_then(|r| r.retry_after()), wait);
 
     // A reqwest status error, through `?` into anyhow with context.
     let status_error: anyhow::Result<reqwest::Response> = post(&server)
@@ -55,8 +52,8 @@ async fn rate_limits_are_found_under_context_layers() {
         .error_for_status()
         .context("asking gpt-4o");
     let e = status_error.unwrap_err();
-    assert!(e.is_rate_limit() && !e.is_final());
-    assert_eq!(e.retry_after(), None);
+    assert!(e.rate_limit().is_some_and(|r| !r.is_final()));
+    assert_eq!(e.rate_limit().and_then(|r| r.retry_after()), None);
 }
 
 #[test]
@@ -72,22 +69,19 @@ fn openai_errors_and_their_final_codes_are_found() {
         })
     };
     let e = anyhow::Error::new(api(429, "rate_limit_exceeded")).context("chat");
-    assert_eq!(
-        e.rate_limit_kind(),
-        RateLimitKind::Retry { retry_after: None }
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(None)));
     let e = anyhow::Error::new(api(429, "insufficient_quota")).context("chat");
-    assert!(e.is_rate_limit() && e.is_final());
+    assert!(e.rate_limit().is_some_and(|r| r.is_final()));
     let e = anyhow::Error::new(api(400, "invalid_request_error"));
-    assert!(!e.is_rate_limit());
+    assert!(e.rate_limit().is_none());
 }
 
 #[tokio::test(start_paused = true)]
 async fn other_errors_are_not_rate_limits_and_go_straight_back() {
     let e = anyhow::Error::new(std::io::Error::other("connection reset")).context("chat");
-    assert_eq!(e.rate_limit_kind(), RateLimitKind::NotRateLimit);
+    assert_eq!(e.rate_limit(), None);
     let e = anyhow::anyhow!("429 Too Many Requests"); // text is not a type
-    assert!(!e.is_rate_limit());
+    assert!(e.rate_limit().is_none());
 
     let limiter = BucketRateLimiter::new(600);
     let mut attempts = 0;

@@ -11,7 +11,7 @@ use async_openai::middleware::ReqwestService;
 use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimitKind};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit};
 use ratellmiter_sim::{MockServer, Provider, ProviderConfig};
 
 async fn mock(config: ProviderConfig) -> (MockServer, Client<OpenAIConfig>) {
@@ -58,11 +58,8 @@ async fn calls_run_under_the_limiter_and_a_429_is_a_rate_limit() {
     };
     assert_eq!(api.status_code, 429);
     assert_eq!(api.api_error.code.as_deref(), Some("rate_limit_exceeded"));
-    assert_eq!(
-        e.rate_limit_kind(),
-        RateLimitKind::Retry { retry_after: None }
-    );
-    assert!(e.is_rate_limit() && !e.is_final());
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(None)));
+    assert!(e.rate_limit().is_some_and(|r| !r.is_final()));
     // Three requests: the client did not retry the 429 behind the limiter's back.
     let seen = server.metrics();
     assert_eq!((seen.accepted, seen.rejected), (2, 1));
@@ -77,10 +74,7 @@ async fn overloaded_529_is_a_rate_limit_and_insufficient_quota_is_final() {
     })
     .await;
     let e = client.chat().create(request()).await.unwrap_err();
-    assert_eq!(
-        e.rate_limit_kind(),
-        RateLimitKind::Retry { retry_after: None }
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(None)));
 
     let (server, client) = mock(ProviderConfig {
         quota_exhausted: true,
@@ -95,8 +89,8 @@ async fn overloaded_529_is_a_rate_limit_and_insufficient_quota_is_final() {
         .await
         .unwrap()
         .unwrap_err();
-    assert!(e.is_rate_limit() && e.is_final(), "{e:?}");
-    assert_eq!(e.rate_limit_kind(), RateLimitKind::Final);
+    assert!(e.rate_limit().is_some_and(|r| r.is_final()), "{e:?}");
+    assert_eq!(e.rate_limit(), Some(RateLimit::final_quota()));
     // Returned at once: one request, no pause.
     assert_eq!(server.metrics().requests, 1);
     assert!(!limiter.stats().paused);
@@ -105,5 +99,5 @@ async fn overloaded_529_is_a_rate_limit_and_insufficient_quota_is_final() {
 #[test]
 fn client_side_errors_are_not_rate_limits() {
     let e = OpenAIError::InvalidArgument("no model".into());
-    assert_eq!(e.rate_limit_kind(), RateLimitKind::NotRateLimit);
+    assert_eq!(e.rate_limit(), None);
 }

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use ratellmiter_runtime::http::{HasStatus, HttpError};
-use ratellmiter_runtime::{
-    BucketRateLimiter, IsRateLimit, RateLimitKind, TryAcquireError, current,
-};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, TryAcquireError, current};
 
 fn response(status: u16, headers: &[(&'static str, &'static str)]) -> Response<()> {
     let mut r = Response::builder().status(status);
@@ -20,28 +18,30 @@ fn response(status: u16, headers: &[(&'static str, &'static str)]) -> Response<(
 
 #[test]
 fn statuses_with_and_without_retry_after() {
-    let kind = |r: Response<()>| HttpError(r).rate_limit_kind();
+    let kind = |r: Response<()>| HttpError(r).rate_limit();
     let wait = Some(Duration::from_secs(5));
     assert_eq!(
         kind(response(429, &[("retry-after", "5")])),
-        RateLimitKind::Retry { retry_after: wait }
+        Some(RateLimit::retry(wait))
     );
-    assert_eq!(
-        kind(response(529, &[])),
-        RateLimitKind::Retry { retry_after: None }
-    );
+    assert_eq!(kind(response(529, &[])), Some(RateLimit::retry(None)));
     assert_eq!(
         kind(response(503, &[("retry-after-ms", "5000")])),
-        RateLimitKind::Retry { retry_after: wait }
+        Some(RateLimit::retry(wait))
     );
-    assert_eq!(kind(response(503, &[])), RateLimitKind::NotRateLimit);
-    assert_eq!(
-        kind(response(500, &[("retry-after", "5")])),
-        RateLimitKind::NotRateLimit
-    );
+    assert_eq!(kind(response(503, &[])), None);
+    assert_eq!(kind(response(500, &[("retry-after", "5")])), None);
     // A bare status code has no headers.
-    assert!(HttpError(StatusCode::TOO_MANY_REQUESTS).is_rate_limit());
-    assert!(!HttpError(StatusCode::SERVICE_UNAVAILABLE).is_rate_limit());
+    assert!(
+        HttpError(StatusCode::TOO_MANY_REQUESTS)
+            .rate_limit()
+            .is_some()
+    );
+    assert!(
+        HttpError(StatusCode::SERVICE_UNAVAILABLE)
+            .rate_limit()
+            .is_none()
+    );
 }
 
 /// An error type of one's own that kept the status and headers.
@@ -72,12 +72,15 @@ fn errors_of_ones_own_through_has_status() {
         headers: headers.clone(),
     });
     // A date long past: retry now.
-    assert_eq!(e.retry_after(), Some(Duration::ZERO));
+    assert_eq!(
+        e.rate_limit().and_then(|r| r.retry_after()),
+        Some(Duration::ZERO)
+    );
     let no_response = HttpError(ApiFailure {
         status: None,
         headers,
     });
-    assert!(!no_response.is_rate_limit());
+    assert!(no_response.rate_limit().is_none());
 }
 
 /// `remaining: 0` read from a `HeaderMap` inside a call holds the limiter until the reset.

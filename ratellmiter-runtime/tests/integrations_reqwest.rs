@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use ratellmiter_runtime::reqwest::{RateLimitError, check};
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimitKind, TryAcquireError};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, TryAcquireError};
 use ratellmiter_sim::{MockServer, Provider, ProviderConfig};
 use serde_json::json;
 
@@ -58,13 +58,10 @@ impl From<RateLimitError> for ChatError {
 }
 
 impl IsRateLimit for ChatError {
-    fn is_rate_limit(&self) -> bool {
-        self.rate_limit_kind() != RateLimitKind::NotRateLimit
-    }
-    fn rate_limit_kind(&self) -> RateLimitKind {
+    fn rate_limit(&self) -> Option<RateLimit> {
         match self {
-            Self::Http(e) => e.rate_limit_kind(),
-            Self::RateLimited(e) => e.rate_limit_kind(),
+            Self::Http(e) => e.rate_limit(),
+            Self::RateLimited(e) => e.rate_limit(),
         }
     }
 }
@@ -114,17 +111,12 @@ async fn a_429_becomes_a_rate_limit_error_with_its_retry_after() {
     assert_eq!(e.code(), Some("rate_limit_exceeded"));
     assert!(e.message().unwrap().contains("Rate limit reached"), "{e}");
     // The mock sends retry-after-ms, exact to the millisecond: just under a minute.
-    let wait = e.retry_after().unwrap();
+    let wait = e.rate_limit().and_then(|r| r.retry_after()).unwrap();
     assert!(
         (Duration::from_secs(59)..=Duration::from_secs(60)).contains(&wait),
         "{wait:?}"
     );
-    assert_eq!(
-        e.rate_limit_kind(),
-        RateLimitKind::Retry {
-            retry_after: Some(wait)
-        }
-    );
+    assert_eq!(e.rate_limit(), Some(RateLimit::retry(Some(wait))));
     assert_eq!(e.headers().requests.unwrap().remaining, 0);
     assert!(e.to_string().starts_with("rate limited: HTTP 429"), "{e}");
 }
@@ -136,28 +128,28 @@ async fn status_529_and_503_with_retry_after_are_rate_limits() {
     let overloaded = mock(outage(529, false)).await;
     let e = check(post(&client, &overloaded).await).await.unwrap_err();
     assert_eq!(
-        (e.status().as_u16(), e.rate_limit_kind()),
-        (529, RateLimitKind::Retry { retry_after: None })
+        (e.status().as_u16(), e.rate_limit()),
+        (529, Some(RateLimit::retry(None)))
     );
     // As a reqwest status error, too.
     let e = post(&client, &overloaded)
         .await
         .error_for_status()
         .unwrap_err();
-    assert!(e.is_rate_limit());
+    assert!(e.rate_limit().is_some());
 
     let unavailable = mock(outage(503, true)).await;
     let e = check(post(&client, &unavailable).await).await.unwrap_err();
     assert_eq!(e.status(), 503);
-    assert!(e.is_rate_limit() && !e.is_final());
-    assert!(e.retry_after().unwrap() > Duration::from_secs(3_500));
+    assert!(e.rate_limit().is_some_and(|r| !r.is_final()));
+    assert!(e.rate_limit().and_then(|r| r.retry_after()).unwrap() > Duration::from_secs(3_500));
 
     // A 503 without retry-after is a plain server error, left to the caller.
     let down = mock(outage(503, false)).await;
     let response = check(post(&client, &down).await).await.unwrap();
     let e = response.error_for_status().unwrap_err();
     assert_eq!(e.status().unwrap(), 503);
-    assert!(!e.is_rate_limit());
+    assert!(e.rate_limit().is_none());
 }
 
 /// `insufficient_quota` in the body of a 429 is final: the call returns at once, the
@@ -183,7 +175,7 @@ async fn insufficient_quota_is_final() {
         panic!("expected the quota error, got {out:?}");
     };
     assert_eq!(e.code(), Some("insufficient_quota"));
-    assert_eq!(e.rate_limit_kind(), RateLimitKind::Final);
+    assert_eq!(e.rate_limit(), Some(RateLimit::final_quota()));
     assert!(
         e.to_string().starts_with("quota exhausted: HTTP 429"),
         "{e}"
@@ -203,5 +195,5 @@ async fn a_refused_connection_is_not_a_rate_limit() {
     let url = format!("{}/chat/completions", server.base_url());
     server.shutdown().await.unwrap();
     let e = reqwest::Client::new().post(url).send().await.unwrap_err();
-    assert!(!e.is_rate_limit());
+    assert!(e.rate_limit().is_none());
 }

@@ -18,7 +18,9 @@ fn counters_and_gauges_carry_the_service_label() {
     metrics::with_local_recorder(&recorder, || {
         rt.block_on(async {
             let monitor = Monitor::new();
-            let l = monitor.add_service("gpt-4o", BucketRateLimiter::new(600));
+            let l = monitor
+                .add_service("gpt-4o", BucketRateLimiter::new(600))
+                .unwrap();
             for _ in 0..5 {
                 drop(l.acquire().await);
             }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, IsRateLimit, Monitor, RateLimitedService};
+use ratellmiter_runtime::{
+    BoxFuture, BucketRateLimiter, IsRateLimit, Monitor, RateLimit, RateLimitedService,
+};
 use tokio::time::Instant;
 
 /// Mistral-like: one limiter for every model; blocked until `unblock_after` probes.
@@ -38,8 +40,8 @@ impl RateLimitedService for Mistral {
 struct Refused;
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(None))
     }
 }
 
@@ -58,7 +60,9 @@ async fn probes_go_through_the_service_and_models_share_its_limiter() {
         unblock_after: 3,
         start: Instant::now(),
     });
-    monitor.add_rate_limited_service(service.clone(), &["mistral-small", "mistral-large"]);
+    monitor
+        .add_rate_limited_service(service.clone(), &["mistral-small", "mistral-large"])
+        .unwrap();
     let small = monitor.limiter("mistral-small");
     assert!(
         small.same_limiter(&monitor.limiter("mistral-large")),

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, IsRateLimit, RateLimitedService};
+use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, IsRateLimit, RateLimit, RateLimitedService};
 use tokio::time::{Instant, sleep, timeout};
 
 #[derive(Debug)]
 struct Refused;
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(None))
     }
 }
 

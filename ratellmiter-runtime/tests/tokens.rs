@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ratellmiter_runtime::{AcquireError, BucketRateLimiter, IsRateLimit, current};
+use ratellmiter_runtime::{AcquireError, BucketRateLimiter, IsRateLimit, RateLimit, current};
 use ratellmiter_sim::{Decision, Metrics, Provider, ProviderConfig};
 use tokio::time::Instant;
 
@@ -18,11 +18,8 @@ const LATENCY: Duration = Duration::from_millis(400);
 struct Refused(Option<Duration>);
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.0
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(self.0))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor, RateLimit};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -25,11 +25,8 @@ impl Write for Captured {
 struct Refused;
 
 impl IsRateLimit for Refused {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(Some(Duration::from_secs(1))))
     }
 }
 
@@ -50,14 +47,16 @@ fn each_state_change_is_a_tracing_event() {
     tracing::subscriber::with_default(subscriber, || {
         rt.block_on(async {
             let monitor = Monitor::new();
-            let l = monitor.add_service(
-                "traced",
-                BucketRateLimiter::builder()
-                    .rpm(600)
-                    .max_retries(2)
-                    .build()
-                    .unwrap(),
-            );
+            let l = monitor
+                .add_service(
+                    "traced",
+                    BucketRateLimiter::builder()
+                        .rpm(600)
+                        .max_retries(2)
+                        .build()
+                        .unwrap(),
+                )
+                .unwrap();
             let out: Result<(), Refused> = l.run(|| async { Err(Refused) }).await;
             assert!(out.is_err());
             let _ = monitor.limiter("typo-model");

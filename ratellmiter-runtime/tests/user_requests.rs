@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ratellmiter_runtime::{
-    AcquireError, BucketRateLimiter, IsRateLimit, Monitor, Priority, TryAcquireError,
+    AcquireError, BucketRateLimiter, IsRateLimit, Monitor, Priority, RateLimit, TryAcquireError,
 };
 use tokio::time::Instant;
 
@@ -42,7 +42,7 @@ async fn a_quota_changed_mid_run_changes_spacing_from_the_next_ticket() {
     assert_eq!(after[4] - after[3], Duration::from_millis(200));
     // A raise through the monitor by name: reached through the ramp, then exact.
     let monitor = Monitor::new();
-    let named = monitor.add_service("tier-up", l.clone());
+    let named = monitor.add_service("tier-up", l.clone()).unwrap();
     monitor.set_rpm("tier-up", 1200).unwrap();
     let raised = issue_times(&named, 200, t0).await;
     assert!(
@@ -162,11 +162,8 @@ enum QuotaError {
 }
 
 impl IsRateLimit for QuotaError {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-    fn is_final(&self) -> bool {
-        true
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::final_quota())
     }
 }
 

@@ -141,7 +141,7 @@ impl ModelClient {
                 (|| transport.send(model, tokens))
                     .retry(backoff(seed))
                     .sleep(tokio::time::sleep)
-                    .when(ApiError::is_rate_limit)
+                    .when(|e: &ApiError| e.rate_limit().is_some())
                     .await
             }
             ModelClient::Governor(bucket, clock) => {
@@ -151,7 +151,7 @@ impl ModelClient {
                 })
                 .retry(backoff(seed))
                 .sleep(tokio::time::sleep)
-                .when(ApiError::is_rate_limit)
+                .when(|e: &ApiError| e.rate_limit().is_some())
                 .await
             }
             ModelClient::Limiter { limiter, headers } => {

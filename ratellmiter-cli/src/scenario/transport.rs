@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::IsRateLimit;
+use ratellmiter_runtime::{IsRateLimit, RateLimit};
 use ratellmiter_sim::{Decision, Provider};
 use tokio::time::Instant;
 
@@ -53,12 +53,9 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, ApiError::RateLimited { .. })
-    }
-    fn retry_after(&self) -> Option<Duration> {
+    fn rate_limit(&self) -> Option<RateLimit> {
         match self {
-            ApiError::RateLimited { retry_after, .. } => *retry_after,
+            ApiError::RateLimited { retry_after, .. } => Some(RateLimit::retry(*retry_after)),
             ApiError::Other(_) => None,
         }
     }

@@ -17,7 +17,7 @@
 //! # Reading a log
 //!
 //! ```
-//! use ratellmiter_runtime::flow_log::format::FlowLog;
+//! use ratellmiter::flow_log::format::FlowLog;
 //!
 //! let text = r#"{"type":"header","format":"ratellmiter-flow","version":1,"start_unix_ms":1764375000123,"services":[]}
 //! {"type":"second","service":"gpt-4o","t":0,"requested":3,"issued":2,"reissued":0,"finished":1,"rate_limited":0,"waiting":1,"in_flight":1,"allowed_rate":2.5,"limit_rate":10.0,"paused":false,"tokens":0,"waits_ms":[0,40]}
@@ -30,19 +30,19 @@
 //! // The truncated third line is skipped and reported, not fatal.
 //! assert_eq!(log.malformed.count, 1);
 //! assert_eq!(log.malformed.first_line_numbers, [3]);
-//! # Ok::<(), ratellmiter_runtime::flow_log::format::ReadError>(())
+//! # Ok::<(), ratellmiter::flow_log::format::ReadError>(())
 //! ```
 //!
 //! The newest log of a directory, as `llmiter` picks it by default:
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use ratellmiter_runtime::flow_log::format::{newest_log, read_log};
+//! use ratellmiter::flow_log::format::{newest_log, read_log};
 //!
 //! let path = newest_log(Path::new("ratellmiter_logs"))?;
 //! let log = read_log(&path)?;
 //! println!("{}: {} seconds of activity", path.display(), log.seconds.len());
-//! # Ok::<(), ratellmiter_runtime::flow_log::format::ReadError>(())
+//! # Ok::<(), ratellmiter::flow_log::format::ReadError>(())
 //! ```
 
 use std::fmt;
@@ -527,7 +527,7 @@ const MAX_NAME_BYTES: usize = 100;
 /// original, so distinct service names keep distinct files; a safe name is kept as is.
 ///
 /// ```
-/// use ratellmiter_runtime::flow_log::format::sanitize_service_name;
+/// use ratellmiter::flow_log::format::sanitize_service_name;
 ///
 /// assert_eq!(sanitize_service_name("gpt-4o"), "gpt-4o");
 /// let s = sanitize_service_name("openai/gpt-4o");

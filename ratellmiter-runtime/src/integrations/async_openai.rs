@@ -14,7 +14,7 @@
 //! ```no_run
 //! use async_openai::{Client, config::OpenAIConfig, middleware::ReqwestService};
 //! use async_openai::types::chat::CreateChatCompletionRequestArgs;
-//! use ratellmiter_runtime::BucketRateLimiter;
+//! use ratellmiter::BucketRateLimiter;
 //!
 //! # async fn ask() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = OpenAIConfig::new().with_api_base("http://127.0.0.1:8080/v1");
@@ -30,27 +30,16 @@
 //! # Ok(()) }
 //! ```
 
-use std::time::Duration;
-
 use ::async_openai::error::OpenAIError;
 
 use crate::headers::{classify, is_final_code};
-use crate::rate_limit::{IsRateLimit, RateLimitKind};
+use crate::rate_limit::{IsRateLimit, RateLimit};
 
+/// `async_openai::error::OpenAIError` (feature `async-openai`): a rate limit for status
+/// 429 (and 529), final for a [final code](crate::headers::FINAL_ERROR_CODES).
+#[cfg_attr(docsrs, doc(cfg(feature = "async-openai")))]
 impl IsRateLimit for OpenAIError {
-    fn is_rate_limit(&self) -> bool {
-        self.rate_limit_kind() != RateLimitKind::NotRateLimit
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        None
-    }
-
-    fn is_final(&self) -> bool {
-        self.rate_limit_kind() == RateLimitKind::Final
-    }
-
-    fn rate_limit_kind(&self) -> RateLimitKind {
+    fn rate_limit(&self) -> Option<RateLimit> {
         match self {
             OpenAIError::ApiError(e) => {
                 let api = &e.api_error;
@@ -60,11 +49,8 @@ impl IsRateLimit for OpenAIError {
                     .any(|c| is_final_code(c));
                 classify(e.status_code.as_u16(), None, is_final)
             }
-            OpenAIError::Reqwest(e) => match e.status() {
-                Some(status) => classify(status.as_u16(), None, false),
-                None => RateLimitKind::NotRateLimit,
-            },
-            _ => RateLimitKind::NotRateLimit,
+            OpenAIError::Reqwest(e) => classify(e.status()?.as_u16(), None, false),
+            _ => None,
         }
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! ```
 //! use http::{HeaderMap, StatusCode};
-//! use ratellmiter_runtime::http::{HasStatus, HttpError};
-//! use ratellmiter_runtime::IsRateLimit;
+//! use ratellmiter::http::{HasStatus, HttpError};
+//! use ratellmiter::{IsRateLimit, RateLimit};
 //!
 //! #[derive(Debug)]
 //! struct ApiFailure { status: StatusCode, headers: HeaderMap }
@@ -19,16 +19,14 @@
 //! let mut headers = HeaderMap::new();
 //! headers.insert("retry-after", "3".parse().unwrap());
 //! let e = HttpError(ApiFailure { status: StatusCode::SERVICE_UNAVAILABLE, headers });
-//! assert!(e.is_rate_limit()); // a 503 that says when to come back
-//! assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(3)));
+//! // A 503 that says when to come back:
+//! assert_eq!(e.rate_limit(), Some(RateLimit::retry(Some(std::time::Duration::from_secs(3)))));
 //! ```
-
-use std::time::Duration;
 
 use ::http::{HeaderMap, Response, StatusCode};
 
 use crate::headers::{RateLimitHeaders, classify};
-use crate::rate_limit::{IsRateLimit, RateLimitKind};
+use crate::rate_limit::{IsRateLimit, RateLimit};
 
 /// An error (or response) that may carry an HTTP status and the response's headers.
 pub trait HasStatus {
@@ -82,25 +80,13 @@ impl<E: std::error::Error> std::error::Error for HttpError<E> {
 }
 
 impl<E: HasStatus> IsRateLimit for HttpError<E> {
-    fn is_rate_limit(&self) -> bool {
-        self.rate_limit_kind() != RateLimitKind::NotRateLimit
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        self.0
+    fn rate_limit(&self) -> Option<RateLimit> {
+        let status = self.0.status()?;
+        let retry_after = self
+            .0
             .headers()
-            .and_then(|h| RateLimitHeaders::from_header_map(h).retry_after)
-    }
-
-    fn is_final(&self) -> bool {
-        self.rate_limit_kind() == RateLimitKind::Final
-    }
-
-    fn rate_limit_kind(&self) -> RateLimitKind {
-        match self.0.status() {
-            Some(status) => classify(status.as_u16(), self.retry_after(), false),
-            None => RateLimitKind::NotRateLimit,
-        }
+            .and_then(|h| RateLimitHeaders::from_header_map(h).retry_after);
+        classify(status.as_u16(), retry_after, false)
     }
 }
 
@@ -110,7 +96,7 @@ impl RateLimitHeaders {
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use ratellmiter_runtime::headers::RateLimitHeaders;
+    /// use ratellmiter::headers::RateLimitHeaders;
     /// let mut map = HeaderMap::new();
     /// map.insert("retry-after-ms", "1500".parse().unwrap());
     /// let h = RateLimitHeaders::from_header_map(&map);

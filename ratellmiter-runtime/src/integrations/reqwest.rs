@@ -4,19 +4,18 @@
 //! [`reqwest::Error`](::reqwest::Error) too.
 //!
 //! ```no_run
-//! use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit};
-//! use ratellmiter_runtime::reqwest::{check, RateLimitError};
+//! use ratellmiter::{BucketRateLimiter, IsRateLimit};
+//! use ratellmiter::reqwest::{check, RateLimitError};
 //!
-//! #[derive(Debug)]
-//! enum ChatError { Http(reqwest::Error), RateLimited(RateLimitError) }
+//! #[derive(Debug, IsRateLimit)]
+//! enum ChatError {
+//!     #[rate_limit(transparent)]
+//!     Http(reqwest::Error),
+//!     #[rate_limit(transparent)]
+//!     RateLimited(RateLimitError),
+//! }
 //! impl From<reqwest::Error> for ChatError { fn from(e: reqwest::Error) -> Self { Self::Http(e) } }
 //! impl From<RateLimitError> for ChatError { fn from(e: RateLimitError) -> Self { Self::RateLimited(e) } }
-//! impl IsRateLimit for ChatError {
-//!     fn is_rate_limit(&self) -> bool { self.rate_limit_kind() != ratellmiter_runtime::RateLimitKind::NotRateLimit }
-//!     fn rate_limit_kind(&self) -> ratellmiter_runtime::RateLimitKind {
-//!         match self { Self::Http(e) => e.rate_limit_kind(), Self::RateLimited(e) => e.rate_limit_kind() }
-//!     }
-//! }
 //!
 //! # async fn ask(limiter: &BucketRateLimiter, client: &reqwest::Client, url: &str) -> Result<String, ChatError> {
 //! limiter
@@ -28,13 +27,11 @@
 //! # }
 //! ```
 
-use std::time::Duration;
-
 use ::reqwest::{Response, StatusCode};
 
 use crate::current;
 use crate::headers::{RateLimitHeaders, classify, is_final_code};
-use crate::rate_limit::{IsRateLimit, RateLimitKind};
+use crate::rate_limit::{IsRateLimit, RateLimit};
 
 /// A response refused for a rate limit: status 429 or 529, or 503 with `retry-after`.
 #[derive(Debug, Clone)]
@@ -43,7 +40,7 @@ pub struct RateLimitError {
     headers: RateLimitHeaders,
     code: Option<String>,
     message: Option<String>,
-    kind: RateLimitKind,
+    limit: RateLimit,
 }
 
 impl RateLimitError {
@@ -71,9 +68,10 @@ impl RateLimitError {
 
 impl std::fmt::Display for RateLimitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.kind {
-            RateLimitKind::Final => "quota exhausted",
-            _ => "rate limited",
+        let what = if self.limit.is_final() {
+            "quota exhausted"
+        } else {
+            "rate limited"
         };
         write!(f, "{what}: HTTP {}", self.status)?;
         if let Some(code) = &self.code {
@@ -91,31 +89,22 @@ impl std::fmt::Display for RateLimitError {
 
 impl std::error::Error for RateLimitError {}
 
+/// Always a rate limit: final for a [final code](crate::headers::FINAL_ERROR_CODES),
+/// else worth waiting out for the response's `retry-after`.
 impl IsRateLimit for RateLimitError {
-    fn is_rate_limit(&self) -> bool {
-        true
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        self.headers.retry_after
-    }
-
-    fn is_final(&self) -> bool {
-        self.kind == RateLimitKind::Final
-    }
-
-    fn rate_limit_kind(&self) -> RateLimitKind {
-        self.kind
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(self.limit)
     }
 }
 
-/// A status error from [`Response::error_for_status`] is a rate limit for 429 and 529.
+/// `reqwest::Error` (feature `reqwest`): a status error from
+/// [`Response::error_for_status`] is a rate limit for 429 and 529.
 /// A 503 is not: the error no longer has the `retry-after` that would make it one (use
 /// [`check`], which reads the headers first).
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 impl IsRateLimit for ::reqwest::Error {
-    fn is_rate_limit(&self) -> bool {
-        self.status()
-            .is_some_and(|s| classify(s.as_u16(), None, false) != RateLimitKind::NotRateLimit)
+    fn rate_limit(&self) -> Option<RateLimit> {
+        classify(self.status()?.as_u16(), None, false)
     }
 }
 
@@ -129,7 +118,7 @@ pub async fn check(response: Response) -> Result<Response, RateLimitError> {
     let headers = RateLimitHeaders::from_header_map(response.headers());
     current().observe_rate_limits(&headers);
     let status = response.status();
-    if classify(status.as_u16(), headers.retry_after, false) == RateLimitKind::NotRateLimit {
+    if classify(status.as_u16(), headers.retry_after, false).is_none() {
         return Ok(response);
     }
     // The body only adds detail to the error; a body that cannot be read leaves none.
@@ -139,10 +128,12 @@ pub async fn check(response: Response) -> Result<Response, RateLimitError> {
     codes.sort_by_key(|c| !is_final_code(c));
     let code = codes.into_iter().next();
     let is_final = code.as_deref().is_some_and(is_final_code);
+    let limit = classify(status.as_u16(), headers.retry_after, is_final)
+        .expect("a status that is a rate limit stays one when final");
     Err(RateLimitError {
         status,
         headers,
-        kind: classify(status.as_u16(), headers.retry_after, is_final),
+        limit,
         code,
         message,
     })

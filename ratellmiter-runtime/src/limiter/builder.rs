@@ -11,7 +11,7 @@ use crate::shared::{SharedBackend, SharedBudget};
 ///
 /// ```
 /// use std::time::Duration;
-/// use ratellmiter_runtime::BucketRateLimiter;
+/// use ratellmiter::BucketRateLimiter;
 ///
 /// let limiter = BucketRateLimiter::builder()
 ///     .rpm(500)
@@ -27,19 +27,24 @@ use crate::shared::{SharedBackend, SharedBudget};
 ///     .unwrap();
 /// assert_eq!(limiter.config().tpm, Some(200_000));
 /// assert_eq!(BucketRateLimiter::builder().rpm(0).build().unwrap_err().field(), "rpm");
+/// // A token budget alone is not enough: the request budget is required.
+/// assert_eq!(BucketRateLimiter::builder().tpm(1_000).build().unwrap_err().field(), "rpm");
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct LimiterBuilder {
     cfg: LimiterConfig,
+    /// Whether a request budget was given: `build()` refuses a limiter without one.
+    rpm_given: bool,
     name: Option<String>,
     shared: Option<Arc<dyn SharedBackend>>,
 }
 
 impl LimiterBuilder {
-    /// Requests per minute (default 300).
+    /// Requests per minute: required (here or through [`config`](Self::config)).
     pub fn rpm(mut self, rpm: u32) -> Self {
         self.cfg.rpm = rpm;
+        self.rpm_given = true;
         self
     }
     /// Tokens per minute, beside the requests per minute.
@@ -108,6 +113,7 @@ impl LimiterBuilder {
     /// Every setting at once.
     pub fn config(mut self, cfg: LimiterConfig) -> Self {
         self.cfg = cfg;
+        self.rpm_given = true;
         self
     }
     /// Shares the budget with every process using the same store and key, e.g. a
@@ -118,8 +124,17 @@ impl LimiterBuilder {
         self.shared = Some(Arc::new(backend));
         self
     }
-    /// Validates the settings and makes the limiter.
+    /// Validates the settings and makes the limiter; without an `rpm` (a `tpm` alone is
+    /// not a request budget) it says so.
     pub fn build(self) -> Result<BucketRateLimiter, ConfigError> {
+        // A wrong value is named first; then a missing request budget.
+        self.cfg.validate()?;
+        if !self.rpm_given {
+            return Err(ConfigError::new(
+                "rpm",
+                "not set: every limiter needs a request budget, e.g. `.rpm(500)`",
+            ));
+        }
         let limiter = BucketRateLimiter::from_config(self.cfg)?;
         if let Some(name) = self.name {
             limiter.set_name(&name);

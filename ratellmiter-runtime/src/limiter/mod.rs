@@ -37,7 +37,7 @@ pub(crate) use waiting::block_on;
 /// limit. Cloning it gives another handle on the same budget.
 ///
 /// ```
-/// use ratellmiter_runtime::BucketRateLimiter;
+/// use ratellmiter::BucketRateLimiter;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let limiter = BucketRateLimiter::new(600);

@@ -296,8 +296,8 @@ enum ProbeKind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ratellmiter_runtime::pacer::{Pacer, Poll, Request};
-/// use ratellmiter_runtime::LimiterConfig;
+/// use ratellmiter::pacer::{Pacer, Poll, Request};
+/// use ratellmiter::LimiterConfig;
 ///
 /// let mut p = Pacer::new(LimiterConfig { rpm: 600, ..Default::default() }).unwrap();
 /// let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();

@@ -145,7 +145,7 @@ impl Fallback {
     /// The local rate while the store is down, for a shared budget of `rpm`.
     ///
     /// ```
-    /// use ratellmiter_runtime::shared::Fallback;
+    /// use ratellmiter::shared::Fallback;
     /// let f = Fallback { expected_processes: Some(4), ..Fallback::default() };
     /// assert_eq!(f.local_rpm(600), 150);
     /// assert_eq!(Fallback::default().local_rpm(600), 600);

@@ -33,7 +33,7 @@ const PROBE_POLL: Duration = Duration::from_millis(250);
 /// (rustls, the system's root certificates); a password goes in the URL as usual.
 ///
 /// ```no_run
-/// use ratellmiter_runtime::{BucketRateLimiter, RedisBackend};
+/// use ratellmiter::{BucketRateLimiter, RedisBackend};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let limiter = BucketRateLimiter::builder()
@@ -69,7 +69,7 @@ impl RedisBackend {
     /// a Redis that is down now is not an error, the limiter falls back until it is up.
     ///
     /// ```
-    /// use ratellmiter_runtime::RedisBackend;
+    /// use ratellmiter::RedisBackend;
     /// assert!(RedisBackend::new("redis://:secret@127.0.0.1:6379/0", "org-42:gpt-4o").is_ok());
     /// assert!(RedisBackend::new("rediss://:secret@redis.example.com:6380/", "org-42").is_ok());
     /// assert_eq!(RedisBackend::new("http://x", "k").unwrap_err().field(), "redis_url");

@@ -3,7 +3,7 @@ use ratellmiter::{llmiter, IsRateLimit};
 #[derive(Debug)]
 struct ApiError;
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool { false }
+    fn rate_limit(&self) -> Option<ratellmiter::RateLimit> { None }
 }
 
 #[llmiter]
@@ -14,5 +14,15 @@ struct PlainError;
 
 #[llmiter]
 fn blocking() -> Result<(), PlainError> { Ok(()) }
+
+#[llmiter(max_retries = 0)]
+async fn once() -> u8 { 0 }
+
+struct Client;
+
+impl Client {
+    #[llmiter]
+    async fn lend(&mut self) -> Option<String> { None }
+}
 
 fn main() {}

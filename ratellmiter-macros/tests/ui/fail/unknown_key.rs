@@ -3,7 +3,7 @@ use ratellmiter::{llmiter, IsRateLimit};
 #[derive(Debug)]
 struct ApiError;
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool { false }
+    fn rate_limit(&self) -> Option<ratellmiter::RateLimit> { None }
 }
 
 #[llmiter(servce = "gpt-4o")]

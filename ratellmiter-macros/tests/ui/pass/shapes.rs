@@ -6,7 +6,7 @@ use ratellmiter::{llmiter, AcquireError, IsRateLimit};
 #[derive(Debug)]
 struct ApiError;
 impl IsRateLimit for ApiError {
-    fn is_rate_limit(&self) -> bool { false }
+    fn rate_limit(&self) -> Option<ratellmiter::RateLimit> { None }
 }
 impl From<AcquireError> for ApiError {
     fn from(_: AcquireError) -> Self { ApiError }
