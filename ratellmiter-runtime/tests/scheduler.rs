@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, IsRateLimit, RateLimit, RateLimitedService};
+use ratellmiter_runtime::{
+    BoxFuture, BucketRateLimiter, IsRateLimit, RateLimit, RateLimitedService,
+};
 use tokio::time::{Instant, sleep, timeout};
 
 #[derive(Debug)]
