@@ -55,7 +55,9 @@ pub struct LimiterConfig {
     pub rpm: u32,
     /// Tokens per minute, when the provider also limits tokens.
     pub tpm: Option<u64>,
-    /// Share of the full per-second rate at which a ramp starts (rateLLMiter: 0.25).
+    /// Share of the full per-second rate at which a ramp starts (default 0.2: the first
+    /// second stays under an acceleration limit's floor of a quarter of the rate;
+    /// rateLLMiter: 0.25).
     pub ramp_start: f64,
     /// How fast the ramp climbs each second: with [`RampShape::SlowStart`] the share of
     /// the rate in force it adds (default 1.0: the rate doubles each second); with
@@ -88,8 +90,9 @@ pub struct LimiterConfig {
 #[non_exhaustive]
 pub enum RampShape {
     /// TCP's slow start: from `ramp_start`, the rate grows by `ramp_step` of itself each
-    /// second (doubling by default) while calls wait; after a short pause it resumes at
-    /// the rate the server was accepting. The default.
+    /// second (doubling by default) while calls wait; after a refusal it climbs on by a
+    /// tenth of the full rate per second, and after a short pause it resumes at the rate
+    /// the server was accepting. The default.
     #[default]
     SlowStart,
     /// rateLLMiter's: from `ramp_start`, `ramp_step` of the full rate more each second,
@@ -123,7 +126,7 @@ impl Default for LimiterConfig {
         Self {
             rpm: 300,
             tpm: None,
-            ramp_start: 0.25,
+            ramp_start: 0.2,
             ramp_step: 1.0,
             ramp_shape: RampShape::SlowStart,
             probe_initial: Duration::from_secs(10),

@@ -400,8 +400,8 @@ async fn exact_wakeups_to_the_millisecond() {
     for w in times[100..].windows(2) {
         assert_eq!(w[1] - w[0], Duration::from_millis(100));
     }
-    // First gap: start rate 2.5/s.
-    assert_eq!(times[1] - times[0], Duration::from_millis(400));
+    // First gap: the slow start's 2/s.
+    assert_eq!(times[1] - times[0], Duration::from_millis(500));
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ratellmiter_runtime::flow_log::format::{EventKind, Record, SecondRecord};
-use ratellmiter_runtime::{BucketRateLimiter, Monitor, MonitorConfig};
+use ratellmiter_runtime::{BucketRateLimiter, LimiterConfig, Monitor, MonitorConfig};
 use tokio::time::Instant;
 
 #[derive(Debug)]
@@ -35,9 +35,12 @@ async fn a_scenario_round_trips_through_the_log() {
     let gpt = monitor
         .add_service(
             "gpt-4o",
+            // rateLLMiter's pacing: a probe after the retry-after pause, logged too.
             BucketRateLimiter::builder()
-                .rpm(600)
-                .adaptive(false)
+                .config(LimiterConfig {
+                    rpm: 600,
+                    ..LimiterConfig::ratellmiter()
+                })
                 .build()
                 .unwrap(),
         )
@@ -192,7 +195,7 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
     for _ in 0..3 {
         drop(l.acquire().await);
     }
-    // The slow start from 2.5/s: 400 ms, then 1/(2.5 × 2^0.4) s.
-    assert_eq!(t0.elapsed(), Duration::from_millis(704), "paced as usual");
+    // The slow start from 2/s: 500 ms, then 1/(2 × 2^0.5) s.
+    assert_eq!(t0.elapsed(), Duration::from_millis(854), "paced as usual");
     monitor.stop();
 }

@@ -19,7 +19,8 @@
 //! - every call not cancelled ends (no starvation), within a generous bound of time;
 //! - the allowed rate grows at most as the ramp's shape allows per second of the
 //!   schedule (linear: `ramp_step` of the full rate; slow start: `ramp_step` of
-//!   itself), from at least its start, and never exceeds the full rate;
+//!   itself, or `AVOIDANCE_STEP` of the full rate after a refusal), from at least its
+//!   start, and never exceeds the full rate;
 //! - while paused nothing is issued but the probe, and nothing before the pause ends.
 //!
 //! Failing cases proptest finds are kept in `proptest-regressions/invariants.txt`.
@@ -30,7 +31,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::pacer::{
-    Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
+    AVOIDANCE_STEP, Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
 };
 use ratellmiter_runtime::{LimiterConfig, RampShape};
 use ratellmiter_sim::metrics::max_weight_in_window;
@@ -317,6 +318,8 @@ struct Sim<'a> {
     charged: HashMap<u64, u64>,
     /// The service probe out now.
     service_probe: Option<ProbeId>,
+    /// When the engine last resumed after a pause.
+    resumed_at: Option<Duration>,
     tickets: u64,
     probe_answers: usize,
     high_streak: u32,
@@ -355,6 +358,7 @@ impl<'a> Sim<'a> {
             issues: Vec::new(),
             charged: HashMap::new(),
             service_probe: None,
+            resumed_at: None,
             tickets: 0,
             probe_answers: 0,
             high_streak: 0,
@@ -447,7 +451,16 @@ impl<'a> Sim<'a> {
             now,
             self.blocked_until
         );
-        prop_assert_eq!(t.probe, paused_before, "probe flag vs pause at {:?}", now);
+        // A ticket during a pause is its probe, unless the slow start trusted the
+        // server's retry-after and resumed when it said, without one.
+        let trusted =
+            self.sc.cfg.ramp_shape == RampShape::SlowStart && self.resumed_at == Some(now);
+        prop_assert_eq!(
+            t.probe,
+            paused_before && !trusted,
+            "probe flag vs pause at {:?}",
+            now
+        );
         prop_assert!(
             !(self.sc.external_probe && t.probe),
             "a service probe never issues a call"
@@ -486,7 +499,9 @@ impl<'a> Sim<'a> {
             let dt = (now - at + lateness).as_secs_f64();
             let bound = match self.sc.cfg.ramp_shape {
                 RampShape::Linear => before.max(start) + step * full * dt,
-                _ => before.max(start) * (1.0 + step).powf(dt),
+                // Doubling, or after a refusal the linear climb of congestion avoidance.
+                _ => (before.max(start) * (1.0 + step).powf(dt))
+                    .max(before.max(start) + AVOIDANCE_STEP * full * dt),
             };
             prop_assert!(
                 rate <= bound * (1.0 + 1e-9) + 1e-12,
@@ -698,7 +713,10 @@ impl<'a> Sim<'a> {
                     self.blocked_until = self.blocked_until.max(until);
                 }
                 // A probe that timed out may still answer first: the pause ends then.
-                Event::Resume => self.blocked_until = self.blocked_until.min(self.now),
+                Event::Resume => {
+                    self.blocked_until = self.blocked_until.min(self.now);
+                    self.resumed_at = Some(self.now);
+                }
                 _ => {}
             }
         }

@@ -124,17 +124,22 @@ fn worker(spec: &str) {
             .shared(backend.clone())
             .build()
             .unwrap();
-        let out = std::sync::Arc::new(std::sync::Mutex::new(fs::File::create(&spec.out).unwrap()));
+        // One ticket clears at a time and they are handed over in the order of their
+        // grants: the k-th hand-over is the k-th slot's (its grant came before it).
+        let out = std::sync::Arc::new(std::sync::Mutex::new((
+            fs::File::create(&spec.out).unwrap(),
+            0usize,
+        )));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..spec.calls {
             let (limiter, backend, out) = (limiter.clone(), backend.clone(), out.clone());
             tasks.spawn(async move {
                 let ticket = limiter.acquire().await;
-                // One ticket clears at a time, and nothing awaits between its hand-over and
-                // here: the latest grant is this ticket's slot.
-                let slot = backend.last_slot().unwrap();
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-                writeln!(out.lock().unwrap(), "{slot} {}", now.as_micros()).unwrap();
+                let mut out = out.lock().unwrap();
+                let slot = backend.slots()[out.1];
+                out.1 += 1;
+                writeln!(out.0, "{slot} {}", now.as_micros()).unwrap();
                 ticket.finish();
             });
         }

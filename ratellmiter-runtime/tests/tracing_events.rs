@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, Monitor, RateLimit};
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, LimiterConfig, Monitor, RateLimit};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -50,9 +50,13 @@ fn each_state_change_is_a_tracing_event() {
             let l = monitor
                 .add_service(
                     "traced",
+                    // rateLLMiter's pacing: a probe after each pause, so every event shows.
                     BucketRateLimiter::builder()
-                        .rpm(600)
-                        .max_retries(2)
+                        .config(LimiterConfig {
+                            rpm: 600,
+                            max_retries: 2,
+                            ..LimiterConfig::ratellmiter()
+                        })
                         .build()
                         .unwrap(),
                 )

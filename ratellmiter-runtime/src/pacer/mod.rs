@@ -24,8 +24,12 @@
 //! slow start rather than a linear climb ([`RampShape::SlowStart`], the default):
 //!
 //! - while calls wait for their slot the rate grows by `ramp_step` of itself per second
-//!   (1.0: it doubles each second), from `ramp_start × rpm/60` (25 %): a burst from
-//!   idle reaches the full rate in two seconds, costing about 1.1 s of quota once;
+//!   (1.0: it doubles each second), from `ramp_start × rpm/60` (20 %): a burst from
+//!   idle reaches the full rate in 2.3 s, costing about 1.25 s of quota once;
+//! - after a refusal during that climb (an acceleration limit, or a limit lower than
+//!   configured) it climbs on by [`AVOIDANCE_STEP`] of the full rate per second, as TCP
+//!   leaves slow start for congestion avoidance at a loss, until demand next falls
+//!   below the rate;
 //! - when calls arrive after their slot was free, the rate falls to what the provider
 //!   just saw, grown by one step (twice the observed rate), so the next jump starts
 //!   from there; it never goes below the start;
@@ -96,6 +100,15 @@ use holds::Holds;
 use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
 use rustc_hash::FxHashMap;
 use schedule::Schedule;
+
+/// Share of the full rate per second the slow start climbs by once a refusal ended its
+/// doubling (rateLLMiter's step).
+pub const AVOIDANCE_STEP: f64 = 0.10;
+
+/// A refusal after the last second's tickets came to this many times the average second
+/// of the two before teaches the adaptive limit nothing: acceleration limits refuse
+/// jumps, not rates.
+pub const JUMP: f64 = 2.0;
 use tokens::TokenBudget;
 
 /// Identifies one waiting call and, once issued, its ticket.
@@ -303,9 +316,9 @@ enum ProbeKind {
 /// let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
 /// let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
 /// assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == a));
-/// // After idleness the ramp starts at 25% of 10/s: the next slot is 0.4 s later.
-/// assert_eq!(p.poll(Duration::ZERO), Poll::WaitUntil(Duration::from_millis(400)));
-/// assert!(matches!(p.poll(Duration::from_millis(400)), Poll::Issued(t) if t.id == b));
+/// // After idleness the ramp starts at 20 % of 10/s: the next slot is 0.5 s later.
+/// assert_eq!(p.poll(Duration::ZERO), Poll::WaitUntil(Duration::from_millis(500)));
+/// assert!(matches!(p.poll(Duration::from_millis(500)), Poll::Issued(t) if t.id == b));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -323,6 +336,10 @@ pub struct Pacer {
     probe_interval: Duration,
     /// Starts at 0 and grows at each resume; see the module docs.
     epoch: u64,
+    /// The slow start doubles (no refusal since demand last jumped).
+    doubling: bool,
+    /// The pause came with the server's `retry_after` and no probe has failed since.
+    told_when: bool,
     external_probe: bool,
     tokens: Option<TokenBudget>,
     adaptive: Option<Adaptive>,
@@ -364,6 +381,8 @@ impl Pacer {
             mode: Mode::Running,
             probe_interval: cfg.probe_initial,
             epoch: 0,
+            doubling: true,
+            told_when: false,
             external_probe: false,
             tokens: cfg.tpm.map(TokenBudget::new),
             adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
@@ -480,6 +499,7 @@ impl Pacer {
                     Poll::WaitUntil(until)
                 };
             }
+            Mode::Paused { until } if self.trust_retry_after() => self.resume(until),
             Mode::Paused { .. } => self.mode = Mode::Probing { outstanding: None },
             Mode::Probing {
                 outstanding: Some(p),
@@ -589,11 +609,14 @@ impl Pacer {
             Some(since) if enqueued <= next_slot.max(since) => {
                 let dt = now.saturating_sub(since).as_secs_f64();
                 match self.cfg.ramp_shape {
-                    RampShape::SlowStart => self.rate * (1.0 + step).powf(dt),
+                    RampShape::SlowStart if self.doubling => self.rate * (1.0 + step).powf(dt),
+                    RampShape::SlowStart => self.rate + AVOIDANCE_STEP * self.full_rate * dt,
                     RampShape::Linear => self.rate + step * self.full_rate * dt,
                 }
             }
             Some(since) => {
+                // Demand fell below the rate: the next jump starts a slow start again.
+                self.doubling = true;
                 let gap = now.saturating_sub(since).as_secs_f64();
                 if gap > 0.0 {
                     let seen = 1.0 / gap;
@@ -630,8 +653,9 @@ impl Pacer {
         }
     }
 
-    /// Restarts the ramp at its start from `at` (after a resume or a hold).
+    /// Restarts the ramp at its start from `at` (after an outage).
     fn restart_ramp(&mut self, at: Duration) {
+        self.doubling = true;
         let start = self.cfg.ramp_start * self.full_rate;
         self.rate = start.min(self.ceiling(at));
         self.ramp_from = at;
@@ -740,6 +764,8 @@ impl Pacer {
 
     fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
         self.paused_at = now;
+        self.doubling = false;
+        self.told_when = retry_after.is_some();
         self.episode_start = self.next_id;
         let until = later(now, retry_after.unwrap_or(self.probe_interval));
         self.mode = Mode::Paused { until };
@@ -751,7 +777,12 @@ impl Pacer {
             },
         ));
         let rate = self.rate;
-        if let Some(a) = &mut self.adaptive {
+        // After a sharp jump the refusal may be an acceleration limit's: it says nothing
+        // about the rate the server accepts.
+        let jumped = self.schedule.growth(now) >= JUMP;
+        if let Some(a) = &mut self.adaptive
+            && !jumped
+        {
             if a.on_throttle(now, rate) {
                 let learned = a.ceiling(now);
                 self.events.push((now, Event::LearnedRate(learned)));
@@ -759,7 +790,16 @@ impl Pacer {
         }
     }
 
+    /// With the slow start, a pause the server timed (`retry_after`) ends at that time
+    /// without waiting for a probe's answer: a probe's round trip is seconds of quota
+    /// for an LLM call, and the server said when it takes calls again. A refusal after
+    /// the resume pauses again; a pause whose probe failed always probes.
+    fn trust_retry_after(&self) -> bool {
+        self.told_when && self.cfg.ramp_shape == RampShape::SlowStart
+    }
+
     fn probe_failed(&mut self, now: Duration, retry_after: Option<Duration>) {
+        self.told_when = false;
         let grown = self.probe_interval.mul_f64(self.cfg.probe_factor);
         self.probe_interval = grown.min(self.cfg.probe_max);
         let until = later(now, retry_after.unwrap_or(self.probe_interval));

@@ -78,6 +78,17 @@ impl Schedule {
         self.issued.push_back(actual);
     }
 
+    /// Tickets issued in the second before `now` over the average second of the two
+    /// before that (at least one ticket): how sharply the traffic the provider saw just
+    /// grew. Two seconds, so that the count of a steady rate jittering by one ticket does
+    /// not read as growth.
+    pub(super) fn growth(&self, now: Duration) -> f64 {
+        let since = |t: Duration| self.issued.len() - self.issued.partition_point(|&i| i <= t);
+        let last = since(now.saturating_sub(SECOND));
+        let before = since(now.saturating_sub(3 * SECOND)) - last;
+        last as f64 / (before.max(1) as f64 / 2.0).max(1.0)
+    }
+
     /// The next slot comes no earlier than `at` (after a resume).
     pub(super) fn not_before(&mut self, at: Duration) {
         self.next_slot = self.next_slot.max(at);
@@ -122,6 +133,24 @@ mod tests {
         assert_eq!(s.ready_at(), ms(1000));
         s.record(ms(1000), ms(1000), ms(500));
         assert_eq!(s.ready_at(), ms(1950), "two in [950, 1950)");
+    }
+
+    #[test]
+    fn growth_compares_the_last_second_with_the_one_before() {
+        let mut s = Schedule::new(6_000);
+        for t in [100, 600, 1_100, 1_200, 1_300, 1_400, 1_500] {
+            s.record(ms(t), ms(t), ms(10));
+        }
+        // (0.6 s, 1.6 s]: 5; (−1.4 s, 0.6 s]: 2, one a second.
+        assert_eq!(s.growth(ms(1_600)), 5.0);
+        assert_eq!(s.growth(ms(2_600)), 0.0);
+        let mut first = Schedule::new(6_000);
+        first.record(ms(100), ms(100), ms(10));
+        assert_eq!(
+            first.growth(ms(100)),
+            1.0,
+            "nothing before counts as one a second"
+        );
     }
 
     #[test]
