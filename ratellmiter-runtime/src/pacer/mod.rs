@@ -782,11 +782,10 @@ impl Pacer {
         let jumped = self.schedule.growth(now) >= JUMP;
         if let Some(a) = &mut self.adaptive
             && !jumped
+            && a.on_throttle(now, rate)
         {
-            if a.on_throttle(now, rate) {
-                let learned = a.ceiling(now);
-                self.events.push((now, Event::LearnedRate(learned)));
-            }
+            let learned = a.ceiling(now);
+            self.events.push((now, Event::LearnedRate(learned)));
         }
     }
 
