@@ -139,6 +139,13 @@ impl RateLimitHeaders {
         }
     }
 
+    /// `(remaining, reset)` of the requests budget and of the tightest token budget, as
+    /// the limiter's `observe_budget` takes them.
+    pub(crate) fn budgets(&self) -> (Option<(u64, Duration)>, Option<(u64, Duration)>) {
+        let pair = |b: Option<Budget>| b.map(|b| (b.remaining, b.reset));
+        (pair(self.requests), pair(self.token_budget()))
+    }
+
     /// The tightest token budget: the one with the fewest tokens left among
     /// [`tokens`](Self::tokens), [`input_tokens`](Self::input_tokens) and
     /// [`output_tokens`](Self::output_tokens).

@@ -26,6 +26,8 @@ pub use integrations::async_openai;
 pub use integrations::http;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
+#[cfg(feature = "stream")]
+pub use integrations::stream;
 pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
 pub use monitor::{DEFAULT_SERVICE, Monitor, monitor};
 pub use pacer::Priority;

@@ -5,6 +5,10 @@
 
 #[cfg(feature = "anyhow")]
 mod anyhow;
+#[cfg(feature = "http")]
+mod classify;
+#[cfg(feature = "stream")]
+pub mod stream;
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
 #[cfg(feature = "http")]
