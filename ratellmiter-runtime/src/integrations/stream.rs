@@ -54,7 +54,7 @@ pin_project_lite::pin_project! {
     pub struct Metered<S> {
         #[pin]
         inner: S,
-        settle: Option<Settle>,
+        settle: Settle,
     }
 }
 
@@ -62,7 +62,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Metered<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metered")
             .field("inner", &self.inner)
-            .field("holds_ticket", &self.settle.is_some())
+            .field("holds_ticket", &self.settle.holds_ticket())
             .field("tokens_seen", &self.tokens_seen())
             .finish()
     }
@@ -73,7 +73,7 @@ impl<S> Metered<S> {
     pub fn new(inner: S, ticket: Ticket) -> Self {
         Self {
             inner,
-            settle: Some(Settle::new(ticket, true)),
+            settle: Settle::new(Some(ticket), true),
         }
     }
 
@@ -104,13 +104,13 @@ impl<S> Metered<S> {
     pub fn from_current(inner: S) -> Self {
         Self {
             inner,
-            settle: take_over().map(|t| Settle::new(t, true)),
+            settle: Settle::new(take_over(), true),
         }
     }
 
     /// The tokens the stream reported so far, if it reported any.
     pub fn tokens_seen(&self) -> Option<u64> {
-        self.settle.as_ref().and_then(Settle::tokens)
+        self.settle.tokens()
     }
 }
 
@@ -125,17 +125,9 @@ where
         let this = self.project();
         let item = std::task::ready!(this.inner.poll_next(cx));
         match &item {
-            Some(Ok(chunk)) => {
-                if let Some(s) = this.settle {
-                    s.feed(chunk.as_ref());
-                }
-            }
-            Some(Err(_)) => {
-                if let Some(mut s) = this.settle.take() {
-                    s.failed();
-                }
-            }
-            None => drop(this.settle.take()),
+            Some(Ok(chunk)) => this.settle.feed(chunk.as_ref()),
+            Some(Err(_)) => this.settle.failed(),
+            None => this.settle.finish(),
         }
         Poll::Ready(item)
     }
@@ -146,20 +138,30 @@ where
 }
 
 /// A ticket held by an answer's body: fed the body's bytes, it settles the token budget
-/// with the usage they reported when dropped (the call succeeded) or on
-/// [`failed`](Self::failed).
+/// with the usage they reported when the body ends or is dropped (the call succeeded),
+/// or on [`failed`](Self::failed).
 pub(crate) struct Settle {
     ticket: Option<Ticket>,
     usage: Option<UsageScanner>,
 }
 
 impl Settle {
-    /// Holds `ticket`; reads the usage from the bytes fed when `scan_usage`.
-    pub(crate) fn new(ticket: Ticket, scan_usage: bool) -> Self {
+    /// Holds `ticket` (if any); reads the usage from the bytes fed when `scan_usage`.
+    pub(crate) fn new(ticket: Option<Ticket>, scan_usage: bool) -> Self {
         Self {
-            ticket: Some(ticket),
+            ticket,
             usage: scan_usage.then(UsageScanner::default),
         }
+    }
+
+    pub(crate) fn holds_ticket(&self) -> bool {
+        self.ticket.is_some()
+    }
+
+    /// The answer ended: the call succeeded.
+    pub(crate) fn finish(&mut self) {
+        // Dropping the ticket reports success (abandoned while panicking).
+        drop(self.record());
     }
 
     pub(crate) fn feed(&mut self, chunk: &[u8]) {
@@ -191,8 +193,7 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        // Dropping the ticket reports success (abandoned while panicking).
-        drop(self.record());
+        self.finish();
     }
 }
 

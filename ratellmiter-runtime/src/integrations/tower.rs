@@ -382,7 +382,7 @@ impl Attempts {
         let ticket = guard.0.take().expect("ticket held");
         ticket.observe_budget(requests, tokens);
         if is_answer(status.as_u16(), &headers) {
-            return Ok(Step::Done(answer.hold(Settle::new(ticket, self.settle_usage))));
+            return Ok(Step::Done(answer.hold(Settle::new(Some(ticket), self.settle_usage))));
         }
         // A refusal: its body tells a rate limit from a spent quota. Until the body is
         // read, the guard gives the ticket back unknown if this future is dropped.
@@ -548,7 +548,7 @@ pin_project_lite::pin_project! {
 impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseBody")
-            .field("holds_ticket", &self.settle.is_some())
+            .field("holds_ticket", &self.settle.as_ref().is_some_and(Settle::holds_ticket))
             .finish_non_exhaustive()
     }
 }
@@ -584,18 +584,16 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
             return Poll::Ready(this.read.take().map(|b| Ok(Frame::data(b))));
         };
         let frame = std::task::ready!(inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let (Some(s), Some(data)) = (this.settle.as_mut(), frame.data_ref()) {
-                    s.feed(data);
+        if let Some(s) = this.settle {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        s.feed(data);
+                    }
                 }
+                Some(Err(_)) => s.failed(),
+                None => s.finish(),
             }
-            Some(Err(_)) => {
-                if let Some(mut s) = this.settle.take() {
-                    s.failed();
-                }
-            }
-            None => drop(this.settle.take()),
         }
         Poll::Ready(frame)
     }
