@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::headers::RateLimitHeaders;
-use crate::limiter::{Shared, Ticket};
+use crate::limiter::Shared;
+#[cfg(feature = "stream")]
+use crate::limiter::Ticket;
 use crate::pacer::Issued;
 
 tokio::task_local! {
