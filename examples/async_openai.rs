@@ -30,7 +30,8 @@ pub fn client(base_url: &str, limiter: &BucketRateLimiter) -> Client<OpenAIConfi
     let layer = Layer::new(limiter.clone())
         .tokens(|_| 100) // the estimate, charged until the answer says better
         .settle_usage(true);
-    Client::with_config(config).with_http_service(layer.layer(ReqwestService::new(Default::default())))
+    Client::with_config(config)
+        .with_http_service(layer.layer(ReqwestService::new(Default::default())))
 }
 
 fn question(n: usize) -> Result<CreateChatCompletionRequest, OpenAIError> {

@@ -32,7 +32,10 @@ fn text_of(events: &[u8]) -> String {
         .filter_map(|data| serde_json::from_str::<Value>(data).ok())
         .filter_map(|e| {
             let delta = &e["choices"][0]["delta"]["content"];
-            delta.as_str().or(e["delta"]["text"].as_str()).map(str::to_owned)
+            delta
+                .as_str()
+                .or(e["delta"]["text"].as_str())
+                .map(str::to_owned)
         })
         .collect()
 }
@@ -118,8 +121,14 @@ pub async fn anthropic(base_url: &str) -> Result<Streamed, BoxError> {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let (base_url, _mock) = common::base_url(600).await;
-    for (style, streamed) in [("OpenAI", openai(&base_url).await?), ("Anthropic", anthropic(&base_url).await?)] {
-        println!("{style}: {:?}, {} tokens settled", streamed.text, streamed.tokens);
+    for (style, streamed) in [
+        ("OpenAI", openai(&base_url).await?),
+        ("Anthropic", anthropic(&base_url).await?),
+    ] {
+        println!(
+            "{style}: {:?}, {} tokens settled",
+            streamed.text, streamed.tokens
+        );
     }
     Ok(())
 }

@@ -13,15 +13,20 @@ mod common;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use common::{BoxError, reqwest_service};
+use http_body_util::BodyExt;
 use ratellmiter::tower::Layer;
 use ratellmiter::{BucketRateLimiter, Stats, monitor};
 use tower::{ServiceBuilder, ServiceExt};
 
 /// Asks `per_model` questions of each of `models` at once, each model's limiter at
 /// `rpm` and 200 000 tokens a minute; returns each model's limiter stats.
-pub async fn run(base_url: &str, models: &[&str], rpm: u32, per_model: usize) -> Result<BTreeMap<String, Stats>, BoxError> {
+pub async fn run(
+    base_url: &str,
+    models: &[&str],
+    rpm: u32,
+    per_model: usize,
+) -> Result<BTreeMap<String, Stats>, BoxError> {
     for model in models {
         let limiter = BucketRateLimiter::builder().rpm(rpm).tpm(200_000).build()?;
         monitor().add_service(model, limiter);
@@ -31,7 +36,12 @@ pub async fn run(base_url: &str, models: &[&str], rpm: u32, per_model: usize) ->
         .layer(Layer::by_model().tokens(|_| 100).settle_usage(true))
         .service(reqwest_service(reqwest::Client::new()));
     let mut calls = tokio::task::JoinSet::new();
-    for (i, model) in models.iter().cycle().take(models.len() * per_model).enumerate() {
+    for (i, model) in models
+        .iter()
+        .cycle()
+        .take(models.len() * per_model)
+        .enumerate()
+    {
         let body = common::request_body(model, &format!("What is {i} + {i}?"));
         let request = http::Request::post(format!("{base_url}/chat/completions"))
             .header("content-type", "application/json")

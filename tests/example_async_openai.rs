@@ -24,7 +24,10 @@ async fn the_async_openai_example_answers_every_question() {
     assert_eq!((stats.finished, stats.rate_limited), (10, 0));
     // Each question is 4 to 5 prompt tokens ("What is n + n?" / 4) plus 16 completion.
     assert!((200..=220).contains(&tokens), "{tokens}");
-    assert_eq!(stats.tokens_in_window, tokens, "the answers' usage, not 10 × 100 estimated");
+    assert_eq!(
+        stats.tokens_in_window, tokens,
+        "the answers' usage, not 10 × 100 estimated"
+    );
     let seen = server.metrics();
     assert_eq!((seen.accepted, seen.rejected), (10, 0));
 }
@@ -48,5 +51,8 @@ async fn through_the_layer_a_slower_provider_s_refusals_are_waited_out() {
     let seen = server.metrics();
     assert_eq!((stats.finished, seen.accepted), (20, 20));
     assert!(seen.rejected > 0, "{seen:?}");
-    assert_eq!(stats.rate_limited, seen.rejected, "each refusal seen by the limiter");
+    assert_eq!(
+        stats.rate_limited, seen.rejected,
+        "each refusal seen by the limiter"
+    );
 }

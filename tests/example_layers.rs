@@ -41,7 +41,11 @@ async fn the_tower_layer_example_answers_every_call_per_model() {
     for (model, s) in &stats {
         assert_eq!((s.finished, s.in_flight), (10, 0), "{model}");
         // "What is i + i?" is 14 or 15 characters: 4 prompt tokens; 64 completion.
-        assert_eq!(s.tokens_in_window, 10 * 68, "{model}: the usage, not 10 × 100");
+        assert_eq!(
+            s.tokens_in_window,
+            10 * 68,
+            "{model}: the usage, not 10 × 100"
+        );
     }
 }
 

@@ -60,6 +60,9 @@ pub struct Budget {
     pub reset: Duration,
 }
 
+/// `(remaining, reset in)` of one budget, as the limiter's `observe_budget` takes it.
+pub(crate) type Left = (u64, Duration);
+
 /// The rate-limit headers of one response. Absent or malformed headers leave their
 /// field `None`; a budget needs both its `remaining` and its `reset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,7 +144,7 @@ impl RateLimitHeaders {
 
     /// `(remaining, reset)` of the requests budget and of the tightest token budget, as
     /// the limiter's `observe_budget` takes them.
-    pub(crate) fn budgets(&self) -> (Option<(u64, Duration)>, Option<(u64, Duration)>) {
+    pub(crate) fn budgets(&self) -> (Option<Left>, Option<Left>) {
         let pair = |b: Option<Budget>| b.map(|b| (b.remaining, b.reset));
         (pair(self.requests), pair(self.token_budget()))
     }

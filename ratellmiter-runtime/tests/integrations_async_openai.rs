@@ -124,7 +124,11 @@ async fn through_the_layer_the_limiter_sees_retry_after_and_re_sends_first() {
     let server = ratellmiter_sim::spawn(provider, ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
-    let limiter = BucketRateLimiter::builder().rpm(6_000).tpm(1_000_000).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .tpm(1_000_000)
+        .build()
+        .unwrap();
     let layer = ratellmiter_runtime::tower::Layer::new(limiter.clone()).settle_usage(true);
     let client = Client::with_config(OpenAIConfig::new().with_api_base(server.base_url()))
         .with_http_service(layer.layer(ReqwestService::new(Default::default())));
@@ -134,8 +138,14 @@ async fn through_the_layer_the_limiter_sees_retry_after_and_re_sends_first() {
     let log = server.log();
     assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
     let resent = log[1].at;
-    assert!(resent >= Duration::from_millis(1_500), "after the retry-after: {resent:?}");
-    assert!(resent < Duration::from_secs(3), "not a 10 s probe: {resent:?}");
+    assert!(
+        resent >= Duration::from_millis(1_500),
+        "after the retry-after: {resent:?}"
+    );
+    assert!(
+        resent < Duration::from_secs(3),
+        "not a 10 s probe: {resent:?}"
+    );
     let s = limiter.stats();
     assert_eq!((s.rate_limited, s.finished, s.in_flight), (1, 1, 0));
     assert_eq!(s.tokens_in_window, u64::from(usage.total_tokens));

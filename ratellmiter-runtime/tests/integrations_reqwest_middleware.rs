@@ -19,7 +19,9 @@ async fn mock(config: ProviderConfig) -> MockServer {
 fn client(limiter: &BucketRateLimiter) -> ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(reqwest_tracing::TracingMiddleware::default())
-        .with(Middleware::from(Layer::new(limiter.clone()).settle_usage(true)))
+        .with(Middleware::from(
+            Layer::new(limiter.clone()).settle_usage(true),
+        ))
         .build()
 }
 
@@ -45,7 +47,11 @@ async fn a_refused_request_is_re_sent_after_the_servers_retry_after() {
         ..Default::default()
     })
     .await;
-    let limiter = BucketRateLimiter::builder().rpm(6_000).tpm(1_000_000).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .tpm(1_000_000)
+        .build()
+        .unwrap();
     let response = client(&limiter)
         .post(format!("{}/chat/completions", server.base_url()))
         .header("content-type", "application/json")
@@ -54,21 +60,36 @@ async fn a_refused_request_is_re_sent_after_the_servers_retry_after() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(limiter.stats().in_flight, 1, "the body holds the ticket until read");
+    assert_eq!(
+        limiter.stats().in_flight,
+        1,
+        "the body holds the ticket until read"
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["usage"]["total_tokens"], 18);
     let log = server.log();
     assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
-    assert!((Duration::from_secs(1)..Duration::from_secs(3)).contains(&log[1].at), "{:?}", log[1].at);
+    assert!(
+        (Duration::from_secs(1)..Duration::from_secs(3)).contains(&log[1].at),
+        "{:?}",
+        log[1].at
+    );
     let s = limiter.stats();
-    assert_eq!((s.rate_limited, s.in_flight, s.tokens_in_window), (1, 0, 18));
+    assert_eq!(
+        (s.rate_limited, s.in_flight, s.tokens_in_window),
+        (1, 0, 18)
+    );
 }
 
 /// A streamed answer through the chain holds its ticket until its last event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_answer_holds_its_ticket_to_the_end() {
     let server = mock(ProviderConfig::default()).await;
-    let limiter = BucketRateLimiter::builder().rpm(6_000).tpm(1_000_000).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .tpm(1_000_000)
+        .build()
+        .unwrap();
     let mut response = client(&limiter)
         .post(format!("{}/chat/completions", server.base_url()))
         .header("content-type", "application/json")

@@ -4,7 +4,11 @@
 use ratellmiter_runtime::{BucketRateLimiter, current};
 
 fn limiter() -> BucketRateLimiter {
-    BucketRateLimiter::builder().rpm(600).tpm(100_000).build().unwrap()
+    BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(100_000)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -19,10 +23,15 @@ async fn a_spawned_task_reaches_the_call_through_its_handle_or_its_scope() {
             let alone = tokio::spawn(async { current().is_active() }).await.unwrap();
             // The handle, moved in: its reports reach the call's ticket.
             let handle = current().handle();
-            tokio::spawn(async move { handle.record_usage(700) }).await.unwrap();
+            tokio::spawn(async move { handle.record_usage(700) })
+                .await
+                .unwrap();
             // Scoped: code in the task finds the call through `current()` itself.
             let (scoped, id) = tokio::spawn(current().handle().scope(async {
-                (current().is_active(), current().request_id().map(str::to_owned))
+                (
+                    current().is_active(),
+                    current().request_id().map(str::to_owned),
+                )
             }))
             .await
             .unwrap();
@@ -31,7 +40,11 @@ async fn a_spawned_task_reaches_the_call_through_its_handle_or_its_scope() {
         .await
         .unwrap();
     assert_eq!(out.unwrap(), (false, true, Some("req-9".to_owned())));
-    assert_eq!(limiter.stats().tokens_in_window, 700, "the handle's report replaced the estimate");
+    assert_eq!(
+        limiter.stats().tokens_in_window,
+        700,
+        "the handle's report replaced the estimate"
+    );
 }
 
 /// A handle kept past the call's end does nothing, and a scope outside any call runs
@@ -48,5 +61,10 @@ async fn a_handle_after_the_call_and_a_scope_outside_one_do_nothing() {
         .unwrap();
     kept.record_usage(5);
     assert_eq!(limiter.stats().tokens_in_window, 1_000);
-    assert!(!current().handle().scope(async { current().is_active() }).await);
+    assert!(
+        !current()
+            .handle()
+            .scope(async { current().is_active() })
+            .await
+    );
 }

@@ -3,7 +3,6 @@
 //! mock's routes in-process, in paused time: exact), and through `limiter.run` with
 //! `Metered::from_current` over real HTTP.
 
-
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::Request;
@@ -21,7 +20,11 @@ const COMPLETION: u64 = 10;
 const ESTIMATE: u64 = 1_000;
 
 fn limiter() -> BucketRateLimiter {
-    BucketRateLimiter::builder().rpm(600).tpm(100_000).build().unwrap()
+    BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(100_000)
+        .build()
+        .unwrap()
 }
 
 fn body(stream_options: bool) -> Value {
@@ -46,7 +49,10 @@ fn post(path: &str, body: &Value) -> Request<axum::body::Body> {
 
 /// Reads the answer's body event by event, checking the ticket is held at each, and
 /// returns the events' count.
-async fn read_holding(body: &mut (impl http_body::Body<Data = Bytes, Error: std::fmt::Debug> + Unpin), limiter: &BucketRateLimiter) -> usize {
+async fn read_holding(
+    body: &mut (impl http_body::Body<Data = Bytes, Error: std::fmt::Debug> + Unpin),
+    limiter: &BucketRateLimiter,
+) -> usize {
     let mut frames = 0;
     while let Some(frame) = body.frame().await {
         frame.unwrap();
@@ -65,7 +71,10 @@ async fn an_openai_stream_holds_its_ticket_to_the_last_chunk_and_settles_its_usa
         .settle_usage(true)
         .layer(mock.router());
     let start = tokio::time::Instant::now();
-    let response = client.oneshot(post("/v1/chat/completions", &body(true))).await.unwrap();
+    let response = client
+        .oneshot(post("/v1/chat/completions", &body(true)))
+        .await
+        .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
     // Role, five words, finish, usage, [DONE]: nine events, 10 ms apart.
@@ -73,7 +82,11 @@ async fn an_openai_stream_holds_its_ticket_to_the_last_chunk_and_settles_its_usa
     assert_eq!(start.elapsed(), 8 * STREAM_EVENT_INTERVAL);
     let s = limiter.stats();
     assert_eq!((s.in_flight, s.finished), (0, 1));
-    assert_eq!(s.tokens_in_window, PROMPT + COMPLETION, "the final chunk's usage, not the estimate");
+    assert_eq!(
+        s.tokens_in_window,
+        PROMPT + COMPLETION,
+        "the final chunk's usage, not the estimate"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -84,7 +97,10 @@ async fn an_anthropic_stream_settles_input_and_output_tokens() {
         .tokens(|_| ESTIMATE)
         .settle_usage(true)
         .layer(mock.router());
-    let response = client.oneshot(post("/v1/messages", &body(false))).await.unwrap();
+    let response = client
+        .oneshot(post("/v1/messages", &body(false)))
+        .await
+        .unwrap();
     let mut body = response.into_body();
     // message_start, block start, five deltas, block stop, message_delta, message_stop.
     assert_eq!(read_holding(&mut body, &limiter).await, 10);
@@ -102,7 +118,10 @@ async fn a_stream_dropped_after_two_chunks_gives_its_ticket_back_with_what_it_sa
         .tokens(|_| ESTIMATE)
         .settle_usage(true)
         .layer(mock.router());
-    let response = client.oneshot(post("/v1/messages", &body(false))).await.unwrap();
+    let response = client
+        .oneshot(post("/v1/messages", &body(false)))
+        .await
+        .unwrap();
     let mut body = response.into_body();
     for _ in 0..2 {
         body.frame().await.unwrap().unwrap();
@@ -127,23 +146,35 @@ impl IsRateLimit for Failed {
 /// is not; the final usage chunk settles the budget. Real HTTP, real time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_returned_from_a_limited_call_keeps_the_call_s_ticket() {
-    let server = ratellmiter_sim::spawn(Provider::new(ProviderConfig::default()).unwrap(), ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
+    let server = ratellmiter_sim::spawn(
+        Provider::new(ProviderConfig::default()).unwrap(),
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
     let (client, limiter) = (reqwest::Client::new(), limiter());
     let url = format!("{}/chat/completions", server.base_url());
     let stream = limiter
         .call()
         .tokens(ESTIMATE)
         .run(|| async {
-            let response = client.post(&url).json(&body(true)).send().await.map_err(Failed)?;
+            let response = client
+                .post(&url)
+                .json(&body(true))
+                .send()
+                .await
+                .map_err(Failed)?;
             let response = response.error_for_status().map_err(Failed)?;
             Ok::<_, Failed>(Metered::from_current(response.bytes_stream()))
         })
         .await
         .unwrap();
     let mut stream = stream.unwrap();
-    assert_eq!(limiter.stats().in_flight, 1, "the call returned; the stream holds its ticket");
+    assert_eq!(
+        limiter.stats().in_flight,
+        1,
+        "the call returned; the stream holds its ticket"
+    );
     assert_eq!(limiter.stats().tokens_in_window, ESTIMATE);
     let mut text = Vec::new();
     while let Some(chunk) = stream.next().await {

@@ -48,7 +48,12 @@ fn recorded(
             async move {
                 let call = req.headers()["x-call"].to_str().unwrap().parse().unwrap();
                 let response = router.oneshot(req).await?;
-                let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().parse().unwrap());
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .map(|v| v.to_str().unwrap().parse().unwrap())
+                };
                 log.lock().unwrap().push(Sent {
                     call,
                     at: start.elapsed(),
@@ -117,7 +122,11 @@ async fn a_burst_against_a_slower_provider_is_answered_in_full_refusals_first() 
     let s = limiter.stats();
     assert_eq!((s.finished, s.in_flight, s.waiting), (300, 0, 0));
     assert_eq!(s.rate_limited as usize, refused.len());
-    assert_eq!(log.len(), 300 + refused.len(), "each refusal re-sent once more");
+    assert_eq!(
+        log.len(),
+        300 + refused.len(),
+        "each refusal re-sent once more"
+    );
     assert_eq!(
         (refused.len(), elapsed.as_millis()),
         (REFUSED, ELAPSED_MS),
@@ -125,16 +134,33 @@ async fn a_burst_against_a_slower_provider_is_answered_in_full_refusals_first() 
     );
     for r in &refused {
         let wait = Duration::from_millis(r.retry_after_ms.expect("the mock says how long"));
-        let next = log.iter().find(|s| s.at > r.at).expect("something follows a refusal");
-        assert!(next.at >= r.at + wait, "sent {:?} after a refusal asking {wait:?}", next.at - r.at);
-        assert!(next.at - r.at < Duration::from_secs(2), "the server's wait, not a 10 s probe");
+        let next = log
+            .iter()
+            .find(|s| s.at > r.at)
+            .expect("something follows a refusal");
+        assert!(
+            next.at >= r.at + wait,
+            "sent {:?} after a refusal asking {wait:?}",
+            next.at - r.at
+        );
+        assert!(
+            next.at - r.at < Duration::from_secs(2),
+            "the server's wait, not a 10 s probe"
+        );
         // Refused calls before fresh ones: a call sent for the first time after this
         // refusal comes after the refused call's re-send.
-        let resent = log.iter().position(|s| s.call == r.call && s.at > r.at).unwrap();
+        let resent = log
+            .iter()
+            .position(|s| s.call == r.call && s.at > r.at)
+            .unwrap();
         let first_fresh = log
             .iter()
             .position(|s| s.at > r.at && !log.iter().any(|e| e.call == s.call && e.at <= r.at));
-        assert!(first_fresh.is_none_or(|f| resent < f), "call {} re-sent after a fresh call", r.call);
+        assert!(
+            first_fresh.is_none_or(|f| resent < f),
+            "call {} re-sent after a fresh call",
+            r.call
+        );
     }
     let seen = mock.metrics();
     assert_eq!(seen.accepted, 300);
@@ -184,7 +210,10 @@ async fn a_spent_quota_is_returned_at_once_without_pausing() {
     let response = client.oneshot(axum_chat(body)).await.unwrap();
     assert_eq!(response.status(), 429);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("insufficient_quota"), "the body is kept");
+    assert!(
+        String::from_utf8_lossy(&body).contains("insufficient_quota"),
+        "the body is kept"
+    );
     let s = limiter.stats();
     assert_eq!((s.rate_limited, s.paused, s.in_flight), (0, false, 0));
     assert_eq!(mock.metrics().requests, 1);
@@ -195,13 +224,22 @@ async fn a_spent_quota_is_returned_at_once_without_pausing() {
 async fn retries_exhausted_return_the_last_refusal() {
     let mock = mock(outage(Duration::from_secs(3_600)));
     let limiter = BucketRateLimiter::new(6_000);
-    let client = Layer::new(limiter.clone()).max_retries(2).layer(mock.router());
+    let client = Layer::new(limiter.clone())
+        .max_retries(2)
+        .layer(mock.router());
     let body = axum::body::Body::from(chat_json("m"));
     let response = client.oneshot(axum_chat(body)).await.unwrap();
     assert_eq!(response.status(), 429);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("overloaded"), "the refusal's body");
-    assert_eq!(limiter.stats().rate_limited, 3, "the first refusal and two re-sends");
+    assert!(
+        String::from_utf8_lossy(&body).contains("overloaded"),
+        "the refusal's body"
+    );
+    assert_eq!(
+        limiter.stats().rate_limited,
+        3,
+        "the first refusal and two re-sends"
+    );
     assert_eq!(mock.metrics().requests, 3);
 }
 
@@ -216,11 +254,22 @@ async fn a_streamed_request_body_is_sent_once_and_the_error_says_why() {
         let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(chat_json("m"))]);
         axum::body::Body::from_stream(chunks)
     };
-    let e = client.clone().oneshot(axum_chat(streamed())).await.unwrap_err();
+    let e = client
+        .clone()
+        .oneshot(axum_chat(streamed()))
+        .await
+        .unwrap_err();
     let e = e.downcast::<NotResent>().expect("a NotResent error");
     assert_eq!(e.status(), 429);
-    assert!(e.to_string().contains("not re-sent: the request body has no known length"), "{e}");
-    assert_eq!((mock.metrics().requests, limiter.stats().rate_limited), (1, 1));
+    assert!(
+        e.to_string()
+            .contains("not re-sent: the request body has no known length"),
+        "{e}"
+    );
+    assert_eq!(
+        (mock.metrics().requests, limiter.stats().rate_limited),
+        (1, 1)
+    );
     // After the outage the same stream goes through, sent once.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let ok = client.oneshot(axum_chat(streamed())).await.unwrap();
@@ -231,14 +280,22 @@ async fn a_streamed_request_body_is_sent_once_and_the_error_says_why() {
 #[tokio::test(start_paused = true)]
 async fn the_usage_of_a_json_answer_settles_the_token_budget() {
     let mock = mock(ProviderConfig::default());
-    let limiter = BucketRateLimiter::builder().rpm(600).tpm(100_000).build().unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(100_000)
+        .build()
+        .unwrap();
     let client = Layer::new(limiter.clone())
         .tokens(|_| 1_000)
         .settle_usage(true)
         .layer(mock.router());
     let body = axum::body::Body::from(chat_json("m"));
     let response = client.oneshot(axum_chat(body)).await.unwrap();
-    assert_eq!(limiter.stats().tokens_in_window, 1_000, "the estimate while the body is unread");
+    assert_eq!(
+        limiter.stats().tokens_in_window,
+        1_000,
+        "the estimate while the body is unread"
+    );
     response.into_body().collect().await.unwrap();
     // "What is the capital of France?" is 30 characters: 8 prompt tokens, 10 completion.
     let s = limiter.stats();

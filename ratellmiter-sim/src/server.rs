@@ -83,7 +83,10 @@ impl Shared {
 pub async fn spawn(provider: Provider, addr: SocketAddr) -> io::Result<MockServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let InProcess { shared, router: app } = in_process(provider);
+    let InProcess {
+        shared,
+        router: app,
+    } = in_process(provider);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -392,12 +395,19 @@ impl Answer {
             })
             .to_string()
         };
-        let delta = |delta: Value, finish: Value| {
-            json!([{"index": 0, "delta": delta, "finish_reason": finish}])
-        };
-        let mut events = vec![(None, chunk(delta(json!({"role": "assistant", "content": ""}), Value::Null), Value::Null))];
+        let delta = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
+        let mut events = vec![(
+            None,
+            chunk(
+                delta(json!({"role": "assistant", "content": ""}), Value::Null),
+                Value::Null,
+            ),
+        )];
         for word in words() {
-            events.push((None, chunk(delta(json!({"content": word}), Value::Null), Value::Null)));
+            events.push((
+                None,
+                chunk(delta(json!({"content": word}), Value::Null), Value::Null),
+            ));
         }
         events.push((None, chunk(delta(json!({}), json!("stop")), Value::Null)));
         if include_usage {
@@ -464,10 +474,13 @@ impl Answer {
 
 /// The completion's words, each with the space before it.
 fn words() -> impl Iterator<Item = String> {
-    COMPLETION_TEXT
-        .split(' ')
-        .enumerate()
-        .map(|(i, w)| if i == 0 { w.to_owned() } else { format!(" {w}") })
+    COMPLETION_TEXT.split(' ').enumerate().map(|(i, w)| {
+        if i == 0 {
+            w.to_owned()
+        } else {
+            format!(" {w}")
+        }
+    })
 }
 
 fn unix_now() -> u64 {

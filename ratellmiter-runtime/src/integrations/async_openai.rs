@@ -60,10 +60,10 @@ use std::time::Duration;
 use ::async_openai::error::OpenAIError;
 use ::async_openai::middleware::HttpRequestFactory;
 
+use super::tower::{Step, ready, uri, view};
 use crate::headers::{classify, is_final_code};
 use crate::rate_limit::{IsRateLimit, RateLimitKind};
 use crate::tower::{BoxError, Service};
-use super::tower::{Step, ready, uri, view};
 
 /// The layer as async-openai's HTTP service (`Client::with_http_service`): every
 /// request async-openai builds waits for its ticket, and a refused one is rebuilt from

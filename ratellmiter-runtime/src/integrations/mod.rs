@@ -5,17 +5,17 @@
 
 #[cfg(feature = "anyhow")]
 mod anyhow;
-#[cfg(feature = "http")]
-mod classify;
-#[cfg(feature = "stream")]
-pub mod stream;
-#[cfg(feature = "tower")]
-pub mod tower;
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
+#[cfg(feature = "http")]
+mod classify;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub mod reqwest_middleware;
+#[cfg(feature = "stream")]
+pub mod stream;
+#[cfg(feature = "tower")]
+pub mod tower;

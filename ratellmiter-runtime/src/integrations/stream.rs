@@ -313,7 +313,10 @@ mod tests {
     fn openai_final_usage_chunk_split_across_reads() {
         let usage = r#"data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#;
         let (a, b) = usage.split_at(40);
-        assert_eq!(scan(&["data: {\"choices\":[]}\n\n", a, b, "\n\ndata: [DONE]\n\n"]), Some(12));
+        assert_eq!(
+            scan(&["data: {\"choices\":[]}\n\n", a, b, "\n\ndata: [DONE]\n\n"]),
+            Some(12)
+        );
     }
 
     #[test]
@@ -329,7 +332,13 @@ mod tests {
 
     #[test]
     fn a_json_answer_in_pieces_and_an_answer_without_usage() {
-        assert_eq!(scan(&["{\"usage\": {\"input_tokens\": 4,", " \"output_tokens\": 6}}"]), Some(10));
+        assert_eq!(
+            scan(&[
+                "{\"usage\": {\"input_tokens\": 4,",
+                " \"output_tokens\": 6}}"
+            ]),
+            Some(10)
+        );
         assert_eq!(scan(&["data: {\"choices\":[]}\n\n"]), None);
         assert_eq!(scan(&["not json at all"]), None);
     }

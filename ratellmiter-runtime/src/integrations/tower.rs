@@ -122,7 +122,9 @@ enum Choose {
 
 impl std::fmt::Debug for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Layer").field("policy", &self.policy).finish()
+        f.debug_struct("Layer")
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -174,7 +176,9 @@ impl Layer {
     /// field of its JSON body (the default service when it has none), so
     /// `monitor().add_service("gpt-4o", …)` paces every `gpt-4o` request.
     pub fn by_model() -> Self {
-        Self::per_request(|req| monitor().limiter(req.model().as_deref().unwrap_or(DEFAULT_SERVICE)))
+        Self::per_request(|req| {
+            monitor().limiter(req.model().as_deref().unwrap_or(DEFAULT_SERVICE))
+        })
     }
 
     fn with(choose: Choose) -> Self {
@@ -198,7 +202,10 @@ impl Layer {
 
     /// Charges each request `estimate(request)` tokens to the token budget while it
     /// waits for its ticket.
-    pub fn tokens(mut self, estimate: impl Fn(&RequestView<'_>) -> u64 + Send + Sync + 'static) -> Self {
+    pub fn tokens(
+        mut self,
+        estimate: impl Fn(&RequestView<'_>) -> u64 + Send + Sync + 'static,
+    ) -> Self {
         self.policy.tokens = Some(Arc::new(estimate));
         self
     }
@@ -278,7 +285,9 @@ impl<'a> RequestView<'a> {
         struct Model {
             model: String,
         }
-        serde_json::from_slice::<Model>(self.body?).ok().map(|m| m.model)
+        serde_json::from_slice::<Model>(self.body?)
+            .ok()
+            .map(|m| m.model)
     }
 }
 
@@ -312,7 +321,11 @@ impl std::error::Error for NotResent {}
 impl Policy {
     /// The attempts of one request described by `view`; `resend` says why it cannot be
     /// re-sent, if it cannot.
-    pub(crate) fn attempts(&self, view: &RequestView<'_>, resend: Result<(), &'static str>) -> Attempts {
+    pub(crate) fn attempts(
+        &self,
+        view: &RequestView<'_>,
+        resend: Result<(), &'static str>,
+    ) -> Attempts {
         let limiter = match &self.choose {
             Choose::Fixed(l) => l.clone(),
             Choose::PerRequest(choose) => choose(view),
@@ -382,7 +395,9 @@ impl Attempts {
         let ticket = guard.0.take().expect("ticket held");
         ticket.observe_budget(requests, tokens);
         if is_answer(status.as_u16(), &headers) {
-            return Ok(Step::Done(answer.hold(Settle::new(Some(ticket), self.settle_usage))));
+            return Ok(Step::Done(
+                answer.hold(Settle::new(Some(ticket), self.settle_usage)),
+            ));
         }
         // A refusal: its body tells a rate limit from a spent quota. Until the body is
         // read, the guard gives the ticket back unknown if this future is dropped.
@@ -461,13 +476,18 @@ where
 }
 
 /// Waits until `service` is ready.
-pub(crate) async fn ready<S: tower_service::Service<R>, R>(service: &mut S) -> Result<(), S::Error> {
+pub(crate) async fn ready<S: tower_service::Service<R>, R>(
+    service: &mut S,
+) -> Result<(), S::Error> {
     poll_fn(|cx| service.poll_ready(cx)).await
 }
 
 impl<S, B, RB> tower_service::Service<http::Request<B>> for Service<S>
 where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     B: Body + From<Bytes> + Send + 'static,
@@ -548,7 +568,10 @@ pin_project_lite::pin_project! {
 impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseBody")
-            .field("holds_ticket", &self.settle.as_ref().is_some_and(Settle::holds_ticket))
+            .field(
+                "holds_ticket",
+                &self.settle.as_ref().is_some_and(Settle::holds_ticket),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -640,19 +663,30 @@ mod reqwest_answer {
         fn hold(self, settle: Settle) -> reqwest::Response {
             let url = self.url().clone();
             let (parts, body) = http::Response::<reqwest::Body>::from(self).into_parts();
-            rebuild(url, parts, reqwest::Body::wrap(ResponseBody::holding(body, settle)))
+            rebuild(
+                url,
+                parts,
+                reqwest::Body::wrap(ResponseBody::holding(body, settle)),
+            )
         }
 
         async fn buffered(self) -> Result<(reqwest::Response, Bytes), BoxError> {
             let url = self.url().clone();
             let (parts, body) = http::Response::<reqwest::Body>::from(self).into_parts();
             let bytes = body.collect().await?.to_bytes();
-            Ok((rebuild(url, parts, reqwest::Body::from(bytes.clone())), bytes))
+            Ok((
+                rebuild(url, parts, reqwest::Body::from(bytes.clone())),
+                bytes,
+            ))
         }
     }
 
     /// A reqwest response from its parts, keeping its URL.
-    fn rebuild(url: reqwest::Url, parts: http::response::Parts, body: reqwest::Body) -> reqwest::Response {
+    fn rebuild(
+        url: reqwest::Url,
+        parts: http::response::Parts,
+        body: reqwest::Body,
+    ) -> reqwest::Response {
         let mut builder = http::Response::builder();
         if let Some(h) = builder.headers_mut() {
             *h = parts.headers;
