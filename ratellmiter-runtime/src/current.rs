@@ -208,14 +208,44 @@ impl TicketRef {
     }
 }
 
+/// Tickets a stream took over while their call still ran, by limiter and ticket id,
+/// until the call's guard lets go of its own handle: a guard dropped before the call
+/// returned (cancelled, panicked) learns here that the stream settles the ticket. Only
+/// that rare path and hand-overs touch it.
+static TAKEN: std::sync::Mutex<Vec<(usize, u64)>> = std::sync::Mutex::new(Vec::new());
+
+fn taken_key(shared: &Arc<Shared>, issued: &Issued) -> (usize, u64) {
+    (Arc::as_ptr(shared) as usize, issued.id.0)
+}
+
+/// Whether a stream took over this ticket (forgetting the record: asked once).
+pub(crate) fn was_taken(shared: &Arc<Shared>, issued: &Issued) -> bool {
+    let key = taken_key(shared, issued);
+    let mut taken = TAKEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match taken.iter().position(|k| *k == key) {
+        Some(i) => {
+            taken.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 /// The running call's ticket, for a streamed answer that outlives the call; `None`
 /// outside a call, on another task, or once taken.
 #[cfg(feature = "stream")]
 pub(crate) fn take_over() -> Option<Ticket> {
     CURRENT
         .try_with(|t| {
-            (!t.handed.swap(true, Ordering::Relaxed))
-                .then(|| Ticket::new(t.shared.clone(), t.issued))
+            (!t.handed.swap(true, Ordering::Relaxed)).then(|| {
+                TAKEN
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(taken_key(&t.shared, &t.issued));
+                Ticket::new(t.shared.clone(), t.issued)
+            })
         })
         .ok()
         .flatten()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::current::TicketRef;
+use crate::current::{TicketRef, was_taken};
 use crate::error::AcquireError;
 use crate::limiter::{BucketRateLimiter, Ticket};
 use crate::pacer::{Priority, Request};
@@ -328,6 +328,8 @@ impl InFlight {
     /// After a stream took the ticket over, this guard lets go of its own handle on it.
     fn handed_over(mut self, handed: bool) -> Self {
         if handed && let Some(t) = self.0.take() {
+            let (shared, issued) = t.handle();
+            was_taken(&shared, &issued);
             t.disown();
         }
         self
@@ -337,7 +339,12 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
-            t.abandon();
+            let (shared, issued) = t.handle();
+            if was_taken(&shared, &issued) {
+                t.disown(); // a stream took it over and settles it
+            } else {
+                t.abandon();
+            }
         }
     }
 }

@@ -186,3 +186,30 @@ async fn a_stream_returned_from_a_limited_call_keeps_the_call_s_ticket() {
     assert_eq!((s.in_flight, s.finished), (0, 1));
     assert_eq!(s.tokens_in_window, PROMPT + COMPLETION);
 }
+
+/// A call cancelled after its stream took the ticket over is settled once, by the
+/// stream: another call's ticket still counts as in flight.
+#[tokio::test(start_paused = true)]
+async fn a_call_cancelled_after_its_stream_took_the_ticket_settles_it_once() {
+    let limiter = limiter();
+    let other = limiter.acquire().await;
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        limiter.run(|| async {
+            let _stream = Metered::from_current(futures_util::stream::empty::<
+                Result<Bytes, std::io::Error>,
+            >());
+            std::future::pending::<Result<(), std::io::Error>>().await
+        }),
+    )
+    .await;
+    assert!(cancelled.is_err(), "timed out");
+    let s = limiter.stats();
+    assert_eq!(
+        (s.in_flight, s.finished),
+        (1, 1),
+        "only the other call is in flight"
+    );
+    drop(other);
+    assert_eq!(limiter.stats().in_flight, 0);
+}
