@@ -46,6 +46,13 @@ pub struct Middleware {
 
 impl Middleware {
     /// Every request waits for a ticket of `limiter`: `Middleware::from(Layer::new(limiter))`.
+    ///
+    /// ```
+    /// use ratellmiter_runtime::{BucketRateLimiter, reqwest_middleware::Middleware};
+    /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    ///     .with(Middleware::new(BucketRateLimiter::new(500)))
+    ///     .build();
+    /// ```
     pub fn new(limiter: impl Into<std::sync::Arc<BucketRateLimiter>>) -> Self {
         Self::from(Layer::new(limiter))
     }

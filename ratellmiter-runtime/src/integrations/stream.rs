@@ -79,8 +79,8 @@ impl<S> Metered<S> {
 
     /// Wraps `inner`, taking over the ticket of the rate-limited call running on this
     /// task (`#[llmiter]`, `limiter.run`): the call returns, the ticket stays with the
-    /// stream. Outside a call (or once a stream has taken the ticket) it holds none and
-    /// passes `inner` through. Take it over once the answer is known to be accepted: a
+    /// stream. Outside a call, in a task given the call's [`handle`](crate::Current::handle),
+    /// or once a stream has taken the ticket, it holds none and passes `inner` through. Take it over once the answer is known to be accepted: a
     /// call that then returns a rate-limit error is not re-run.
     ///
     /// ```

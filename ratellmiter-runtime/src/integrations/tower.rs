@@ -175,6 +175,14 @@ impl Layer {
     /// Each request waits for a ticket of the monitor's service named by the `model`
     /// field of its JSON body (the default service when it has none), so
     /// `monitor().add_service("gpt-4o", …)` paces every `gpt-4o` request.
+    ///
+    /// ```
+    /// use ratellmiter_runtime::{BucketRateLimiter, monitor, tower::Layer};
+    /// monitor().add_service("gpt-4o", BucketRateLimiter::new(500));
+    /// monitor().add_service("gpt-4o-mini", BucketRateLimiter::new(5_000));
+    /// // `{"model": "gpt-4o-mini", …}` waits on the second, `{"model": "gpt-4o", …}` on the first.
+    /// let layer = Layer::by_model().settle_usage(true);
+    /// ```
     pub fn by_model() -> Self {
         Self::per_request(|req| {
             monitor().limiter(req.model().as_deref().unwrap_or(DEFAULT_SERVICE))
