@@ -301,3 +301,29 @@ async fn the_usage_of_a_json_answer_settles_the_token_budget() {
     let s = limiter.stats();
     assert_eq!((s.tokens_in_window, s.in_flight), (18, 0));
 }
+
+/// The answers' headers reach the limiter before any 429: five requests a minute, the
+/// limiter at 6 000 rpm; after the fifth answer says `remaining: 0`, the sixth waits
+/// for the reset the headers named (when the first leaves the minute) and is accepted.
+#[tokio::test(start_paused = true)]
+async fn the_answers_headers_hold_the_limiter_before_a_429() {
+    let mock = mock(ProviderConfig {
+        rpm: 5,
+        quantum: Duration::from_secs(60),
+        ..Default::default()
+    });
+    let (log, provider) = recorded(&mock);
+    let limiter = BucketRateLimiter::new(6_000);
+    let client = Layer::new(limiter.clone()).layer(provider);
+    for i in 0..6 {
+        let response = client.clone().oneshot(chat(i, "m")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 6, "no refusal, no re-send");
+    let ms = |ms| Duration::from_millis(ms);
+    let times: Vec<Duration> = log.iter().map(|s| s.at).collect();
+    // The ramp's first tickets (25/s, growing), then the minute the headers named.
+    assert_eq!(times, [ms(0), ms(40), ms(80), ms(119), ms(158), ms(60_000)]);
+    assert_eq!(limiter.stats().rate_limited, 0);
+}
