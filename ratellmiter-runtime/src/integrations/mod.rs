@@ -7,7 +7,7 @@
 mod anyhow;
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "reqwest", feature = "tower"))]
 mod classify;
 #[cfg(feature = "http")]
 pub mod http;
