@@ -1,6 +1,8 @@
-//! async-openai's real client under a limiter (feature `async-openai`): every call
-//! waits for its ticket with a token estimate, the provider's `usage` corrects it, and
-//! a 429 (an `OpenAIError`) pauses the limiter and re-runs the call.
+//! async-openai's real client paced by the tower layer (feature `async-openai`): the
+//! limiter is the client's HTTP service, so every request waits for its ticket with a
+//! token estimate, the provider's rate-limit headers (`retry-after` included) reach the
+//! limiter, a 429 is re-sent from the front of the line before async-openai sees it,
+//! and the answer's `usage` settles the token budget.
 //!
 //! `cargo run --example async_openai --features async-openai` talks to an embedded mock
 //! provider; set `OPENAI_BASE_URL` (with its `/v1`) and `OPENAI_API_KEY` for a real
@@ -14,16 +16,22 @@ use async_openai::middleware::ReqwestService;
 use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
-use ratellmiter::{BucketRateLimiter, Stats, current};
+use ratellmiter::tower::Layer;
+use ratellmiter::{BucketRateLimiter, Stats};
 
-/// A client for `base_url` that leaves the retries to the limiter: async-openai's
-/// default client retries 429s itself, where the limiter cannot see them.
-pub fn client(base_url: &str) -> Client<OpenAIConfig> {
+/// A client for `base_url` whose HTTP service is paced by `limiter`. The plain
+/// `ReqwestService` leaves the retries to the limiter: async-openai's default service
+/// retries 429s itself, where the limiter cannot see them.
+pub fn client(base_url: &str, limiter: &BucketRateLimiter) -> Client<OpenAIConfig> {
     let mut config = OpenAIConfig::new().with_api_base(base_url);
     if let Ok(key) = std::env::var("OPENAI_API_KEY") {
         config = config.with_api_key(key);
     }
-    Client::with_config(config).with_http_service(ReqwestService::new(Default::default()))
+    let layer = Layer::new(limiter.clone())
+        .tokens(|_| 100) // the estimate, charged until the answer says better
+        .settle_usage(true);
+    Client::with_config(config)
+        .with_http_service(layer.layer(ReqwestService::new(Default::default())))
 }
 
 fn question(n: usize) -> Result<CreateChatCompletionRequest, OpenAIError> {
@@ -37,29 +45,17 @@ fn question(n: usize) -> Result<CreateChatCompletionRequest, OpenAIError> {
 /// Asks `questions` questions at once through one limiter at `rpm` and 200 000 tokens
 /// a minute; returns the limiter's stats and the tokens the provider reported.
 pub async fn run(base_url: &str, rpm: u32, questions: usize) -> Result<(Stats, u64), OpenAIError> {
-    let client = client(base_url);
     let limiter = BucketRateLimiter::builder()
         .rpm(rpm)
         .tpm(200_000)
         .build()
         .expect("a valid limiter");
+    let client = client(base_url, &limiter);
     let mut calls = tokio::task::JoinSet::new();
     for n in 0..questions {
-        let (client, limiter) = (client.clone(), limiter.clone());
+        let client = client.clone();
         calls.spawn(async move {
-            let request = question(n)?;
-            let answer = limiter
-                .call()
-                .tokens(100) // the estimate, charged until the answer says better
-                .run(|| async {
-                    let answer = client.chat().create(request.clone()).await?;
-                    if let Some(usage) = &answer.usage {
-                        current().record_usage(u64::from(usage.total_tokens));
-                    }
-                    Ok::<_, OpenAIError>(answer)
-                })
-                .await
-                .expect("no timeout, and estimates within the budget")?;
+            let answer = client.chat().create(question(n)?).await?;
             Ok::<_, OpenAIError>(answer.usage.map_or(0, |u| u64::from(u.total_tokens)))
         });
     }

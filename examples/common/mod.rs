@@ -57,6 +57,29 @@ pub fn request_body(model: &str, question: &str) -> serde_json::Value {
     })
 }
 
+/// The error type the tower examples box everything into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// reqwest as a tower service over `http` types, for the layer to wrap.
+pub fn reqwest_service(
+    client: reqwest::Client,
+) -> impl tower::Service<
+    http::Request<reqwest::Body>,
+    Response = http::Response<reqwest::Body>,
+    Error = BoxError,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |request: http::Request<reqwest::Body>| {
+        let client = client.clone();
+        async move {
+            let response = client.execute(reqwest::Request::try_from(request)?).await?;
+            Ok::<_, BoxError>(http::Response::from(response))
+        }
+    })
+}
+
 /// The answer's text in a chat completion's JSON body.
 pub fn answer(body: &serde_json::Value) -> String {
     body["choices"][0]["message"]["content"]

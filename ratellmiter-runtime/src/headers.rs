@@ -60,6 +60,9 @@ pub struct Budget {
     pub reset: Duration,
 }
 
+/// `(remaining, reset in)` of one budget, as the limiter's `observe_budget` takes it.
+pub(crate) type Left = (u64, Duration);
+
 /// The rate-limit headers of one response. Absent or malformed headers leave their
 /// field `None`; a budget needs both its `remaining` and its `reset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,6 +140,13 @@ impl RateLimitHeaders {
             input_tokens: anthropic("input-tokens"),
             output_tokens: anthropic("output-tokens"),
         }
+    }
+
+    /// `(remaining, reset)` of the requests budget and of the tightest token budget, as
+    /// the limiter's `observe_budget` takes them.
+    pub(crate) fn budgets(&self) -> (Option<Left>, Option<Left>) {
+        let pair = |b: Option<Budget>| b.map(|b| (b.remaining, b.reset));
+        (pair(self.requests), pair(self.token_budget()))
     }
 
     /// The tightest token budget: the one with the fewest tokens left among
@@ -282,7 +292,7 @@ fn duration_from_nanos(nanos: u128) -> Option<Duration> {
 }
 
 /// An HTTP date in the IMF-fixdate form every server sends (RFC 7231 §7.1.1.1):
-/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, read by the `httpdate` crate.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -294,34 +304,22 @@ fn duration_from_nanos(nanos: u128) -> Option<Duration> {
 /// assert_eq!(parse_http_date("Sun, 31 Feb 1994 08:49:37 GMT"), None);
 /// ```
 pub fn parse_http_date(value: &str) -> Option<SystemTime> {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mut parts = value.split(' ');
-    let mut next = || parts.next();
-    let (weekday, day, month, year, time, zone) =
-        (next()?, next()?, next()?, next()?, next()?, next()?);
-    if next().is_some() || zone != "GMT" || !DAYS.contains(&weekday.strip_suffix(',')?) {
+    // httpdate also reads the obsolete RFC 850 and asctime forms, which no provider
+    // sends; the fixed-length form with its comma after the day name is the only one
+    // taken (29 bytes).
+    if value.len() != 29 || value.as_bytes()[3] != b',' {
         return None;
     }
-    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
-    let (hour, minute, second) = parse_clock(time)?;
-    let date = CivilTime {
-        year: fixed_digits(year, 4)? as i64,
-        month,
-        day: fixed_digits(day, 2)?,
-        hour,
-        minute,
-        second,
-        nanos: 0,
-        offset_secs: 0,
-    };
-    date.to_system_time()
+    httpdate::parse_http_date(value).ok()
 }
 
 /// An RFC 3339 time, as Anthropic's reset headers carry it: `2024-05-01T12:00:30Z`,
 /// with optional fractional seconds and a `Z` or `±hh:mm` offset.
+///
+/// Read here rather than by a date crate: `humantime` takes no offsets, and `jiff`'s
+/// ISO 8601 parser also takes forms RFC 3339 forbids (`+0200`), so neither reads
+/// exactly this format. (Go-style durations, [`parse_reset`], likewise: `humantime`
+/// takes no fractions such as OpenAI's `17.28s`.)
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};

@@ -29,6 +29,12 @@ pub use integrations::async_openai;
 pub use integrations::http;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub use integrations::reqwest_middleware;
+#[cfg(feature = "stream")]
+pub use integrations::stream;
+#[cfg(feature = "tower")]
+pub use integrations::tower;
 pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
 pub use monitor::{DEFAULT_SERVICE, Monitor, RegistryError, monitor};
 pub use pacer::Priority;

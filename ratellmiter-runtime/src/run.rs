@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::current::TicketRef;
+use crate::current::{TicketRef, was_taken};
 use crate::error::AcquireError;
 use crate::limiter::{BucketRateLimiter, Ticket};
 use crate::pacer::{Priority, Request};
@@ -211,8 +211,8 @@ impl Call<'_> {
                     .acquire_with(self.request(attempt > 0), self.deadline)
                     .await?;
                 let guard = InFlight(Some(ticket));
-                let out = self.ticket_ref(&guard).scope(f(state)).await;
-                Ok::<_, AcquireError>((guard, out))
+                let (out, handed) = self.ticket_ref(&guard).scope(f(state)).await;
+                Ok::<_, AcquireError>((guard.handed_over(handed), out))
             }
             .instrument(span)
             .await?;
@@ -243,7 +243,8 @@ impl Call<'_> {
                 .limiter
                 .acquire_blocking_with(self.request(attempt > 0), self.deadline)?;
             let guard = InFlight(Some(ticket));
-            let out = self.ticket_ref(&guard).sync_scope(&mut f);
+            let (out, handed) = self.ticket_ref(&guard).sync_scope(&mut f);
+            let guard = guard.handed_over(handed);
             match self.settle(guard, &out, &mut attempt) {
                 Next::Return => return Ok(out),
                 Next::Retry => {}
@@ -253,16 +254,15 @@ impl Call<'_> {
 
     fn ticket_ref(&self, guard: &InFlight) -> TicketRef {
         let (shared, issued) = guard.0.as_ref().expect("ticket held").handle();
-        TicketRef {
-            shared,
-            issued,
-            request_id: self.request_id.clone(),
-        }
+        TicketRef::new(shared, issued, self.request_id.clone())
     }
 
     /// Reports the attempt's outcome on its ticket and decides whether to re-run.
     fn settle<R: CallOutcome>(&self, mut guard: InFlight, out: &R, attempt: &mut u32) -> Next {
-        let ticket = guard.0.take().expect("ticket held");
+        let Some(ticket) = guard.0.take() else {
+            // A streamed answer holds the ticket and settles it when it ends.
+            return Next::Return;
+        };
         let Some(limit) = out.rate_limit() else {
             ticket.finish();
             return Next::Return;
@@ -322,12 +322,29 @@ fn refuse_async_thread() {
 
 /// A ticket whose call is running: if the call is dropped (cancelled) or panics before
 /// it settles, the ticket goes back with an unknown outcome.
-struct InFlight(Option<Ticket>);
+pub(crate) struct InFlight(pub(crate) Option<Ticket>);
+
+impl InFlight {
+    /// After a stream took the ticket over, this guard lets go of its own handle on it.
+    fn handed_over(mut self, handed: bool) -> Self {
+        if handed && let Some(t) = self.0.take() {
+            let (shared, issued) = t.handle();
+            was_taken(&shared, &issued);
+            t.disown();
+        }
+        self
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
-            t.abandon();
+            let (shared, issued) = t.handle();
+            if was_taken(&shared, &issued) {
+                t.disown(); // a stream took it over and settles it
+            } else {
+                t.abandon();
+            }
         }
     }
 }

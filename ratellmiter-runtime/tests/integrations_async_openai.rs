@@ -101,3 +101,46 @@ fn client_side_errors_are_not_rate_limits() {
     let e = OpenAIError::InvalidArgument("no model".into());
     assert_eq!(e.rate_limit(), None);
 }
+
+/// Through the layer as its HTTP service, async-openai's refusals reach the limiter
+/// with their headers: the server's `retry-after` (1.5 s, to the end of an announced
+/// outage) sets the pause, not the 10 s probe interval async-openai's error would leave
+/// (its errors keep no headers), and the call succeeds on its re-send; the answer's
+/// usage settles the token budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_layer_the_limiter_sees_retry_after_and_re_sends_first() {
+    let provider = Provider::new(ProviderConfig {
+        outages: vec![Duration::ZERO..Duration::from_millis(1_500)],
+        outage_retry_after: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let server = ratellmiter_sim::spawn(provider, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let limiter = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .tpm(1_000_000)
+        .build()
+        .unwrap();
+    let layer = ratellmiter_runtime::tower::Layer::new(limiter.clone()).settle_usage(true);
+    let client = Client::with_config(OpenAIConfig::new().with_api_base(server.base_url()))
+        .with_http_service(layer.layer(ReqwestService::new(Default::default())));
+
+    let answer = client.chat().create(request()).await.unwrap();
+    let usage = answer.usage.unwrap();
+    let log = server.log();
+    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
+    let resent = log[1].at;
+    assert!(
+        resent >= Duration::from_millis(1_500),
+        "after the retry-after: {resent:?}"
+    );
+    assert!(
+        resent < Duration::from_secs(3),
+        "not a 10 s probe: {resent:?}"
+    );
+    let s = limiter.stats();
+    assert_eq!((s.rate_limited, s.finished, s.in_flight), (1, 1, 0));
+    assert_eq!(s.tokens_in_window, u64::from(usage.total_tokens));
+}

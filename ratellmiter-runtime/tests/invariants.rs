@@ -623,6 +623,8 @@ impl<'a> Sim<'a> {
                     Fate::RateLimited(retry_after) => {
                         self.p
                             .finish(self.now, &t, Outcome::RateLimited { retry_after });
+                        // A refused call used no tokens: the engine refunds it.
+                        self.charged.insert(ticket, 0);
                         self.enqueue(call, true);
                     }
                 }

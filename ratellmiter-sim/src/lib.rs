@@ -47,4 +47,4 @@ pub use config::{
 };
 pub use metrics::{Metrics, RequestRecord};
 pub use model::{Accepted, Decision, LimitState, Provider, RateLimitHeaders, RejectKind, Rejected};
-pub use server::{MockServer, serve, spawn};
+pub use server::{InProcess, MockServer, STREAM_EVENT_INTERVAL, in_process, serve, spawn};

@@ -1,12 +1,18 @@
 //! An HTTP server over the [`Provider`] model speaking OpenAI's chat-completions wire
 //! format, with the rate-limit headers and 429 bodies real clients parse.
 //!
-//! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /metrics` (the
-//! [`Metrics`] as JSON) and `GET /log` (every [`RequestRecord`] as JSON).
+//! Routes: `POST /v1/chat/completions`, `POST /v1/messages` (Anthropic's shape),
+//! `GET /v1/models`, `GET /metrics` (the [`Metrics`] as JSON) and `GET /log` (every
+//! [`RequestRecord`] as JSON). With `"stream": true` an accepted completion comes as
+//! server-sent events [`STREAM_EVENT_INTERVAL`] apart, its usage at the end: OpenAI's
+//! final `usage` chunk (when `stream_options.include_usage` is set) or Anthropic's
+//! `message_delta`. [`in_process`] serves the same routes without a socket, so tests
+//! in tokio's paused time stay exact.
 //!
 //! The server's clock is [`tokio::time::Instant`] since [`spawn`], so outage windows
 //! count from there and tests under tokio's paused time stay deterministic.
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +38,12 @@ use crate::model::{Decision, Provider, RejectKind, Rejected};
 
 /// Completion tokens charged when a request sets no `max_tokens`.
 pub const DEFAULT_COMPLETION_TOKENS: u64 = 16;
+
+/// The time between two server-sent events of a streamed completion.
+pub const STREAM_EVENT_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The text of every mock completion, streamed a word per event.
+const COMPLETION_TEXT: &str = "This is a mock completion.";
 
 /// A running mock provider. Dropping it stops the server too, without waiting.
 #[derive(Debug)]
@@ -71,17 +83,10 @@ impl Shared {
 pub async fn spawn(provider: Provider, addr: SocketAddr) -> io::Result<MockServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        provider: Mutex::new(provider),
-        start: Instant::now(),
-        completions: AtomicU64::new(0),
-    });
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/models", get(models))
-        .route("/metrics", get(metrics))
-        .route("/log", get(log))
-        .with_state(Arc::clone(&shared));
+    let InProcess {
+        shared,
+        router: app,
+    } = in_process(provider);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -98,6 +103,64 @@ pub async fn spawn(provider: Provider, addr: SocketAddr) -> io::Result<MockServe
         stop: Some(stop),
         task: Some(task),
     })
+}
+
+/// The server's routes over `provider` as an in-process tower service: the same
+/// statuses, headers and bodies as [`spawn`]'s, without a socket, so a test in tokio's
+/// paused time sees exact times. Its clock starts now.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use ratellmiter_sim::{Provider, ProviderConfig, server};
+/// use tower::ServiceExt;
+/// let mock = server::in_process(Provider::new(ProviderConfig::default()).unwrap());
+/// let request = axum::http::Request::post("/v1/chat/completions")
+///     .header("content-type", "application/json")
+///     .body(axum::body::Body::from(r#"{"model": "m", "messages": []}"#))
+///     .unwrap();
+/// let response = mock.router().oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(mock.metrics().accepted, 1);
+/// # });
+/// ```
+pub fn in_process(provider: Provider) -> InProcess {
+    let shared = Arc::new(Shared {
+        provider: Mutex::new(provider),
+        start: Instant::now(),
+        completions: AtomicU64::new(0),
+    });
+    let router = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(messages))
+        .route("/v1/models", get(models))
+        .route("/metrics", get(metrics))
+        .route("/log", get(log))
+        .with_state(Arc::clone(&shared));
+    InProcess { shared, router }
+}
+
+/// The mock provider's routes without a server: see [`in_process`].
+#[derive(Debug, Clone)]
+pub struct InProcess {
+    shared: Arc<Shared>,
+    router: Router,
+}
+
+impl InProcess {
+    /// The routes, a `tower::Service<http::Request<B>>` (cheap to clone).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Summary of every request so far.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.provider().metrics()
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn log(&self) -> Vec<RequestRecord> {
+        self.shared.provider().log().to_vec()
+    }
 }
 
 /// Serves `provider` on `addr` until ctrl-c, then shuts down and returns the metrics:
@@ -164,6 +227,22 @@ struct ChatRequest {
     messages: Vec<ChatMessage>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// The wire format a route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    OpenAi,
+    Anthropic,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +278,22 @@ async fn chat_completions(
     State(shared): State<Arc<Shared>>,
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Response {
+    complete(&shared, body, Style::OpenAi).await
+}
+
+/// Anthropic's `POST /v1/messages`, over the same model.
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
+    complete(&shared, body, Style::Anthropic).await
+}
+
+async fn complete(
+    shared: &Shared,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+    style: Style,
+) -> Response {
     let request = match body {
         Ok(Json(request)) => request,
         Err(rejection) => {
@@ -218,22 +313,24 @@ async fn chat_completions(
         Decision::Accept(accepted) => {
             tokio::time::sleep(accepted.latency).await;
             let n = shared.completions.fetch_add(1, Ordering::Relaxed) + 1;
-            let body = json!({
-                "id": format!("chatcmpl-mock-{n}"),
-                "object": "chat.completion",
-                "created": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                "model": request.model,
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "This is a mock completion."},
-                    "finish_reason": "stop",
-                }],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "total_tokens": tokens,
-                },
-            });
+            let answer = Answer {
+                n,
+                model: request.model.clone(),
+                prompt,
+                completion,
+            };
+            if request.stream {
+                let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
+                let events = match style {
+                    Style::OpenAi => answer.openai_events(include_usage),
+                    Style::Anthropic => answer.anthropic_events(),
+                };
+                return (headers, event_stream(events)).into_response();
+            }
+            let body = match style {
+                Style::OpenAi => answer.openai(),
+                Style::Anthropic => answer.anthropic(),
+            };
             (headers, Json(body)).into_response()
         }
         Decision::Reject(rejected) => {
@@ -242,13 +339,191 @@ async fn chat_completions(
             }
             let status =
                 StatusCode::from_u16(rejected.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-            (
-                status,
-                headers,
-                Json(refusal_body(&rejected, &request.model, tokens)),
-            )
-                .into_response()
+            let mut body = refusal_body(&rejected, &request.model, tokens);
+            if style == Style::Anthropic {
+                // Anthropic's envelope: {"type": "error", "error": {"type", "message"}}.
+                body["type"] = json!("error");
+            }
+            (status, headers, Json(body)).into_response()
         }
+    }
+}
+
+/// An accepted completion, in either wire format.
+struct Answer {
+    n: u64,
+    model: String,
+    prompt: u64,
+    completion: u64,
+}
+
+impl Answer {
+    fn openai(&self) -> Value {
+        json!({
+            "id": format!("chatcmpl-mock-{}", self.n),
+            "object": "chat.completion",
+            "created": unix_now(),
+            "model": self.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": COMPLETION_TEXT},
+                "finish_reason": "stop",
+            }],
+            "usage": self.openai_usage(),
+        })
+    }
+
+    fn openai_usage(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt.saturating_add(self.completion),
+        })
+    }
+
+    /// `chat.completion.chunk`s: one per word, the finish, the usage when asked for
+    /// (`choices` empty, as OpenAI sends it), then `[DONE]`.
+    fn openai_events(&self, include_usage: bool) -> Vec<(Option<&'static str>, String)> {
+        let chunk = |choices: Value, usage: Value| {
+            json!({
+                "id": format!("chatcmpl-mock-{}", self.n),
+                "object": "chat.completion.chunk",
+                "created": unix_now(),
+                "model": self.model,
+                "choices": choices,
+                "usage": usage,
+            })
+            .to_string()
+        };
+        let delta = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
+        let mut events = vec![(
+            None,
+            chunk(
+                delta(json!({"role": "assistant", "content": ""}), Value::Null),
+                Value::Null,
+            ),
+        )];
+        for word in words() {
+            events.push((
+                None,
+                chunk(delta(json!({"content": word}), Value::Null), Value::Null),
+            ));
+        }
+        events.push((None, chunk(delta(json!({}), json!("stop")), Value::Null)));
+        if include_usage {
+            events.push((None, chunk(json!([]), self.openai_usage())));
+        }
+        events.push((None, "[DONE]".to_owned()));
+        events
+    }
+
+    fn anthropic(&self) -> Value {
+        json!({
+            "id": format!("msg_mock_{}", self.n),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [{"type": "text", "text": COMPLETION_TEXT}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": {"input_tokens": self.prompt, "output_tokens": self.completion},
+        })
+    }
+
+    /// Anthropic's event sequence: `message_start` (input tokens), a text block a word
+    /// per delta, `message_delta` with the cumulative output tokens, `message_stop`.
+    fn anthropic_events(&self) -> Vec<(Option<&'static str>, String)> {
+        let mut events = vec![
+            (
+                Some("message_start"),
+                json!({"type": "message_start", "message": {
+                    "id": format!("msg_mock_{}", self.n), "type": "message", "role": "assistant",
+                    "model": self.model, "content": [], "stop_reason": null,
+                    "usage": {"input_tokens": self.prompt, "output_tokens": 1},
+                }}),
+            ),
+            (
+                Some("content_block_start"),
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+        ];
+        for word in words() {
+            events.push((
+                Some("content_block_delta"),
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+            ));
+        }
+        events.extend([
+            (
+                Some("content_block_stop"),
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            (
+                Some("message_delta"),
+                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                       "usage": {"output_tokens": self.completion}}),
+            ),
+            (Some("message_stop"), json!({"type": "message_stop"})),
+        ]);
+        events
+            .into_iter()
+            .map(|(name, data)| (name, data.to_string()))
+            .collect()
+    }
+}
+
+/// The completion's words, each with the space before it.
+fn words() -> impl Iterator<Item = String> {
+    COMPLETION_TEXT.split(' ').enumerate().map(|(i, w)| {
+        if i == 0 {
+            w.to_owned()
+        } else {
+            format!(" {w}")
+        }
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A `text/event-stream` body sending `events` (`event:` name, `data:`)
+/// [`STREAM_EVENT_INTERVAL`] apart; it stops early when the client goes away.
+fn event_stream(events: Vec<(Option<&'static str>, String)>) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, Infallible>>(1);
+    tokio::spawn(async move {
+        for (i, (name, data)) in events.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(STREAM_EVENT_INTERVAL).await;
+            }
+            let event = match name {
+                Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+                None => format!("data: {data}\n\n"),
+            };
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        axum::body::Body::from_stream(Receiver(rx)),
+    )
+        .into_response()
+}
+
+/// The receiving end of a channel as a stream.
+struct Receiver<T>(tokio::sync::mpsc::Receiver<T>);
+
+impl<T> futures_core::Stream for Receiver<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
     }
 }
 

@@ -340,3 +340,90 @@ async fn dropping_the_server_stops_it() {
     }
     assert!(refused, "the port still answers after drop");
 }
+
+/// The `data:` payloads of an SSE body, and the `event:` names.
+fn sse(text: &str) -> (Vec<String>, Vec<String>) {
+    let field = |prefix: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    (field("data: "), field("event: "))
+}
+
+#[tokio::test]
+async fn an_openai_stream_ends_with_its_usage_when_asked_then_done() {
+    let (mock, client) = (start_with(rpm(600)).await, Client::new());
+    let mut body = hello("m");
+    body["stream"] = json!(true);
+    let plain = chat(&client, &mock, body.clone()).await;
+    assert_eq!(plain.headers()["content-type"], "text/event-stream");
+    let (data, _) = sse(&plain.text().await.unwrap());
+    assert_eq!(data.len(), 8, "role, five words, finish, [DONE]: {data:?}");
+    assert!(
+        data.iter().all(|d| !d.contains("\"total_tokens\"")),
+        "no usage unless asked"
+    );
+
+    body["stream_options"] = json!({"include_usage": true});
+    let (data, _) = sse(&chat(&client, &mock, body).await.text().await.unwrap());
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["total_tokens"], 14);
+    let text: String = data
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "This is a mock completion.");
+}
+
+#[tokio::test]
+async fn anthropic_messages_answer_and_stream_in_anthropic_s_shape() {
+    let (mock, client) = (start_with(rpm(600)).await, Client::new());
+    let url = format!("{}/messages", mock.base_url());
+    let answer: Value = client
+        .post(&url)
+        .json(&hello("claude"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["type"], "message");
+    assert_eq!(
+        answer["usage"],
+        json!({"input_tokens": 4, "output_tokens": 10})
+    );
+
+    let mut body = hello("claude");
+    body["stream"] = json!(true);
+    let text = client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (data, events) = sse(&text);
+    assert_eq!(events.first().unwrap(), "message_start");
+    assert_eq!(events.last().unwrap(), "message_stop");
+    let start: Value = serde_json::from_str(&data[0]).unwrap();
+    assert_eq!(start["message"]["usage"]["input_tokens"], 4);
+    let delta: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(
+        (
+            delta["type"].as_str(),
+            delta["usage"]["output_tokens"].as_u64()
+        ),
+        (Some("message_delta"), Some(10))
+    );
+}

@@ -16,6 +16,7 @@ use governor::{Quota, RateLimiter};
 use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, current};
 use tokio::time::Instant;
 
+use super::openai_client::Stack;
 use super::transport::{ApiError, Reply, Transport};
 
 /// Retries after a rate limit, for every client: ratellmiter's default `max_retries`.
@@ -33,15 +34,22 @@ pub enum ClientKind {
     /// ratellmiter as rateLLMiter works: requests per minute only, no adaptive limit,
     /// no provider headers.
     RateLlmiterLike,
+    /// async-openai's client with its default retries (exponential backoff on 429 and
+    /// 5xx, honouring `retry-after`, three retries).
+    AsyncOpenai,
+    /// async-openai's client with ratellmiter's tower layer as its HTTP service.
+    AsyncOpenaiLayer,
 }
 
 impl ClientKind {
     /// Every client, in table order.
-    pub const ALL: [ClientKind; 4] = [
+    pub const ALL: [ClientKind; 6] = [
         ClientKind::Backoff,
         ClientKind::Governor,
+        ClientKind::AsyncOpenai,
         ClientKind::RateLlmiterLike,
         ClientKind::Ratellmiter,
+        ClientKind::AsyncOpenaiLayer,
     ];
 
     /// The name in tables.
@@ -51,6 +59,8 @@ impl ClientKind {
             ClientKind::Governor => "governor + backoff",
             ClientKind::RateLlmiterLike => "rateLLMiter-like",
             ClientKind::Ratellmiter => "ratellmiter",
+            ClientKind::AsyncOpenai => "async-openai's own retries",
+            ClientKind::AsyncOpenaiLayer => "async-openai + ratellmiter layer",
         }
     }
 }
@@ -78,6 +88,8 @@ pub enum ModelClient {
         /// Feed `x-ratelimit-*` to the limiter.
         headers: bool,
     },
+    /// async-openai's client over this stack.
+    AsyncOpenai(Stack),
 }
 
 /// governor's direct limiter, reading tokio's clock so it runs in paused time too.
@@ -104,15 +116,13 @@ impl ModelClient {
                     clock,
                 )
             }
-            ClientKind::Ratellmiter => {
-                let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
-                if let Some(tpm) = cfg.tpm {
-                    b = b.tpm(tpm);
-                }
-                ModelClient::Limiter {
-                    limiter: Arc::new(b.max_retries(MAX_RETRIES).build()?),
-                    headers: true,
-                }
+            ClientKind::Ratellmiter => ModelClient::Limiter {
+                limiter: full_limiter(cfg)?,
+                headers: true,
+            },
+            ClientKind::AsyncOpenai => ModelClient::AsyncOpenai(Stack::OwnRetries),
+            ClientKind::AsyncOpenaiLayer => {
+                ModelClient::AsyncOpenai(Stack::Layer(full_limiter(cfg)?))
             }
             ClientKind::RateLlmiterLike => ModelClient::Limiter {
                 limiter: Arc::new(
@@ -175,8 +185,20 @@ impl ModelClient {
                     .await;
                 out.map_err(|e| ApiError::Other(e.to_string()))?
             }
+            ModelClient::AsyncOpenai(stack) => {
+                super::openai_client::call(stack, transport, model, tokens).await
+            }
         }
     }
+}
+
+/// ratellmiter with everything on, at the configured limits.
+fn full_limiter(cfg: Configured) -> anyhow::Result<Arc<BucketRateLimiter>> {
+    let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
+    if let Some(tpm) = cfg.tpm {
+        b = b.tpm(tpm);
+    }
+    Ok(Arc::new(b.max_retries(MAX_RETRIES).build()?))
 }
 
 /// Exponential backoff with jitter, seeded per call so runs repeat exactly.

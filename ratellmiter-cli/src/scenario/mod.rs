@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod http;
+mod openai_client;
 mod report;
 pub mod transport;
 
@@ -357,6 +358,23 @@ mod tests {
         assert!(row.max_60s[0] <= 600);
         assert!(row.vs_ideal < 1.12, "{row:?}");
         assert!(row.gap_cv.unwrap() < 0.5, "{row:?}");
+    }
+
+    /// async-openai's default retries (three, with backoff) give up on most of a burst
+    /// of 300 against 600 rpm; through ratellmiter's layer the same client gets every
+    /// call answered with no refusal, exactly as ratellmiter's own row.
+    #[test]
+    fn async_openai_drops_most_of_a_burst_alone_and_none_through_the_layer() {
+        let own = run(ScenarioKind::Burst, ClientKind::AsyncOpenai, 300);
+        assert!(own.failed > 200, "{own:?}");
+        assert!(own.refused > 3 * own.failed, "{own:?}");
+        let layer = run(ScenarioKind::Burst, ClientKind::AsyncOpenaiLayer, 300);
+        let ours = run(ScenarioKind::Burst, ClientKind::Ratellmiter, 300);
+        assert_eq!((layer.refused, layer.failed), (0, 0));
+        assert_eq!(
+            (layer.completion, layer.max_1s.clone()),
+            (ours.completion, ours.max_1s)
+        );
     }
 
     #[test]

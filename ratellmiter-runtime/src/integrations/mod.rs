@@ -7,7 +7,15 @@
 mod anyhow;
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+mod classify;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub mod reqwest_middleware;
+#[cfg(feature = "stream")]
+pub mod stream;
+#[cfg(feature = "tower")]
+pub mod tower;

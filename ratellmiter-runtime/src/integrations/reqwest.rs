@@ -29,8 +29,9 @@
 
 use ::reqwest::{Response, StatusCode};
 
+use super::classify::{is_answer, refusal};
 use crate::current;
-use crate::headers::{RateLimitHeaders, classify, is_final_code};
+use crate::headers::{RateLimitHeaders, classify};
 use crate::rate_limit::{IsRateLimit, RateLimit};
 
 /// A response refused for a rate limit: status 429 or 529, or 503 with `retry-after`.
@@ -118,18 +119,15 @@ pub async fn check(response: Response) -> Result<Response, RateLimitError> {
     let headers = RateLimitHeaders::from_header_map(response.headers());
     current().observe_rate_limits(&headers);
     let status = response.status();
-    if classify(status.as_u16(), headers.retry_after, false).is_none() {
+    if is_answer(status.as_u16(), &headers) {
         return Ok(response);
     }
     // The body only adds detail to the error; a body that cannot be read leaves none.
     let body = response.bytes().await.unwrap_or_default();
-    let (mut codes, message) = error_fields(&body);
-    // A final code decides the kind, so it is the one the error shows.
-    codes.sort_by_key(|c| !is_final_code(c));
-    let code = codes.into_iter().next();
-    let is_final = code.as_deref().is_some_and(is_final_code);
-    let limit = classify(status.as_u16(), headers.retry_after, is_final)
-        .expect("a status that is a rate limit stays one when final");
+    let (verdict, code, message) = refusal(status.as_u16(), &headers, &body);
+    let limit = verdict
+        .limit()
+        .expect("a status that is no answer is a refusal, whatever its body");
     Err(RateLimitError {
         status,
         headers,
@@ -137,16 +135,4 @@ pub async fn check(response: Response) -> Result<Response, RateLimitError> {
         code,
         message,
     })
-}
-
-/// The codes (`error.code`, then `error.type`) and the message of an OpenAI- or
-/// Anthropic-style error body.
-fn error_fields(body: &[u8]) -> (Vec<String>, Option<String>) {
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return (Vec::new(), None);
-    };
-    let error = &json["error"];
-    let text = |key: &str| error[key].as_str().map(str::to_owned);
-    let codes = [text("code"), text("type")].into_iter().flatten().collect();
-    (codes, text("message"))
 }

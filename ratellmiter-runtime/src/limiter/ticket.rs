@@ -30,7 +30,7 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl Ticket {
-    pub(super) fn new(shared: Arc<Shared>, issued: Issued) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, issued: Issued) -> Self {
         Self {
             shared,
             issued,
@@ -87,6 +87,12 @@ impl Ticket {
 
     pub(crate) fn handle(&self) -> (Arc<Shared>, Issued) {
         (self.shared.clone(), self.issued)
+    }
+
+    /// Lets go of the ticket without settling it: another `Ticket` for the same slot
+    /// (a streamed answer's) settles it.
+    pub(crate) fn disown(mut self) {
+        self.done = true;
     }
 
     fn end(&mut self, outcome: Outcome) {

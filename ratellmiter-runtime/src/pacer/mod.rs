@@ -697,7 +697,13 @@ impl Pacer {
     pub fn finish(&mut self, now: Duration, t: &Issued, outcome: Outcome) {
         let now = self.advance(now);
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.issued_costs.remove(&t.id);
+        let charged = self.issued_costs.remove(&t.id);
+        if let (Outcome::RateLimited { .. }, Some(b), Some(estimate)) =
+            (outcome, &mut self.tokens, charged)
+        {
+            // A refused call used no tokens: its re-run is charged anew.
+            b.correct(t.id, estimate, 0);
+        }
         let stale = t.epoch < self.epoch;
         // The probe the engine waits for now; an earlier probe of this episode that
         // timed out may still answer, and only a success of it counts.

@@ -1,0 +1,333 @@
+//! Feature `tower`: the layer in front of the mock provider's own HTTP routes, served
+//! in-process (no socket) so tokio's paused clock makes every figure exact. Between the
+//! layer and the routes a recorder notes what was sent when and what came back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use ratellmiter_runtime::tower::{Layer, NotResent};
+use ratellmiter_runtime::{BucketRateLimiter, monitor};
+use ratellmiter_sim::{InProcess, Provider, ProviderConfig};
+use serde_json::json;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt, service_fn};
+
+/// One request as the recorder saw it: which call, when, what status, what wait.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    call: u32,
+    at: Duration,
+    status: u16,
+    retry_after_ms: Option<u64>,
+}
+
+type Log = Arc<Mutex<Vec<Sent>>>;
+
+/// The mock's routes behind a recorder of every request that reaches them.
+fn recorded(
+    mock: &InProcess,
+) -> (
+    Log,
+    impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static,
+) {
+    let (log, router, start) = (Log::default(), mock.router(), Instant::now());
+    let service = service_fn({
+        let log = log.clone();
+        move |req: Request<Full<Bytes>>| {
+            let (log, router) = (log.clone(), router.clone());
+            async move {
+                let call = req.headers()["x-call"].to_str().unwrap().parse().unwrap();
+                let response = router.oneshot(req).await?;
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .map(|v| v.to_str().unwrap().parse().unwrap())
+                };
+                log.lock().unwrap().push(Sent {
+                    call,
+                    at: start.elapsed(),
+                    status: response.status().as_u16(),
+                    retry_after_ms: header("retry-after-ms"),
+                });
+                Ok(response)
+            }
+        }
+    });
+    (log, service)
+}
+
+fn chat(call: u32, model: &str) -> Request<Full<Bytes>> {
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}]});
+    Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("x-call", call.to_string())
+        .body(Full::from(body.to_string()))
+        .unwrap()
+}
+
+/// Every request refused with 429 (no retry-after) for the first `length`.
+fn outage(length: Duration) -> ProviderConfig {
+    ProviderConfig {
+        outages: vec![Duration::ZERO..length],
+        ..Default::default()
+    }
+}
+
+fn mock(config: ProviderConfig) -> InProcess {
+    ratellmiter_sim::in_process(Provider::new(config).unwrap())
+}
+
+/// 300 calls at once, the limiter at 600 rpm, the provider allowing 300 rpm (5 in any
+/// second) and saying `retry-after-ms` when it refuses. Every call is answered; after
+/// each refusal nothing is sent until the wait the server named has passed, and then
+/// the refused calls go before any call not yet sent.
+#[tokio::test(start_paused = true)]
+async fn a_burst_against_a_slower_provider_is_answered_in_full_refusals_first() {
+    let mock = mock(ProviderConfig {
+        rpm: 300,
+        ..Default::default()
+    });
+    let (log, provider) = recorded(&mock);
+    let limiter = BucketRateLimiter::new(600);
+    let client = Layer::new(limiter.clone()).layer(provider);
+    let start = Instant::now();
+    let calls: Vec<_> = (0..300)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let response = client.oneshot(chat(i, "gpt-4o-mini")).await.unwrap();
+                let status = response.status();
+                response.into_body().collect().await.unwrap();
+                status
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    }
+    let elapsed = start.elapsed();
+    let log = log.lock().unwrap().clone();
+    let refused: Vec<Sent> = log.iter().copied().filter(|s| s.status == 429).collect();
+    let s = limiter.stats();
+    assert_eq!((s.finished, s.in_flight, s.waiting), (300, 0, 0));
+    assert_eq!(s.rate_limited as usize, refused.len());
+    assert_eq!(
+        log.len(),
+        300 + refused.len(),
+        "each refusal re-sent once more"
+    );
+    assert_eq!(
+        (refused.len(), elapsed.as_millis()),
+        (REFUSED, ELAPSED_MS),
+        "the run's exact figures in paused time"
+    );
+    for r in &refused {
+        let wait = Duration::from_millis(r.retry_after_ms.expect("the mock says how long"));
+        let next = log
+            .iter()
+            .find(|s| s.at > r.at)
+            .expect("something follows a refusal");
+        assert!(
+            next.at >= r.at + wait,
+            "sent {:?} after a refusal asking {wait:?}",
+            next.at - r.at
+        );
+        assert!(
+            next.at - r.at < Duration::from_secs(2),
+            "the server's wait, not a 10 s probe"
+        );
+        // Refused calls before fresh ones: a call sent for the first time after this
+        // refusal comes after the refused call's re-send.
+        let resent = log
+            .iter()
+            .position(|s| s.call == r.call && s.at > r.at)
+            .unwrap();
+        let first_fresh = log
+            .iter()
+            .position(|s| s.at > r.at && !log.iter().any(|e| e.call == s.call && e.at <= r.at));
+        assert!(
+            first_fresh.is_none_or(|f| resent < f),
+            "call {} re-sent after a fresh call",
+            r.call
+        );
+    }
+    let seen = mock.metrics();
+    assert_eq!(seen.accepted, 300);
+    assert!(seen.max_accepted_in_any_1s <= 5, "{seen:?}");
+}
+
+const REFUSED: usize = 14;
+const ELAPSED_MS: u128 = 63_989;
+
+fn axum_chat(body: axum::body::Body) -> Request<axum::body::Body> {
+    Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
+fn chat_json(model: &str) -> String {
+    json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 10}).to_string()
+}
+
+/// `Layer::by_model()`: each request waits on the monitor's service named by its body's
+/// `model`; a model without a service gets the default service.
+#[tokio::test(start_paused = true)]
+async fn by_model_picks_the_monitor_service_of_the_body_s_model() {
+    let mock = mock(ProviderConfig::default());
+    let gpt = monitor()
+        .add_service("tower-gpt-4o", BucketRateLimiter::new(600))
+        .unwrap();
+    let mini = monitor()
+        .add_service("tower-gpt-4o-mini", BucketRateLimiter::new(600))
+        .unwrap();
+    let client = Layer::by_model().layer(mock.router());
+    for model in ["tower-gpt-4o", "tower-gpt-4o-mini", "tower-gpt-4o-mini"] {
+        let body = axum::body::Body::from(chat_json(model));
+        let response = client.clone().oneshot(axum_chat(body)).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!((gpt.stats().issued, mini.stats().issued), (1, 2));
+}
+
+/// A refusal for a spent quota comes back at once, without a pause or a re-send.
+#[tokio::test(start_paused = true)]
+async fn a_spent_quota_is_returned_at_once_without_pausing() {
+    let mock = mock(ProviderConfig {
+        quota_exhausted: true,
+        ..Default::default()
+    });
+    let limiter = BucketRateLimiter::new(600);
+    let client = Layer::new(limiter.clone()).layer(mock.router());
+    let body = axum::body::Body::from(chat_json("m"));
+    let response = client.oneshot(axum_chat(body)).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("insufficient_quota"),
+        "the body is kept"
+    );
+    let s = limiter.stats();
+    assert_eq!((s.rate_limited, s.paused, s.in_flight), (0, false, 0));
+    assert_eq!(mock.metrics().requests, 1);
+}
+
+/// After `max_retries` re-sends the last refusal is the answer, with its body.
+#[tokio::test(start_paused = true)]
+async fn retries_exhausted_return_the_last_refusal() {
+    let mock = mock(outage(Duration::from_secs(3_600)));
+    let limiter = BucketRateLimiter::new(6_000);
+    let client = Layer::new(limiter.clone())
+        .max_retries(2)
+        .layer(mock.router());
+    let body = axum::body::Body::from(chat_json("m"));
+    let response = client.oneshot(axum_chat(body)).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("overloaded"),
+        "the refusal's body"
+    );
+    assert_eq!(
+        limiter.stats().rate_limited,
+        3,
+        "the first refusal and two re-sends"
+    );
+    assert_eq!(mock.metrics().requests, 3);
+}
+
+/// A request body of unknown length is not buffered: sent once, and a rate-limit
+/// refusal fails with `NotResent`, saying why.
+#[tokio::test(start_paused = true)]
+async fn a_streamed_request_body_is_sent_once_and_the_error_says_why() {
+    let mock = mock(outage(Duration::from_secs(1)));
+    let limiter = BucketRateLimiter::new(6_000);
+    let client = Layer::new(limiter.clone()).layer(mock.router());
+    let streamed = || {
+        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(chat_json("m"))]);
+        axum::body::Body::from_stream(chunks)
+    };
+    let e = client
+        .clone()
+        .oneshot(axum_chat(streamed()))
+        .await
+        .unwrap_err();
+    let e = e.downcast::<NotResent>().expect("a NotResent error");
+    assert_eq!(e.status(), 429);
+    assert!(
+        e.to_string()
+            .contains("not re-sent: the request body has no known length"),
+        "{e}"
+    );
+    assert_eq!(
+        (mock.metrics().requests, limiter.stats().rate_limited),
+        (1, 1)
+    );
+    // After the outage the same stream goes through, sent once.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let ok = client.oneshot(axum_chat(streamed())).await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+/// With `settle_usage`, a JSON answer's `usage` replaces the estimate in the budget.
+#[tokio::test(start_paused = true)]
+async fn the_usage_of_a_json_answer_settles_the_token_budget() {
+    let mock = mock(ProviderConfig::default());
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(100_000)
+        .build()
+        .unwrap();
+    let client = Layer::new(limiter.clone())
+        .tokens(|_| 1_000)
+        .settle_usage(true)
+        .layer(mock.router());
+    let body = axum::body::Body::from(chat_json("m"));
+    let response = client.oneshot(axum_chat(body)).await.unwrap();
+    assert_eq!(
+        limiter.stats().tokens_in_window,
+        1_000,
+        "the estimate while the body is unread"
+    );
+    response.into_body().collect().await.unwrap();
+    // "What is the capital of France?" is 30 characters: 8 prompt tokens, 10 completion.
+    let s = limiter.stats();
+    assert_eq!((s.tokens_in_window, s.in_flight), (18, 0));
+}
+
+/// The answers' headers reach the limiter before any 429: five requests a minute, the
+/// limiter at 6 000 rpm; after the fifth answer says `remaining: 0`, the sixth waits
+/// for the reset the headers named (when the first leaves the minute) and is accepted.
+#[tokio::test(start_paused = true)]
+async fn the_answers_headers_hold_the_limiter_before_a_429() {
+    let mock = mock(ProviderConfig {
+        rpm: 5,
+        quantum: Duration::from_secs(60),
+        ..Default::default()
+    });
+    let (log, provider) = recorded(&mock);
+    let limiter = BucketRateLimiter::new(6_000);
+    let client = Layer::new(limiter.clone()).layer(provider);
+    for i in 0..6 {
+        let response = client.clone().oneshot(chat(i, "m")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 6, "no refusal, no re-send");
+    let ms = |ms| Duration::from_millis(ms);
+    let times: Vec<Duration> = log.iter().map(|s| s.at).collect();
+    // The slow start's first tickets (20/s, doubling), then the minute the headers named.
+    assert_eq!(times, [ms(0), ms(50), ms(99), ms(146), ms(191), ms(60_000)]);
+    assert_eq!(limiter.stats().rate_limited, 0);
+}
