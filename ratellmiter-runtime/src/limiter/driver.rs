@@ -100,7 +100,7 @@ impl State {
     pub(crate) fn kick(&mut self) {
         if self.driver.running {
             self.driver.notify.notify_one();
-        } else {
+        } else if self.pacer.waiting() > 0 {
             self.wake_head_except(None);
         }
     }

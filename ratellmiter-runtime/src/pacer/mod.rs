@@ -410,6 +410,11 @@ impl Pacer {
         self.external_probe = on;
     }
 
+    /// The latest `now` the engine was given.
+    pub(crate) fn last_now(&self) -> Duration {
+        self.last_now
+    }
+
     /// Time never runs backwards for the engine, whatever the drivers' clocks say.
     fn advance(&mut self, now: Duration) -> Duration {
         self.last_now = self.last_now.max(now);
