@@ -55,7 +55,7 @@ pub struct LimiterConfig {
     pub rpm: u32,
     /// Tokens per minute, when the provider also limits tokens.
     pub tpm: Option<u64>,
-    /// Share of the full per-second rate at which a ramp starts (default 0.2: the first
+    /// Share of the full per-second rate at which a ramp starts (default 0.22: the first
     /// second stays under an acceleration limit's floor of a quarter of the rate;
     /// rateLLMiter: 0.25).
     pub ramp_start: f64,
@@ -126,7 +126,7 @@ impl Default for LimiterConfig {
         Self {
             rpm: 300,
             tpm: None,
-            ramp_start: 0.2,
+            ramp_start: 0.22,
             ramp_step: 1.0,
             ramp_shape: RampShape::SlowStart,
             probe_initial: Duration::from_secs(10),

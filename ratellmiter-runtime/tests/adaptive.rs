@@ -107,11 +107,11 @@ fn max_refused_per_minute(bins: &[(u64, u64)], from: usize) -> u64 {
 }
 
 /// Measured: converged from the start (the slow start reaches the true rate within a
-/// second and resumes there after each short pause), 13 refusals in the first minute
+/// second and resumes there after each short pause), 14 refusals in the first minute
 /// while the ceiling is learned (10 in the first 10 s: a first episode is only a
 /// suspect, and refusals right after the slow start's jump may be an acceleration
-/// limit's), then at most 4 in any minute (about 25 in five minutes), about 4.7
-/// accepted per second, the learned ceiling oscillating between 4.3 and 5.0 per second.
+/// limit's), then at most 5 in any minute (about 30 in five minutes), about 4.7
+/// accepted per second, the learned ceiling oscillating between 4.5 and 5.0 per second.
 #[tokio::test(start_paused = true)]
 async fn half_the_configured_rate_is_learned_within_two_minutes() {
     let limiter = BucketRateLimiter::builder()
@@ -128,10 +128,10 @@ async fn half_the_configured_rate_is_learned_within_two_minutes() {
     );
     let from = (at.as_secs() / BIN.as_secs()) as usize;
     let learning = max_refused_per_minute(&bins, from);
-    assert!(learning <= 13, "{learning} refusals in a minute: {bins:?}");
+    assert!(learning <= 14, "{learning} refusals in a minute: {bins:?}");
     let learned = max_refused_per_minute(&bins, from + 6);
     assert!(
-        learned <= 4,
+        learned <= 5,
         "{learned} refusals in a later minute: {bins:?}"
     );
 
@@ -155,7 +155,7 @@ async fn without_adaptation_the_refusals_keep_coming() {
         .unwrap();
     let bins = bins(&saturate(&limiter).await);
     let refused: u64 = bins.iter().map(|b| b.1).sum();
-    // The adaptive limiter above is refused about 25 times in the same five minutes.
+    // The adaptive limiter above is refused about 30 times in the same five minutes.
     assert!(refused > 50, "{refused} refusals in 5 minutes: {bins:?}");
     assert_eq!(limiter.stats().learned_rate, 10.0);
 }

@@ -65,14 +65,16 @@ async fn try_acquire_never_waits() {
     let t0 = Instant::now();
     let first = l.try_acquire().expect("free at start");
     match l.try_acquire() {
-        // The slow start's 20 % of 1/s after idleness: 5 s.
-        Err(TryAcquireError::NotBefore(at)) => assert_eq!(at - t0, Duration::from_secs(5)),
+        // The slow start's 22 % of 1/s after idleness: 1/0.22 s.
+        Err(TryAcquireError::NotBefore(at)) => {
+            assert_eq!(at - t0, Duration::from_nanos(4_545_454_546))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(t0.elapsed(), Duration::ZERO, "no time passed");
     assert_eq!(l.stats().waiting, 0, "nothing queued");
     drop(first);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_nanos(4_545_454_546)).await;
     assert!(l.try_acquire().is_ok());
     // With a call queued, try_acquire does not jump the line.
     let l2 = l.clone();
@@ -87,9 +89,9 @@ async fn try_acquire_never_waits() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind() {
-    let l = limiter(60); // one ticket every second once ramped; 5 s after idle
+    let l = limiter(60); // one ticket every second once ramped; 1/0.22 s after idle
     let t0 = Instant::now();
-    drop(l.acquire().await); // slot 0 used: the next is at 5 s
+    drop(l.acquire().await); // slot 0 used: the next is at 4.546 s (the timer's ms)
     let la = l.clone();
     let a = tokio::spawn(async move {
         la.acquire_timeout(Duration::from_secs(1))
@@ -112,7 +114,7 @@ async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind(
     assert!(err.to_string().contains("gave up waiting"));
     assert_eq!(
         b.await.unwrap(),
-        Duration::from_secs(5),
+        Duration::from_millis(4_546),
         "b takes the slot a would have had, on time"
     );
     let s = l.stats();

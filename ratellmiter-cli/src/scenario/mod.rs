@@ -36,6 +36,10 @@ pub enum ScenarioKind {
     OutageSilent,
     /// The client is configured at twice what the server really allows.
     OverConfigured,
+    /// The client is configured 10 % above what the server allows, which refuses the
+    /// excess at once with a `retry-after` of the time to its next free slot (OpenAI's
+    /// fast 429s).
+    OverConfigured10,
     /// The server also refuses sharp jumps in traffic (Anthropic's acceleration limit).
     Acceleration,
     /// Three models with different limits, bursting at once.
@@ -47,12 +51,13 @@ pub enum ScenarioKind {
 
 impl ScenarioKind {
     /// Every scenario, in table order.
-    pub const ALL: [ScenarioKind; 8] = [
+    pub const ALL: [ScenarioKind; 9] = [
         ScenarioKind::Burst,
         ScenarioKind::OverDemand,
         ScenarioKind::Outage,
         ScenarioKind::OutageSilent,
         ScenarioKind::OverConfigured,
+        ScenarioKind::OverConfigured10,
         ScenarioKind::Acceleration,
         ScenarioKind::ThreeModels,
         ScenarioKind::Tokens,
@@ -180,7 +185,8 @@ impl Scenario {
                         outage_retry_after: kind == ScenarioKind::Outage,
                         ..server(rpm)
                     })],
-                    ideal: secs_for(calls.len(), rpm),
+                    // Nothing can be sent while the server refuses everything.
+                    ideal: secs_for(calls.len(), rpm) + (outage.end - outage.start),
                     calls,
                     outage: Some(outage),
                 }
@@ -198,6 +204,19 @@ impl Scenario {
                     outage: None,
                 }
             }
+            ScenarioKind::OverConfigured10 => Scenario {
+                kind,
+                models: vec![ModelSpec {
+                    configured: Configured {
+                        rpm: rpm + rpm / 10,
+                        tpm: None,
+                    },
+                    ..known(server(rpm))
+                }],
+                calls: burst(0, calls).collect(),
+                ideal: secs_for(calls, rpm),
+                outage: None,
+            },
             ScenarioKind::Acceleration => Scenario {
                 kind,
                 models: vec![known(ProviderConfig {

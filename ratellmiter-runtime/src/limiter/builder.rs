@@ -16,7 +16,7 @@ use crate::shared::{SharedBackend, SharedBudget};
 /// let limiter = BucketRateLimiter::builder()
 ///     .rpm(500)
 ///     .tpm(200_000)
-///     .ramp_start(0.2)
+///     .ramp_start(0.22)
 ///     .ramp_step(1.0) // slow start: doubling each second
 ///     .probe_interval(Duration::from_secs(10))
 ///     .probe_factor(1.5)
@@ -52,7 +52,7 @@ impl LimiterBuilder {
         self.cfg.tpm = Some(tpm);
         self
     }
-    /// Share of the full rate a ramp starts at (default 0.2).
+    /// Share of the full rate a ramp starts at (default 0.22).
     pub fn ramp_start(mut self, share: f64) -> Self {
         self.cfg.ramp_start = share;
         self

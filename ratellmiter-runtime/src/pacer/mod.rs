@@ -24,8 +24,8 @@
 //! slow start rather than a linear climb ([`RampShape::SlowStart`], the default):
 //!
 //! - while calls wait for their slot the rate grows by `ramp_step` of itself per second
-//!   (1.0: it doubles each second), from `ramp_start × rpm/60` (20 %): a burst from
-//!   idle reaches the full rate in 2.3 s, costing about 1.25 s of quota once;
+//!   (1.0: it doubles each second), from `ramp_start × rpm/60` (22 %): a burst from
+//!   idle reaches the full rate in 2.2 s, costing about 1.1 s of quota once;
 //! - after a refusal during that climb (an acceleration limit, or a limit lower than
 //!   configured) it climbs on by [`AVOIDANCE_STEP`] of the full rate per second, as TCP
 //!   leaves slow start for congestion avoidance at a loss, until demand next falls
@@ -316,9 +316,10 @@ enum ProbeKind {
 /// let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
 /// let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
 /// assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == a));
-/// // After idleness the ramp starts at 20 % of 10/s: the next slot is 0.5 s later.
-/// assert_eq!(p.poll(Duration::ZERO), Poll::WaitUntil(Duration::from_millis(500)));
-/// assert!(matches!(p.poll(Duration::from_millis(500)), Poll::Issued(t) if t.id == b));
+/// // After idleness the ramp starts at 22 % of 10/s: the next slot is 1/2.2 s later.
+/// let next = Duration::from_nanos(454_545_455);
+/// assert_eq!(p.poll(Duration::ZERO), Poll::WaitUntil(next));
+/// assert!(matches!(p.poll(next), Poll::Issued(t) if t.id == b));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pacer {

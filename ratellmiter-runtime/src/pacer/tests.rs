@@ -552,8 +552,11 @@ fn adaptive_ceiling_drops_on_a_confirmed_episode_and_recovers() {
     // Refused again at the same rate: now it is learned.
     let (at, t) = next_issue(&mut p, secs(30));
     p.finish(at, &t, limited);
-    assert!((p.learned_rate(at) - 8.5).abs() < 1e-9);
-    assert!(p.drain_events().any(|(_, e)| e == Event::LearnedRate(8.5)));
+    assert!((p.learned_rate(at) - BETA * 10.0).abs() < 1e-9);
+    assert!(
+        p.drain_events()
+            .any(|(_, e)| e == Event::LearnedRate(BETA * 10.0))
+    );
     assert_eq!(p.learned_rate(at + secs(200)), 10.0, "recovered after calm");
 }
 
@@ -592,18 +595,22 @@ fn per_second(issued: &[(Duration, Issued)], from: Duration, n: u64) -> Vec<usiz
 
 #[test]
 fn slow_start_after_a_burst_doubles_to_the_full_rate_in_under_three_seconds() {
-    // 600 rpm = 10/s: from 2.5/s, doubling each second while calls wait.
+    // 600 rpm = 10/s: from 2.2/s, doubling each second while calls wait.
     let mut p = Pacer::new(slow(600)).unwrap();
     for _ in 0..300 {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
     let issued = run(&mut p, Duration::ZERO, secs(60));
-    assert_eq!(per_second(&issued, Duration::ZERO, 5), [3, 5, 10, 10, 10]);
-    assert_eq!(issued[1].0 - issued[0].0, ms(500), "the start rate's gap");
+    assert_eq!(per_second(&issued, Duration::ZERO, 5), [3, 6, 10, 10, 10]);
+    assert_eq!(
+        issued[1].0 - issued[0].0,
+        Duration::from_nanos(454_545_455),
+        "the start rate's gap"
+    );
     // Against the full rate from the start (the last of 300 at 29.9 s), the ramp costs
-    // 1.25 s of quota, once.
+    // 1.14 s of quota, once.
     assert_eq!(issued.len(), 300);
-    assert_eq!(issued[299].0, Duration::from_nanos(31_154_551_686));
+    assert_eq!(issued[299].0, Duration::from_nanos(31_040_532_965));
 }
 
 #[test]
@@ -632,7 +639,7 @@ fn slow_start_resumes_at_the_accepted_rate_after_a_short_pause() {
 #[test]
 fn slow_start_ramps_again_after_an_outage() {
     // The first probe is refused too (an outage): after the second probe succeeds the
-    // rate starts again from 2/s and doubles back to 10/s.
+    // rate starts again from 2.2/s and doubles back to 10/s.
     let mut p = Pacer::new(slow(600)).unwrap();
     for _ in 0..400 {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
@@ -649,5 +656,5 @@ fn slow_start_ramps_again_after_an_outage() {
     assert!(second.probe && second_at == probe_at + secs(15));
     p.finish(second_at, &second, Outcome::Success);
     let after = run(&mut p, second_at, second_at + secs(10));
-    assert_eq!(per_second(&after, second_at, 4), [3, 5, 10, 10]);
+    assert_eq!(per_second(&after, second_at, 4), [3, 6, 10, 10]);
 }
