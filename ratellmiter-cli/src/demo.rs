@@ -4,50 +4,20 @@
 //! against its own server), shows progress, prints the side-by-side table, and writes
 //! the flow log and its graph.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Args, Parser};
+use clap::Parser;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
 use ratellmiter_runtime::{MonitorConfig, monitor};
 
-use crate::Console;
-use crate::args::Cli;
+use crate::args::{Cli, DemoArgs};
+use crate::console::Console;
 use crate::scenario::{
     ClientKind, ModelClient, Row, Scenario, ScenarioKind, Transport, markdown_table, model_clients,
     run_virtual, run_workload,
 };
-
-/// Options of `llmiter demo`.
-#[derive(Debug, Clone, PartialEq, Args)]
-pub struct DemoArgs {
-    /// The mock server's true requests per minute, and the rate the clients are told.
-    #[arg(long, default_value_t = 600)]
-    pub rpm: u32,
-    /// Calls of the burst.
-    #[arg(long, default_value_t = 600)]
-    pub calls: usize,
-    /// Calls in flight at most, per client.
-    #[arg(long, default_value_t = 100)]
-    pub concurrency: usize,
-    /// The workload.
-    #[arg(long, value_enum, default_value = "burst")]
-    pub scenario: ScenarioKind,
-    /// Also run the same workload with exponential backoff (backon), a governor token
-    /// bucket plus backoff, and ratellmiter configured as rateLLMiter works, each
-    /// against its own mock server at the same time, and print one table.
-    #[arg(long)]
-    pub compare: bool,
-    /// Run in virtual time against the provider model in-process (no HTTP, no flow
-    /// log): the same table in a second instead of a minute.
-    #[arg(long)]
-    pub fast: bool,
-    /// Where the flow log and its graph go.
-    #[arg(long, value_name = "DIR", default_value = "ratellmiter_logs")]
-    pub dir: PathBuf,
-}
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs, console: &mut Console<'_>) -> anyhow::Result<()> {

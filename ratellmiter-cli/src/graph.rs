@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ratellmiter_runtime::flow_log::format::sanitize_service_name;
 
-use crate::Console;
 use crate::args::{GraphArgs, ImageFormat};
 use crate::chart::{Chart, compare_chart, service_chart};
+use crate::console::Console;
 use crate::logs::{self, LoadedLog, known_services};
 use crate::{open, plot};
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use ratellmiter_runtime::flow_log::format::{FlowLog, newest_log, read_log};
 
-use crate::Console;
 use crate::args::LogArgs;
+use crate::console::Console;
 
 /// A log read from a file.
 #[derive(Debug, Clone)]

@@ -2,50 +2,13 @@
 //! OpenAI-compatible client at (`OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`).
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
 use ratellmiter_sim::{AccelerationLimit, Latency, PenaltyBox, Provider, ProviderConfig};
 
-use crate::Console;
-
-/// Options of `llmiter mock-server`.
-#[derive(Debug, Clone, PartialEq, Args)]
-pub struct MockServerArgs {
-    /// Requests per minute, enforced per second as OpenAI does (rpm/60 in any 1 s).
-    #[arg(long, default_value_t = 600)]
-    pub rpm: u32,
-    /// Tokens per minute, enforced per second likewise [default: unlimited].
-    #[arg(long)]
-    pub tpm: Option<u64>,
-    /// An outage, START..END in seconds since the server started (repeatable).
-    #[arg(long, value_name = "START..END", value_parser = parse_outage)]
-    pub outage: Vec<Range<Duration>>,
-    /// Tell clients when an outage ends with `retry-after`.
-    #[arg(long)]
-    pub outage_retry_after: bool,
-    /// Refuse sharp jumps in traffic, as Anthropic's acceleration limit does.
-    #[arg(long)]
-    pub acceleration: bool,
-    /// Refuse everything for 60 s after 20 refusals within 10 s.
-    #[arg(long)]
-    pub penalty: bool,
-    /// Median latency of a completion, in milliseconds (log-normal).
-    #[arg(long, default_value_t = 300)]
-    pub latency_ms: u64,
-    /// Seed of the latency draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-}
-
-fn parse_outage(spec: &str) -> Result<Range<Duration>, String> {
-    ratellmiter_sim::parse_outage(spec).map_err(|e| e.to_string())
-}
+use crate::args::MockServerArgs;
+use crate::console::Console;
 
 impl MockServerArgs {
     /// The provider these options describe.
