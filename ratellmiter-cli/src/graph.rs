@@ -53,7 +53,7 @@ fn one_service(loaded: &LoadedLog, args: &GraphArgs) -> Result<(Chart, String)> 
             path.display()
         );
     }
-    let chart = service_chart(log, &loaded.file_name(), service, &args.lines);
+    let chart = service_chart(log, service, &args.lines);
     let name = format!(
         "{}_{}_{}",
         logs::stem(path),
@@ -68,7 +68,7 @@ fn compare(loaded: &LoadedLog) -> Result<(Chart, String)> {
     if loaded.log.seconds.is_empty() {
         bail!("no activity to draw in {}", loaded.path.display());
     }
-    let chart = compare_chart(&loaded.log, &loaded.file_name());
+    let chart = compare_chart(&loaded.log);
     Ok((chart, format!("{}_compare", logs::stem(&loaded.path))))
 }
 

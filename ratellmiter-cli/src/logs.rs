@@ -18,16 +18,6 @@ pub struct LoadedLog {
     pub log: FlowLog,
 }
 
-impl LoadedLog {
-    /// The file's name, for titles.
-    pub fn file_name(&self) -> String {
-        self.path.file_name().map_or_else(
-            || self.path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
-    }
-}
-
 /// Finds the log `args` names (the newest in the directory by default), reads it, and
 /// warns on `console` about malformed lines and records the writer dropped.
 pub fn load(args: &LogArgs, console: &mut Console<'_>) -> Result<LoadedLog> {
