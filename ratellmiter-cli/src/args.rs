@@ -67,8 +67,9 @@ pub struct GraphArgs {
     #[arg(long, value_name = "NAME", default_value = "default")]
     pub name: String,
     /// The lines to draw, one letter each: i issued (green), r requests (orange),
-    /// o overflow: calls waiting (purple), e rate-limit exceptions (red),
-    /// f finished (blue).
+    /// e rate-limit exceptions (red marks), f finished (blue) in the rates panel;
+    /// o overflow: the queue panel of calls waiting (purple) and in flight (brown).
+    /// The allowed rate, the limit, pauses and probes are always drawn.
     #[arg(long, value_name = "LETTERS", default_value = "iroef")]
     pub lines: Lines,
     /// Draw finished requests per second of every service in one chart instead.

@@ -267,17 +267,17 @@ fn run_start(log: &FlowLog) -> String {
 fn summary(log: &FlowLog, service: &str, seconds: &[&SecondRecord]) -> String {
     let calls: u64 = seconds.iter().map(|s| s.finished).sum();
     let refused: u64 = seconds.iter().map(|s| s.rate_limited).sum();
-    let first = seconds.iter().filter(|s| s.requested > 0).map(|s| s.t).min();
+    let first = seconds
+        .iter()
+        .filter(|s| s.requested > 0)
+        .map(|s| s.t)
+        .min();
     let last = seconds.iter().filter(|s| s.finished > 0).map(|s| s.t).max();
     let span = match (first, last) {
         (Some(a), Some(b)) if b >= a => Some(b - a + 1),
         _ => None,
     };
-    let count_events = |kind| {
-        log.events_for(service)
-            .filter(|e| e.kind == kind)
-            .count()
-    };
+    let count_events = |kind| log.events_for(service).filter(|e| e.kind == kind).count();
     let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
     let mut parts = vec![match span {
         Some(span) => format!("{calls} calls in {span} s"),
@@ -323,7 +323,10 @@ pub fn compare_chart(log: &FlowLog) -> Chart {
         })
         .collect();
     Chart {
-        title: format!("finished per second, every service — run of {}", run_start(log)),
+        title: format!(
+            "finished per second, every service — run of {}",
+            run_start(log)
+        ),
         summary: None,
         x_label: "seconds since start",
         x_end,
@@ -334,7 +337,8 @@ pub fn compare_chart(log: &FlowLog) -> Chart {
 }
 
 /// The mean of a count over the trailing [`MEAN_SECONDS`] (fewer at the start of the
-/// log), at every second a count falls in the window of, up to `x_end`.
+/// log), at every second a count falls in the window of and the second it leaves it,
+/// up to `x_end`.
 fn trailing_mean(
     seconds: &[&SecondRecord],
     value: impl Fn(&SecondRecord) -> u64,
@@ -347,7 +351,7 @@ fn trailing_mean(
     }
     let mut at: Vec<u64> = per_second
         .keys()
-        .flat_map(|&t| (t..t.saturating_add(MEAN_SECONDS)).take_while(|&u| (u as f64) < x_end))
+        .flat_map(|&t| (t..=t.saturating_add(MEAN_SECONDS)).take_while(|&u| (u as f64) < x_end))
         .collect();
     at.sort_unstable();
     at.dedup();
@@ -493,6 +497,23 @@ mod tests {
         ];
         let refs: Vec<&SecondRecord> = s.iter().collect();
         assert_eq!(pauses(&refs), [(1.0, 3.0), (5.0, 6.0)]);
+    }
+
+    #[test]
+    fn the_mean_spans_the_trailing_10_s_and_falls_to_zero_after() {
+        // 1, 2, 1, 2, … issued: whole seconds jump, the mean settles at 1.5.
+        let s: Vec<SecondRecord> = (0..30).map(|t| second(t, 1 + t % 2, false)).collect();
+        let refs: Vec<&SecondRecord> = s.iter().collect();
+        let mean = trailing_mean(&refs, |s| s.issued, 30.0);
+        assert_eq!(mean.len(), 30);
+        assert_eq!(mean[0], (0.0, 1.0), "only the first second so far");
+        assert!(mean[9..].iter().all(|&(_, v)| v == 1.5), "{mean:?}");
+        let one = [second(0, 10, false)];
+        let refs: Vec<&SecondRecord> = one.iter().collect();
+        let mean = trailing_mean(&refs, |s| s.issued, 100.0);
+        assert_eq!(mean.len(), 11);
+        assert_eq!(mean[9], (9.0, 1.0));
+        assert_eq!(mean[10], (10.0, 0.0), "the burst has left the window");
     }
 
     #[test]

@@ -95,9 +95,8 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
     let title_height = if chart.summary.is_some() { 58 } else { 36 };
     let (head, body) = root.split_vertically(title_height);
     let centre = (head.dim_in_pixel().0 / 2) as i32;
-    let text = |size| {
-        TextStyle::from((FAMILY, size).into_font()).pos(Pos::new(HPos::Center, VPos::Top))
-    };
+    let text =
+        |size| TextStyle::from((FAMILY, size).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
     drawn(head.draw_text(&chart.title, &text(22), (centre, 8)))?;
     if let Some(summary) = &chart.summary {
         drawn(head.draw_text(summary, &text(16), (centre, 36)))?;
@@ -165,7 +164,11 @@ fn draw_panel<DB: DrawingBackend>(
     for series in &panel.series {
         let c = colour(series.colour);
         let points = series.points.iter().map(|&(t, v)| (t, v.min(y_top)));
-        let peak = series.points.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+        let peak = series
+            .points
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((t, v)) = peak.filter(|p| p.1 > y_top) {
             let style = TextStyle::from((FAMILY, 14).into_font())
                 .color(&c)
@@ -175,9 +178,8 @@ fn draw_panel<DB: DrawingBackend>(
         let anno = match series.stroke {
             Stroke::Marks => {
                 let style = c.filled();
-                let anno = drawn(
-                    ctx.draw_series(points.map(|p| Circle::new(p, MARK_RADIUS, style))),
-                )?;
+                let anno =
+                    drawn(ctx.draw_series(points.map(|p| Circle::new(p, MARK_RADIUS, style))))?;
                 anno.label(series.label.as_str())
                     .legend(move |(x, y)| Circle::new((x + 10, y), MARK_RADIUS, style));
                 continue;

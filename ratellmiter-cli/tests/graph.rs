@@ -84,7 +84,10 @@ fn rates_and_the_queue_are_drawn_in_panels_of_their_own() {
     );
     let svg = standard_svg();
     assert!(svg.contains(">\nper second\n<"), "the rates axis");
-    assert!(svg.contains(&format!(">\n{QUEUE_LABEL}\n<")), "the queue axis");
+    assert!(
+        svg.contains(&format!(">\n{QUEUE_LABEL}\n<")),
+        "the queue axis"
+    );
 }
 
 #[test]
@@ -95,7 +98,10 @@ fn rate_limits_are_marks_in_their_colour_and_probes_are_lines() {
         .lines()
         .filter(|l| l.starts_with("<circle") && l.contains(&format!("fill=\"{red}\"")))
         .count();
-    assert_eq!(marks, 2, "one mark for the one second with 429s, one in the legend");
+    assert_eq!(
+        marks, 2,
+        "one mark for the one second with 429s, one in the legend"
+    );
     let probe = PROBE_COLOUR.hex();
     let probe_lines = svg
         .lines()
