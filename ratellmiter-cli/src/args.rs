@@ -3,11 +3,10 @@
 //! through. The commands depend on this module, never the other way round.
 
 use std::ffi::OsString;
-use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ratellmiter_sim::OutageWindow;
 
 use crate::lines::Lines;
 use crate::scenario::{ClientKind, ScenarioKind};
@@ -43,6 +42,14 @@ pub enum Command {
     /// with --compare through backoff and a token bucket too), and print the results.
     Demo(DemoArgs),
     /// Run the mock OpenAI-compatible provider on 127.0.0.1 until ctrl-c.
+    ///
+    /// Point any OpenAI client at it with OPENAI_BASE_URL=http://127.0.0.1:PORT/v1.
+    /// Routes: POST /v1/chat/completions (answers, or 429 with OpenAI's body,
+    /// `retry-after` and `x-ratelimit-*` headers), GET /v1/models, GET /metrics (what
+    /// the server saw so far, as JSON: requests, accepted, rejected in all and by kind,
+    /// the most requests in any 1 s and 60 s, first and last acceptance) and GET /log
+    /// (every request: time, model, tokens, status, why refused). On ctrl-c it prints
+    /// the final /metrics.
     MockServer(MockServerArgs),
 }
 
@@ -153,12 +160,16 @@ pub struct MockServerArgs {
     /// Requests per minute, enforced per second as OpenAI does (rpm/60 in any 1 s).
     #[arg(long, default_value_t = 600)]
     pub rpm: u32,
-    /// Tokens per minute, enforced per second likewise [default: unlimited].
+    /// Tokens per minute, enforced per second likewise (a request bigger than a
+    /// second's share goes alone into a second; only one above the whole minute is
+    /// refused as too large) [default: unlimited].
     #[arg(long)]
     pub tpm: Option<u64>,
-    /// An outage, START..END in seconds since the server started (repeatable).
-    #[arg(long, value_name = "START..END", value_parser = parse_outage)]
-    pub outage: Vec<Range<Duration>>,
+    /// An outage, refusing every request: START..END in seconds since the server
+    /// started, or +START..+END since a model's first request (+5..+35, or +5s..+35s).
+    /// Repeatable; back-to-back windows are one outage.
+    #[arg(long, value_name = "[+]START..[+]END", value_parser = parse_outage)]
+    pub outage: Vec<OutageWindow>,
     /// Tell clients when an outage ends with `retry-after`.
     #[arg(long)]
     pub outage_retry_after: bool,
@@ -179,7 +190,7 @@ pub struct MockServerArgs {
     pub port: u16,
 }
 
-fn parse_outage(spec: &str) -> Result<Range<Duration>, String> {
+fn parse_outage(spec: &str) -> Result<OutageWindow, String> {
     ratellmiter_sim::parse_outage(spec).map_err(|e| e.to_string())
 }
 
