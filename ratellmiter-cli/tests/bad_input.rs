@@ -208,13 +208,20 @@ fn absurd_numbers_neither_panic_nor_hang() {
 #[test]
 fn mock_server_outages_must_say_where_they_count_from_at_both_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let out = llmiter(dir.path(), &["mock-server", "--outage", "+5..35"]);
+    // `--rpm 0` makes a run that got past the arguments fail at once instead of serving.
+    let out = llmiter(
+        dir.path(),
+        &["mock-server", "--rpm", "0", "--outage", "+5..35"],
+    );
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(out.stdout, "");
     for w in ["--outage", "+5..35", "both ends with `+` or neither"] {
         assert!(out.stderr.contains(w), "{w:?} in {:?}", out.stderr);
     }
-    let out = llmiter(dir.path(), &["mock-server", "--outage", "+5..+x"]);
+    let out = llmiter(
+        dir.path(),
+        &["mock-server", "--rpm", "0", "--outage", "+5..+x"],
+    );
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr.contains("`+x` is not a number"),
