@@ -15,7 +15,7 @@
 //! Each module imports only modules listed before it here: [`console`], [`lines`],
 //! [`scenario`] (workloads and the clients compared), [`args`] (plain option structs),
 //! [`logs`], [`chart`], `plot`, `open`, then the commands [`graph`], [`summary`],
-//! [`bench`], [`mock_server`] and [`demo`] (which draws with [`graph`]).
+//! [`mod@bench`], [`mock_server`] and [`demo`] (which draws with [`graph`]).
 //!
 //! Errors are one line on stderr (`llmiter: error: …`) with exit code 1; argument
 //! errors are clap's, with exit code 2. Text is drawn with an embedded DejaVu Sans,

@@ -46,7 +46,7 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSettings {
     /// The exact service name: any UTF-8, possibly with `/` or `..`; see
-    /// [`sanitize_service_name`] before using it in a file name.
+    /// [`sanitize_service_name`](super::sanitize_service_name) before using it in a file name.
     pub name: String,
     /// Requests per minute allowed.
     pub rpm: u32,
