@@ -1,12 +1,15 @@
-//! The command line: clap's description of every subcommand and option, and the
-//! rewriting that lets rateLLMiter's single-dash spelling (`-dir=DIR`) through.
+//! The command line: clap's description of every subcommand and option as plain
+//! structs, and the rewriting that lets rateLLMiter's single-dash spelling (`-dir=DIR`)
+//! through. The commands depend on this module, never the other way round.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ratellmiter_sim::OutageWindow;
 
 use crate::lines::Lines;
+use crate::scenario::{ClientKind, ScenarioKind};
 
 /// Graphs and summaries of ratellmiter flow logs.
 ///
@@ -34,12 +37,20 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Run every benchmark scenario with every client in virtual time and print the
     /// results as a markdown table.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Start a mock provider, run a burst of real HTTP calls through ratellmiter (and
     /// with --compare through backoff and a token bucket too), and print the results.
-    Demo(crate::demo::DemoArgs),
+    Demo(DemoArgs),
     /// Run the mock OpenAI-compatible provider on 127.0.0.1 until ctrl-c.
-    MockServer(crate::mock_server::MockServerArgs),
+    ///
+    /// Point any OpenAI client at it with OPENAI_BASE_URL=http://127.0.0.1:PORT/v1.
+    /// Routes: POST /v1/chat/completions (answers, or 429 with OpenAI's body,
+    /// `retry-after` and `x-ratelimit-*` headers), GET /v1/models, GET /metrics (what
+    /// the server saw so far, as JSON: requests, accepted, rejected in all and by kind,
+    /// the most requests in any 1 s and 60 s, first and last acceptance) and GET /log
+    /// (every request: time, model, tokens, status, why refused). On ctrl-c it prints
+    /// the final /metrics.
+    MockServer(MockServerArgs),
 }
 
 /// Which log to read.
@@ -63,8 +74,9 @@ pub struct GraphArgs {
     #[arg(long, value_name = "NAME", default_value = "default")]
     pub name: String,
     /// The lines to draw, one letter each: i issued (green), r requests (orange),
-    /// o overflow: calls waiting (purple), e rate-limit exceptions (red),
-    /// f finished (blue).
+    /// e rate-limit exceptions (red marks), f finished (blue) in the rates panel;
+    /// o overflow: the queue panel of calls waiting (purple) and in flight (brown).
+    /// The allowed rate, the limit, pauses and probes are always drawn.
     #[arg(long, value_name = "LETTERS", default_value = "iroef")]
     pub lines: Lines,
     /// Draw finished requests per second of every service in one chart instead.
@@ -94,6 +106,92 @@ pub struct SummaryArgs {
     /// Which log to read.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Options of `llmiter demo`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct DemoArgs {
+    /// The mock server's true requests per minute, and the rate the clients are told.
+    #[arg(long, default_value_t = 600)]
+    pub rpm: u32,
+    /// Calls of the burst.
+    #[arg(long, default_value_t = 600)]
+    pub calls: usize,
+    /// Calls in flight at most, per client.
+    #[arg(long, default_value_t = 100)]
+    pub concurrency: usize,
+    /// The workload.
+    #[arg(long, value_enum, default_value = "burst")]
+    pub scenario: ScenarioKind,
+    /// Also run the same workload with exponential backoff (backon), a governor token
+    /// bucket plus backoff, and ratellmiter configured as rateLLMiter works, each
+    /// against its own mock server at the same time, and print one table.
+    #[arg(long)]
+    pub compare: bool,
+    /// Run in virtual time against the provider model in-process (no HTTP, no flow
+    /// log): the same table in a second instead of a minute.
+    #[arg(long)]
+    pub fast: bool,
+    /// Where the flow log and its graph go.
+    #[arg(long, value_name = "DIR", default_value = "ratellmiter_logs")]
+    pub dir: PathBuf,
+}
+
+/// Options of `llmiter bench`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct BenchArgs {
+    /// The server's true requests per minute (each scenario derives its limits from it).
+    #[arg(long, default_value_t = 600)]
+    pub rpm: u32,
+    /// Calls of a burst.
+    #[arg(long, default_value_t = 600)]
+    pub calls: usize,
+    /// Only these scenarios [default: all].
+    #[arg(long, value_enum)]
+    pub scenario: Vec<ScenarioKind>,
+    /// Only these clients [default: all].
+    #[arg(long, value_enum)]
+    pub client: Vec<ClientKind>,
+}
+
+/// Options of `llmiter mock-server`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct MockServerArgs {
+    /// Requests per minute, enforced per second as OpenAI does (rpm/60 in any 1 s).
+    #[arg(long, default_value_t = 600)]
+    pub rpm: u32,
+    /// Tokens per minute, enforced per second likewise (a request bigger than a
+    /// second's share goes alone into a second; only one above the whole minute is
+    /// refused as too large) [default: unlimited].
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// An outage, refusing every request: START..END in seconds since the server
+    /// started, or +START..+END since a model's first request (+5..+35, or +5s..+35s).
+    /// Repeatable; back-to-back windows are one outage.
+    #[arg(long, value_name = "[+]START..[+]END", value_parser = parse_outage)]
+    pub outage: Vec<OutageWindow>,
+    /// Tell clients when an outage ends with `retry-after`.
+    #[arg(long)]
+    pub outage_retry_after: bool,
+    /// Refuse sharp jumps in traffic, as Anthropic's acceleration limit does.
+    #[arg(long)]
+    pub acceleration: bool,
+    /// Refuse everything for 60 s after 20 refusals within 10 s.
+    #[arg(long)]
+    pub penalty: bool,
+    /// Median latency of a completion, in milliseconds (log-normal).
+    #[arg(long, default_value_t = 300)]
+    pub latency_ms: u64,
+    /// Seed of the latency draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+}
+
+fn parse_outage(spec: &str) -> Result<OutageWindow, String> {
+    ratellmiter_sim::parse_outage(spec).map_err(|e| e.to_string())
 }
 
 /// The image formats a graph can be written in.

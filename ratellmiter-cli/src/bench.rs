@@ -1,27 +1,9 @@
 //! `llmiter bench`: every scenario run by every client in virtual time against the
 //! pure provider model, printed as the markdown table BENCHMARKS.md holds.
 
-use clap::Args;
-
-use crate::Console;
+use crate::args::BenchArgs;
+use crate::console::Console;
 use crate::scenario::{ClientKind, Row, Scenario, ScenarioKind, markdown_table, run_virtual};
-
-/// Options of `llmiter bench`.
-#[derive(Debug, Clone, PartialEq, Args)]
-pub struct BenchArgs {
-    /// The server's true requests per minute (each scenario derives its limits from it).
-    #[arg(long, default_value_t = 600)]
-    pub rpm: u32,
-    /// Calls of a burst.
-    #[arg(long, default_value_t = 600)]
-    pub calls: usize,
-    /// Only these scenarios [default: all].
-    #[arg(long, value_enum)]
-    pub scenario: Vec<ScenarioKind>,
-    /// Only these clients [default: all].
-    #[arg(long, value_enum)]
-    pub client: Vec<ClientKind>,
-}
 
 /// Runs the benchmark and writes its table to `console.out`.
 pub fn run(args: &BenchArgs, console: &mut Console<'_>) -> anyhow::Result<()> {

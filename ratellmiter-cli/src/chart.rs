@@ -1,23 +1,39 @@
-//! What a graph shows, decided before anything is drawn: titled series of points,
-//! reference lines and shaded pauses, built from a flow log.
+//! What a graph shows, decided before anything is drawn: panels of titled series,
+//! shaded pauses and marked probes, a title and a one-line summary, built from a flow
+//! log.
 //!
-//! Besides the lines of [`crate::lines`], a service's graph has the configured limit
-//! (dark grey, dashed), the rate the pacer allowed (thin cyan) and its pauses (pale
-//! red spans). The compare chart gives every service a colour of [`COMPARE_PALETTE`].
+//! A service's graph has two panels over one time axis. The upper one holds rates per
+//! second: the lines of [`crate::lines`], 429s as marks, the rate the pacer allowed (a
+//! wide pale band) and the configured limit (dark grey, dashed, on top of the band, so
+//! neither hides the other), and when the allowed rate stays below [`LOW_RATE`] a 10 s
+//! mean of the tickets issued. A burst of requests far above the rest is cut at the
+//! top of the axis with its peak written there.
+//! The lower one holds the queue, counts of calls rather than rates, so that a hundred
+//! waiting calls do not flatten the rates. The compare chart gives every service a
+//! colour of [`COMPARE_PALETTE`] in one panel.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
 
-use ratellmiter_runtime::flow_log::format::{FlowLog, SecondRecord};
+use ratellmiter_runtime::flow_log::format::{EventKind, FlowLog, SecondRecord};
 
-use crate::lines::{Lines, Rgb};
+use crate::lines::{Line, Lines, Rgb};
 use crate::logs::printable;
 
 /// The configured limit, `limit_rate`: a dashed line.
 pub const LIMIT_COLOUR: Rgb = Rgb(0x40, 0x40, 0x40);
-/// The rate the pacer allowed, `allowed_rate` (ramp, learned ceiling): a thin line.
-pub const ALLOWED_COLOUR: Rgb = Rgb(0x17, 0xBE, 0xCF);
+/// The rate the pacer allowed, `allowed_rate` (ramp, learned ceiling): a wide pale band
+/// under the data, which the dashed limit crosses without covering.
+pub const ALLOWED_COLOUR: Rgb = Rgb(0x9E, 0xE3, 0xEC);
+/// The 10 s mean of tickets issued, drawn below [`LOW_RATE`]: a darker green than
+/// the whole-second counts it smooths.
+pub const MEAN_COLOUR: Rgb = Rgb(0x0B, 0x5D, 0x1E);
+/// Calls in flight, in the queue panel.
+pub const IN_FLIGHT_COLOUR: Rgb = Rgb(0x8C, 0x56, 0x4B);
 /// Seconds the limiter was paused, waiting to probe: shaded spans.
 pub const PAUSE_COLOUR: Rgb = Rgb(0xF6, 0xD5, 0xD5);
+/// Probes: a vertical line at each.
+pub const PROBE_COLOUR: Rgb = Rgb(0x7B, 0x10, 0x10);
 /// The services' colours in the compare chart, in the order the services appear;
 /// after ten they repeat.
 pub const COMPARE_PALETTE: [Rgb; 10] = [
@@ -33,6 +49,16 @@ pub const COMPARE_PALETTE: [Rgb; 10] = [
     Rgb(0x17, 0xBE, 0xCF),
 ];
 
+/// Below this allowed rate, per second, whole-second counts jump between ⌊r⌋ and ⌈r⌉ even
+/// under perfectly even pacing, so the graph adds a 10 s mean of the tickets issued.
+pub const LOW_RATE: f64 = 10.0;
+
+/// The seconds the mean of [`LOW_RATE`] spans.
+const MEAN_SECONDS: u64 = 10;
+
+/// The y-axis label of the queue panel.
+pub const QUEUE_LABEL: &str = "calls waiting / in flight";
+
 /// The longest service name shown in a title or legend, in characters.
 const MAX_NAME_CHARS: usize = 60;
 
@@ -41,28 +67,54 @@ const MAX_NAME_CHARS: usize = 60;
 pub struct Chart {
     /// Above the plot.
     pub title: String,
+    /// A line under the title: calls, time against the ideal, 429s, pauses, probes.
+    pub summary: Option<String>,
     /// Under the x axis.
     pub x_label: &'static str,
-    /// Beside the y axis.
-    pub y_label: &'static str,
     /// The x axis runs from 0 to here, seconds.
     pub x_end: f64,
-    /// The lines, drawn in order (later ones on top).
-    pub series: Vec<Series>,
-    /// Shaded spans `[from, to)` of seconds, behind the lines.
+    /// The panels, top to bottom, sharing the x axis; the first is the tallest.
+    pub panels: Vec<Panel>,
+    /// Shaded spans `[from, to)` of seconds, behind the lines of every panel.
     pub pauses: Vec<(f64, f64)>,
+    /// Seconds at which a probe went out.
+    pub probes: Vec<f64>,
 }
 
-impl Chart {
-    /// The greatest value of any series (0 with none).
-    pub fn y_max(&self) -> f64 {
-        let values = self
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1));
-        values.fold(0.0, f64::max)
+/// One plot of a chart: series sharing a y axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Beside the y axis.
+    pub y_label: &'static str,
+    /// The y axis runs from 0 to here. A series going higher (a burst of requests) is
+    /// cut at the top, its peak written there.
+    pub y_top: f64,
+    /// The series, drawn in order (later ones on top).
+    pub series: Vec<Series>,
+}
+
+impl Panel {
+    /// A panel of `series` whose y axis leaves a fifth of headroom above the highest
+    /// point, for the legend (an empty panel still gets an axis).
+    fn new(y_label: &'static str, series: Vec<Series>) -> Self {
+        let y_top = headroom(series.iter().map(Series::max).fold(0.0, f64::max));
+        Self {
+            y_label,
+            y_top,
+            series,
+        }
     }
 }
+
+/// The top of an axis whose highest point is `max`.
+fn headroom(max: f64) -> f64 {
+    (max * 1.2).clamp(1.0, f64::MAX)
+}
+
+/// How far above the rest of the rates panel a burst of requests may rise before it is
+/// cut: a burst's first second (a hundred calls, when the rates are ten) would flatten
+/// the ramp and the pacing, which are the story.
+const BURST_CUT: f64 = 2.0;
 
 /// One line of a chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,65 +129,176 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// How a series' line is drawn.
+impl Series {
+    /// The highest point (0 with none).
+    pub fn max(&self) -> f64 {
+        self.points.iter().map(|p| p.1).fold(0.0, f64::max)
+    }
+}
+
+/// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stroke {
     /// A data line.
     Solid,
-    /// A reference line that should not hide the data.
+    /// A data line that something smoother is drawn beside.
     Thin,
     /// A limit.
     Dashed,
+    /// A wide pale band that other lines cross.
+    Band,
+    /// A filled mark at each point, no line: rare events that a line at zero hides.
+    Marks,
 }
 
-/// The graph of `service`: one series per chosen line, then the allowed rate and the
-/// limit, with its pauses shaded. `file` names the log in the title.
-pub fn service_chart(log: &FlowLog, file: &str, service: &str, lines: &Lines) -> Chart {
+/// The graph of `service`: rates (the chosen lines but `o`, the 10 s mean at low
+/// rates, the allowed rate and the limit) over the queue (`o`: waiting and in flight),
+/// with pauses shaded and probes marked, titled with the service and the run's start.
+pub fn service_chart(log: &FlowLog, service: &str, lines: &Lines) -> Chart {
     let seconds: Vec<&SecondRecord> = log.seconds_for(service).collect();
     let x_end = seconds
         .iter()
         .map(|s| s.t)
         .max()
         .map_or(1.0, |t| t as f64 + 1.0);
-    let mut series: Vec<Series> = lines
-        .iter()
-        .map(|line| Series {
-            label: line.label().into(),
-            colour: line.colour(),
-            stroke: Stroke::Solid,
-            points: counts(&seconds, |s| line.value(s)),
-        })
-        .collect();
-    series.push(Series {
+    let allowed = gauge(&seconds, |s| s.allowed_rate);
+    let low_rate = allowed.iter().all(|&(_, v)| v < LOW_RATE);
+    let mut rates = vec![Series {
         label: "allowed rate".into(),
         colour: ALLOWED_COLOUR,
-        stroke: Stroke::Thin,
-        points: gauge(&seconds, |s| s.allowed_rate),
-    });
-    series.push(Series {
+        stroke: Stroke::Band,
+        points: allowed,
+    }];
+    let mut marks = Vec::new();
+    let mut queue = Vec::new();
+    for line in lines.iter() {
+        let series = |stroke, points| Series {
+            label: line.label().into(),
+            colour: line.colour(),
+            stroke,
+            points,
+        };
+        match line {
+            Line::Overflow => {
+                queue.push(series(Stroke::Solid, counts(&seconds, |s| s.waiting)));
+                queue.push(Series {
+                    label: "in flight".into(),
+                    colour: IN_FLIGHT_COLOUR,
+                    stroke: Stroke::Solid,
+                    points: counts(&seconds, |s| s.in_flight),
+                });
+            }
+            Line::Exceptions => {
+                let points = counts(&seconds, |s| s.rate_limited);
+                marks.push(series(
+                    Stroke::Marks,
+                    points.into_iter().filter(|p| p.1 > 0.0).collect(),
+                ));
+            }
+            Line::Issued if low_rate => {
+                let per_second = counts(&seconds, |s| s.issued);
+                rates.push(series(Stroke::Thin, per_second));
+                rates.push(Series {
+                    label: format!("issued, {MEAN_SECONDS} s mean"),
+                    colour: MEAN_COLOUR,
+                    stroke: Stroke::Solid,
+                    points: trailing_mean(&seconds, |s| s.issued, x_end),
+                });
+            }
+            _ => rates.push(series(Stroke::Solid, counts(&seconds, |s| line.value(s)))),
+        }
+    }
+    rates.push(Series {
         label: "limit".into(),
         colour: LIMIT_COLOUR,
         stroke: Stroke::Dashed,
         points: steps(&gauge(&seconds, |s| s.limit_rate), x_end),
     });
-    series.retain(|s| !s.points.is_empty());
+    rates.extend(marks);
+    rates.retain(|s| !s.points.is_empty());
+    queue.retain(|s| !s.points.is_empty());
+    let requests = rates
+        .iter()
+        .filter(|s| s.label == Line::Requests.label())
+        .map(Series::max)
+        .fold(0.0, f64::max);
+    let others = rates
+        .iter()
+        .filter(|s| s.label != Line::Requests.label())
+        .map(Series::max)
+        .fold(0.0, f64::max);
+    let mut panels = vec![Panel {
+        y_top: headroom(others.max(requests.min(BURST_CUT * others))),
+        ..Panel::new("per second", rates)
+    }];
+    if !queue.is_empty() {
+        panels.push(Panel::new(QUEUE_LABEL, queue));
+    }
+    let probes = log
+        .events_for(service)
+        .filter(|e| e.kind == EventKind::Probe)
+        .map(|e| e.t_ms as f64 / 1000.0)
+        .collect();
     Chart {
         title: format!(
-            "{} — {}",
+            "{} — run of {}",
             printable(service, MAX_NAME_CHARS),
-            printable(file, MAX_NAME_CHARS)
+            run_start(log)
         ),
+        summary: Some(summary(log, service, &seconds)),
         x_label: "seconds since start",
-        y_label: "per second",
         x_end,
-        series,
+        panels,
         pauses: pauses(&seconds),
+        probes,
     }
+}
+
+/// When the monitor started, as an HTTP date (`Sat, 29 Nov 2025 00:10:00 GMT`).
+fn run_start(log: &FlowLog) -> String {
+    let start = UNIX_EPOCH + Duration::from_millis(log.header.start_unix_ms);
+    httpdate::fmt_http_date(start)
+}
+
+/// `600 calls in 64 s · 1.07 × ideal at 600 rpm · 12 × 429 · 1 pause · 2 probes`.
+/// Calls are those finished (a retried call requests again, so requests count it more
+/// than once); the time runs from the first request's second to the end of the last
+/// finish's, to the second; the ideal is the calls at the configured rpm.
+fn summary(log: &FlowLog, service: &str, seconds: &[&SecondRecord]) -> String {
+    let calls: u64 = seconds.iter().map(|s| s.finished).sum();
+    let refused: u64 = seconds.iter().map(|s| s.rate_limited).sum();
+    let first = seconds
+        .iter()
+        .filter(|s| s.requested > 0)
+        .map(|s| s.t)
+        .min();
+    let last = seconds.iter().filter(|s| s.finished > 0).map(|s| s.t).max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) if b >= a => Some(b - a + 1),
+        _ => None,
+    };
+    let count_events = |kind| log.events_for(service).filter(|e| e.kind == kind).count();
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let mut parts = vec![match span {
+        Some(span) => format!("{calls} calls in {span} s"),
+        None => format!("{calls} calls"),
+    }];
+    if let (Some(span), Some(rpm)) = (span, log.service(service).map(|s| s.rpm))
+        && calls > 0
+        && rpm > 0
+    {
+        let ideal = calls as f64 * 60.0 / f64::from(rpm);
+        parts.push(format!("{:.2} × ideal at {rpm} rpm", span as f64 / ideal));
+    }
+    parts.push(format!("{refused} × 429"));
+    parts.push(plural(count_events(EventKind::Pause), "pause"));
+    parts.push(plural(count_events(EventKind::Probe), "probe"));
+    parts.join(" · ")
 }
 
 /// Finished calls per second of every service in one chart, as rateLLMiter's compare
 /// graph.
-pub fn compare_chart(log: &FlowLog, file: &str) -> Chart {
+pub fn compare_chart(log: &FlowLog) -> Chart {
     let x_end = log
         .seconds
         .iter()
@@ -161,15 +324,44 @@ pub fn compare_chart(log: &FlowLog, file: &str) -> Chart {
         .collect();
     Chart {
         title: format!(
-            "finished per second, every service — {}",
-            printable(file, MAX_NAME_CHARS)
+            "finished per second, every service — run of {}",
+            run_start(log)
         ),
+        summary: None,
         x_label: "seconds since start",
-        y_label: "finished per second",
         x_end,
-        series,
+        panels: vec![Panel::new("finished per second", series)],
         pauses: Vec::new(),
+        probes: Vec::new(),
     }
+}
+
+/// The mean of a count over the trailing [`MEAN_SECONDS`] (fewer at the start of the
+/// log), at every second a count falls in the window of and the second it leaves it,
+/// up to `x_end`.
+fn trailing_mean(
+    seconds: &[&SecondRecord],
+    value: impl Fn(&SecondRecord) -> u64,
+    x_end: f64,
+) -> Vec<(f64, f64)> {
+    let mut per_second: BTreeMap<u64, u64> = BTreeMap::new();
+    for s in seconds {
+        let sum = per_second.entry(s.t).or_default();
+        *sum = sum.saturating_add(value(s));
+    }
+    let mut at: Vec<u64> = per_second
+        .keys()
+        .flat_map(|&t| (t..=t.saturating_add(MEAN_SECONDS)).take_while(|&u| (u as f64) < x_end))
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    at.into_iter()
+        .map(|t| {
+            let from = t.saturating_sub(MEAN_SECONDS - 1);
+            let sum: u64 = per_second.range(from..=t).map(|(_, v)| v).sum();
+            (t as f64, sum as f64 / (t - from + 1) as f64)
+        })
+        .collect()
 }
 
 /// A count per second as points, with zeros for the seconds the log omits (they had
@@ -305,6 +497,23 @@ mod tests {
         ];
         let refs: Vec<&SecondRecord> = s.iter().collect();
         assert_eq!(pauses(&refs), [(1.0, 3.0), (5.0, 6.0)]);
+    }
+
+    #[test]
+    fn the_mean_spans_the_trailing_10_s_and_falls_to_zero_after() {
+        // 1, 2, 1, 2, … issued: whole seconds jump, the mean settles at 1.5.
+        let s: Vec<SecondRecord> = (0..30).map(|t| second(t, 1 + t % 2, false)).collect();
+        let refs: Vec<&SecondRecord> = s.iter().collect();
+        let mean = trailing_mean(&refs, |s| s.issued, 30.0);
+        assert_eq!(mean.len(), 30);
+        assert_eq!(mean[0], (0.0, 1.0), "only the first second so far");
+        assert!(mean[9..].iter().all(|&(_, v)| v == 1.5), "{mean:?}");
+        let one = [second(0, 10, false)];
+        let refs: Vec<&SecondRecord> = one.iter().collect();
+        let mean = trailing_mean(&refs, |s| s.issued, 100.0);
+        assert_eq!(mean.len(), 11);
+        assert_eq!(mean[9], (9.0, 1.0));
+        assert_eq!(mean[10], (10.0, 0.0), "the burst has left the window");
     }
 
     #[test]

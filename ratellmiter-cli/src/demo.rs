@@ -1,53 +1,28 @@
 //! `llmiter demo`: the README's first command. Starts the mock provider on
 //! 127.0.0.1, sends a burst of real HTTP chat completions through ratellmiter (and,
-//! with `--compare`, through exponential backoff and a governor token bucket too, each
-//! against its own server), shows progress, prints the side-by-side table, and writes
-//! the flow log and its graph.
+//! with `--compare`, through exponential backoff, a governor token bucket and
+//! rateLLMiter's own algorithm too, each against its own server, saying what separates
+//! each client from the one above it), shows each client's progress every second,
+//! prints the side-by-side table, and writes the flow log and its graph.
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser};
+use clap::Parser;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use parking_lot::Mutex;
 use ratellmiter_runtime::{MonitorConfig, monitor};
+use ratellmiter_sim::MockServer;
+use tokio::time::Instant;
 
-use crate::Console;
-use crate::args::Cli;
+use crate::args::{Cli, DemoArgs};
+use crate::console::Console;
 use crate::scenario::{
     ClientKind, ModelClient, Row, Scenario, ScenarioKind, Transport, markdown_table, model_clients,
     run_virtual, run_workload,
 };
-
-/// Options of `llmiter demo`.
-#[derive(Debug, Clone, PartialEq, Args)]
-pub struct DemoArgs {
-    /// The mock server's true requests per minute, and the rate the clients are told.
-    #[arg(long, default_value_t = 600)]
-    pub rpm: u32,
-    /// Calls of the burst.
-    #[arg(long, default_value_t = 600)]
-    pub calls: usize,
-    /// Calls in flight at most, per client.
-    #[arg(long, default_value_t = 100)]
-    pub concurrency: usize,
-    /// The workload.
-    #[arg(long, value_enum, default_value = "burst")]
-    pub scenario: ScenarioKind,
-    /// Also run the same workload with exponential backoff (backon), a governor token
-    /// bucket plus backoff, and ratellmiter configured as rateLLMiter works, each
-    /// against its own mock server at the same time, and print one table.
-    #[arg(long)]
-    pub compare: bool,
-    /// Run in virtual time against the provider model in-process (no HTTP, no flow
-    /// log): the same table in a second instead of a minute.
-    #[arg(long)]
-    pub fast: bool,
-    /// Where the flow log and its graph go.
-    #[arg(long, value_name = "DIR", default_value = "ratellmiter_logs")]
-    pub dir: PathBuf,
-}
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs, console: &mut Console<'_>) -> anyhow::Result<()> {
@@ -61,30 +36,60 @@ pub fn run(args: &DemoArgs, console: &mut Console<'_>) -> anyhow::Result<()> {
     } else {
         &[ClientKind::Ratellmiter]
     };
+    introduce(&scenario, clients, args, console)?;
     let rows = if args.fast {
         clients
             .iter()
             .map(|&c| run_virtual(&scenario, c))
             .collect::<anyhow::Result<Vec<_>>>()?
     } else {
-        writeln!(
-            console.out,
-            "{} calls of scenario `{}` against a mock provider allowing {} rpm ({} per second); \
-             the ideal completion is {:.0} s.",
-            scenario.calls.len(),
-            scenario_name(args.scenario),
-            args.rpm,
-            args.rpm.div_ceil(60),
-            scenario.ideal.as_secs_f64()
-        )?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        rt.block_on(over_http(&scenario, clients, args))?
+        rt.block_on(over_http(&scenario, clients, args, console))?
     };
     console.out.write_all(markdown_table(&rows).as_bytes())?;
     if !args.fast {
         graph(&scenario, args, console)?;
+    }
+    Ok(())
+}
+
+/// Says what runs: the workload, the server's real limits against what the clients are
+/// told, and with several clients what separates each from the one above it.
+fn introduce(
+    scenario: &Scenario,
+    clients: &[ClientKind],
+    args: &DemoArgs,
+    console: &mut Console<'_>,
+) -> anyhow::Result<()> {
+    let limits: Vec<String> = scenario
+        .models
+        .iter()
+        .map(|m| {
+            format!(
+                "{} allows {} rpm, the clients are told {}",
+                m.name, m.server.rpm, m.configured.rpm
+            )
+        })
+        .collect();
+    let in_flight = if args.fast {
+        "every call in flight at once (virtual time)".to_owned()
+    } else {
+        format!("at most {} in flight per client", args.concurrency)
+    };
+    writeln!(
+        console.out,
+        "{} calls of scenario `{}`, {in_flight}; {}; the ideal completion is {:.0} s.",
+        scenario.calls.len(),
+        scenario_name(args.scenario),
+        limits.join("; "),
+        scenario.ideal.as_secs_f64()
+    )?;
+    if clients.len() > 1 {
+        for kind in clients {
+            writeln!(console.out, "- {}: {}", kind.label(), kind.difference())?;
+        }
     }
     Ok(())
 }
@@ -95,20 +100,32 @@ fn scenario_name(kind: ScenarioKind) -> String {
         .unwrap_or_default()
 }
 
-/// Runs every client at once, each against its own mock server, with a progress bar
-/// each; ratellmiter's limiters are registered with the monitor for the flow log.
+/// One client's run over HTTP: its mock server and the calls done so far.
+struct HttpRun {
+    kind: ClientKind,
+    server: MockServer,
+    done: Arc<AtomicU64>,
+    bar: Option<ProgressBar>,
+}
+
+/// Runs every client at once, each against its own mock server, reporting progress
+/// each second: a bar per client on a terminal, else a line on `console.err`.
+/// ratellmiter's limiters are registered with the monitor for the flow log.
 async fn over_http(
     scenario: &Scenario,
     kinds: &[ClientKind],
     args: &DemoArgs,
+    console: &mut Console<'_>,
 ) -> anyhow::Result<Vec<Row>> {
     monitor().config(MonitorConfig::default().log_dir(&args.dir));
-    let bars = MultiProgress::new();
+    let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
     let style = ProgressStyle::with_template(
         "{prefix:>20} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
     )?;
+    let total = scenario.calls.len() as u64;
     let mut runs = Vec::new();
-    for &kind in kinds {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, &kind) in kinds.iter().enumerate() {
         let clients = model_clients(scenario, kind)?;
         if kind == ClientKind::Ratellmiter {
             for (m, client) in scenario.models.iter().zip(&clients) {
@@ -124,40 +141,90 @@ async fn over_http(
             client: reqwest::Client::new(),
             base_url: server.base_url(),
         };
-        let bar = bars.add(ProgressBar::new(scenario.calls.len() as u64));
-        bar.set_style(style.clone());
-        bar.set_prefix(kind.label());
-        runs.push((kind, clients, server, transport, bar));
-    }
-    monitor().start();
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (kind, clients, server, transport, bar) in runs {
-        let (scenario, results) = (scenario.clone(), results.clone());
+        let bar = bars.as_ref().map(|bars| {
+            let bar = bars.add(ProgressBar::new(total));
+            bar.set_style(style.clone());
+            bar.set_prefix(kind.label());
+            bar
+        });
+        let done = Arc::new(AtomicU64::new(0));
+        let (scenario, counter) = (scenario.clone(), done.clone());
         let concurrency = args.concurrency;
         tasks.spawn(async move {
-            let progress = bar.clone();
-            let observed = run_workload(&scenario, &clients, &transport, concurrency, move |ok| {
-                progress.inc(1);
-                if !ok {
-                    progress.set_message("(some calls failed)");
-                }
+            let observed = run_workload(&scenario, &clients, &transport, concurrency, move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
             })
             .await?;
-            bar.finish();
-            let row = Row::new(&scenario, kind, &observed, &server.log());
-            results.lock().push(row);
-            server.shutdown().await?;
-            anyhow::Ok(())
+            anyhow::Ok((index, observed))
+        });
+        runs.push(HttpRun {
+            kind,
+            server,
+            done,
+            bar,
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined.context("a client panicked")??;
+    monitor().start();
+    let start = Instant::now();
+    let mut observed = vec![None; runs.len()];
+    let mut each_second = tokio::time::interval(Duration::from_secs(1));
+    each_second.tick().await;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { break };
+                let (index, o) = joined.context("a client panicked")??;
+                observed[index] = Some(o);
+            }
+            _ = each_second.tick() => report(&runs, total, start.elapsed(), console)?,
+        }
     }
+    report(&runs, total, start.elapsed(), console)?;
     monitor().stop();
-    let mut rows = std::mem::take(&mut *results.lock());
-    rows.sort_by_key(|r| kinds.iter().position(|&k| k == r.client));
+    let mut rows = Vec::new();
+    for (run, observed) in runs.into_iter().zip(observed) {
+        let observed = observed.context("a client's run did not report")?;
+        if let Some(bar) = &run.bar {
+            bar.finish();
+        }
+        rows.push(Row::new(scenario, run.kind, &observed, &run.server.log()));
+        run.server.shutdown().await?;
+    }
     Ok(rows)
+}
+
+/// Progress after `elapsed`: each client's calls done of `total` and the 429s its
+/// server answered, on the bars, or without a terminal as one line on `console.err`.
+fn report(
+    runs: &[HttpRun],
+    total: u64,
+    elapsed: Duration,
+    console: &mut Console<'_>,
+) -> anyhow::Result<()> {
+    let mut line = Vec::new();
+    for run in runs {
+        let done = run.done.load(Ordering::Relaxed);
+        let refused = run.server.metrics().rejected;
+        match &run.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(format!("{refused} × 429"));
+            }
+            None => line.push(format!(
+                "{}: {done}/{total} done, {refused} × 429",
+                run.kind.label()
+            )),
+        }
+    }
+    if !line.is_empty() {
+        writeln!(
+            console.err,
+            "[{:>4.0} s] {}",
+            elapsed.as_secs_f64(),
+            line.join(" | ")
+        )?;
+    }
+    Ok(())
 }
 
 /// Draws ratellmiter's flow with the graph command, from the log just written.
@@ -178,7 +245,8 @@ fn graph(scenario: &Scenario, args: &DemoArgs, console: &mut Console<'_>) -> any
 mod tests {
     use super::*;
 
-    fn demo(args: &[&str]) -> anyhow::Result<String> {
+    /// What `llmiter demo args` printed: results, then progress and warnings.
+    fn demo(args: &[&str]) -> anyhow::Result<(String, String)> {
         let cli = Cli::try_parse_from(["llmiter", "demo"].iter().chain(args))?;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         crate::run(
@@ -188,35 +256,57 @@ mod tests {
                 err: &mut err,
             },
         )?;
-        Ok(String::from_utf8(out)?)
+        Ok((String::from_utf8(out)?, String::from_utf8(err)?))
     }
 
     #[test]
-    fn fast_compare_prints_one_row_per_client() {
-        let out = demo(&["--fast", "--compare", "--calls", "60"]).unwrap();
+    fn fast_compare_says_what_separates_the_clients_and_prints_one_row_each() {
+        let (out, _) = demo(&["--fast", "--compare", "--calls", "60"]).unwrap();
         for client in ClientKind::ALL {
+            assert!(
+                out.contains(&format!("- {}: {}\n", client.label(), client.difference())),
+                "{out}"
+            );
             assert!(
                 out.contains(&format!("| burst | {} |", client.label())),
                 "{out}"
             );
         }
-        assert_eq!(out.lines().count(), 2 + ClientKind::ALL.len());
+        assert!(
+            out.starts_with("60 calls of scenario `burst`, every call in flight at once"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 1 + 2 * ClientKind::ALL.len() + 2);
     }
 
     #[test]
-    fn over_http_it_writes_the_flow_log_and_its_graph() {
+    fn over_http_it_reports_progress_and_writes_the_flow_log_and_its_graph() {
         let dir = tempfile::tempdir().unwrap();
-        let out = demo(&[
+        let (out, err) = demo(&[
             "--calls",
             "10",
             "--rpm",
             "6000",
+            "--concurrency",
+            "3",
             "--dir",
             dir.path().to_str().unwrap(),
         ])
         .unwrap();
+        assert!(
+            out.contains(
+                "at most 3 in flight per client; gpt-4o allows 6000 rpm, the clients are told 6000"
+            ),
+            "{out}"
+        );
         assert!(out.contains("| burst | ratellmiter |"), "{out}");
         assert!(out.contains("| 0 | 0 |"), "no 429 and no failure: {out}");
+        // Without a terminal, progress is a line on stderr; the last one after the end.
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with('[') && last.ends_with("] ratellmiter: 10/10 done, 0 × 429"),
+            "{err}"
+        );
         let files: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use ratellmiter_runtime::flow_log::format::sanitize_service_name;
 
-use crate::Console;
 use crate::args::{GraphArgs, ImageFormat};
 use crate::chart::{Chart, compare_chart, service_chart};
+use crate::console::Console;
 use crate::logs::{self, LoadedLog, known_services};
 use crate::{open, plot};
 
@@ -53,7 +53,7 @@ fn one_service(loaded: &LoadedLog, args: &GraphArgs) -> Result<(Chart, String)> 
             path.display()
         );
     }
-    let chart = service_chart(log, &loaded.file_name(), service, &args.lines);
+    let chart = service_chart(log, service, &args.lines);
     let name = format!(
         "{}_{}_{}",
         logs::stem(path),
@@ -68,7 +68,7 @@ fn compare(loaded: &LoadedLog) -> Result<(Chart, String)> {
     if loaded.log.seconds.is_empty() {
         bail!("no activity to draw in {}", loaded.path.display());
     }
-    let chart = compare_chart(&loaded.log, &loaded.file_name());
+    let chart = compare_chart(&loaded.log);
     Ok((chart, format!("{}_compare", logs::stem(&loaded.path))))
 }
 

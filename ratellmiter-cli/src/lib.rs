@@ -9,8 +9,13 @@
 //! ```
 //!
 //! Graphing is the default action; every other action is a subcommand. A new one is a
-//! variant of [`args::Command`], a module holding its arguments and its `run`, and an
-//! arm in [`run`].
+//! variant of [`args::Command`] with its options struct in [`args`], a module holding
+//! its `run`, and an arm in [`run`].
+//!
+//! Each module imports only modules listed before it here: [`console`], [`lines`],
+//! [`scenario`] (workloads and the clients compared), [`args`] (plain option structs),
+//! [`logs`], [`chart`], `plot`, `open`, then the commands [`graph`], [`summary`],
+//! [`mod@bench`], [`mock_server`] and [`demo`] (which draws with [`graph`]).
 //!
 //! Errors are one line on stderr (`llmiter: error: …`) with exit code 1; argument
 //! errors are clap's, with exit code 2. Text is drawn with an embedded DejaVu Sans,
@@ -19,6 +24,7 @@
 pub mod args;
 pub mod bench;
 pub mod chart;
+pub mod console;
 pub mod demo;
 pub mod graph;
 pub mod lines;
@@ -30,28 +36,13 @@ pub mod scenario;
 pub mod summary;
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::args::{Cli, Command};
-
-/// Where a command writes: its results to `out`, warnings to `err`.
-pub struct Console<'a> {
-    /// Results: paths of drawn graphs, tables.
-    pub out: &'a mut dyn Write,
-    /// Warnings about the input that did not stop the command.
-    pub err: &'a mut dyn Write,
-}
-
-impl Console<'_> {
-    /// Writes a one-line warning to `err`. A warning that cannot be written is lost:
-    /// the command's result matters more.
-    pub fn warn(&mut self, message: impl std::fmt::Display) {
-        let _ = writeln!(self.err, "llmiter: warning: {message}");
-    }
-}
+pub use crate::console::Console;
 
 /// Runs the command `cli` describes.
 pub fn run(cli: Cli, console: &mut Console<'_>) -> anyhow::Result<()> {

@@ -4,8 +4,8 @@
 //! | --- | --- | --- |
 //! | `i` | tickets issued | green `#2CA02C` (as in rateLLMiter's README) |
 //! | `r` | ticket requests | orange `#FF7F0E` (as in rateLLMiter's README) |
-//! | `o` | overflow: calls waiting for a ticket | purple `#9467BD` |
-//! | `e` | rate-limit exceptions | red `#D62728` |
+//! | `o` | overflow: calls waiting for a ticket, in the queue panel with those in flight | purple `#9467BD` |
+//! | `e` | rate-limit exceptions, as marks | red `#D62728` |
 //! | `f` | calls finished | blue `#1F77B4` |
 
 use std::fmt;

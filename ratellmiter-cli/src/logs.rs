@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use ratellmiter_runtime::flow_log::format::{FlowLog, newest_log, read_log};
 
-use crate::Console;
 use crate::args::LogArgs;
+use crate::console::Console;
 
 /// A log read from a file.
 #[derive(Debug, Clone)]
@@ -16,16 +16,6 @@ pub struct LoadedLog {
     pub path: PathBuf,
     /// What it holds.
     pub log: FlowLog,
-}
-
-impl LoadedLog {
-    /// The file's name, for titles.
-    pub fn file_name(&self) -> String {
-        self.path.file_name().map_or_else(
-            || self.path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
-    }
 }
 
 /// Finds the log `args` names (the newest in the directory by default), reads it, and

@@ -2,58 +2,20 @@
 //! OpenAI-compatible client at (`OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`).
 
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
 use ratellmiter_sim::{AccelerationLimit, Latency, PenaltyBox, Provider, ProviderConfig};
 
-use crate::Console;
-
-/// Options of `llmiter mock-server`.
-#[derive(Debug, Clone, PartialEq, Args)]
-pub struct MockServerArgs {
-    /// Requests per minute, enforced per second as OpenAI does (rpm/60 in any 1 s).
-    #[arg(long, default_value_t = 600)]
-    pub rpm: u32,
-    /// Tokens per minute, enforced per second likewise [default: unlimited].
-    #[arg(long)]
-    pub tpm: Option<u64>,
-    /// An outage, START..END in seconds since the server started (repeatable).
-    #[arg(long, value_name = "START..END", value_parser = parse_outage)]
-    pub outage: Vec<Range<Duration>>,
-    /// Tell clients when an outage ends with `retry-after`.
-    #[arg(long)]
-    pub outage_retry_after: bool,
-    /// Refuse sharp jumps in traffic, as Anthropic's acceleration limit does.
-    #[arg(long)]
-    pub acceleration: bool,
-    /// Refuse everything for 60 s after 20 refusals within 10 s.
-    #[arg(long)]
-    pub penalty: bool,
-    /// Median latency of a completion, in milliseconds (log-normal).
-    #[arg(long, default_value_t = 300)]
-    pub latency_ms: u64,
-    /// Seed of the latency draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-}
-
-fn parse_outage(spec: &str) -> Result<Range<Duration>, String> {
-    ratellmiter_sim::parse_outage(spec).map_err(|e| e.to_string())
-}
+use crate::args::MockServerArgs;
+use crate::console::Console;
 
 impl MockServerArgs {
     /// The provider these options describe.
     pub fn provider(&self) -> anyhow::Result<Provider> {
-        Ok(Provider::new(ProviderConfig {
+        let config = ProviderConfig {
             rpm: self.rpm,
             tpm: self.tpm,
-            outages: self.outage.clone(),
             outage_retry_after: self.outage_retry_after,
             acceleration: self
                 .acceleration
@@ -65,7 +27,13 @@ impl MockServerArgs {
             },
             seed: self.seed,
             ..Default::default()
-        })?)
+        };
+        let config = self
+            .outage
+            .iter()
+            .cloned()
+            .fold(config, ProviderConfig::with_outage);
+        Ok(Provider::new(config)?)
     }
 }
 
@@ -120,7 +88,7 @@ mod tests {
             "--outage",
             "10..40",
             "--outage",
-            "50..55.5",
+            "+5s..+35",
             "--acceleration",
             "--port",
             "0",
@@ -131,19 +99,31 @@ mod tests {
         assert_eq!((config.rpm, config.tpm), (300, Some(90_000)));
         assert_eq!(
             config.outages,
-            [
-                Duration::from_secs(10)..Duration::from_secs(40),
-                Duration::from_secs(50)..Duration::from_millis(55_500),
-            ]
+            [Duration::from_secs(10)..Duration::from_secs(40)]
+        );
+        assert_eq!(
+            config.outages_after_first_request,
+            [Duration::from_secs(5)..Duration::from_secs(35)]
         );
         assert_eq!(config.acceleration, Some(AccelerationLimit::for_rpm(300)));
         assert!(config.penalty.is_none());
     }
 
     #[test]
+    fn a_tpm_of_600_serves_requests_of_17_tokens() {
+        // 10 tokens a second, and a hello of 17: never "too large", one per second.
+        let mut provider = args(&["--tpm", "600"]).unwrap().provider().unwrap();
+        let t = Duration::from_secs;
+        assert!(provider.request(t(0), "gpt-4o", 17).is_accept());
+        assert!(provider.request(t(1), "gpt-4o", 17).is_accept());
+    }
+
+    #[test]
     fn a_backwards_outage_and_a_zero_rate_are_named() {
         let err = args(&["--outage", "40..10"]).unwrap_err().to_string();
         assert!(err.contains("--outage") && err.contains("40..10"), "{err}");
+        let err = args(&["--outage", "+5..35"]).unwrap_err().to_string();
+        assert!(err.contains("both ends with `+`"), "{err}");
         let err = args(&["--rpm", "0"]).unwrap().provider().unwrap_err();
         assert!(err.to_string().contains("`rpm`"), "{err}");
     }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::Console;
+use crate::console::Console;
 
 /// The opener to look for. Not `open` outside macOS: on Debian it is `openvt`.
 #[cfg(target_os = "macos")]

@@ -8,9 +8,10 @@ use anyhow::{Result, anyhow, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::register_font;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::args::ImageFormat;
-use crate::chart::{Chart, PAUSE_COLOUR, Stroke};
+use crate::chart::{Chart, PAUSE_COLOUR, PROBE_COLOUR, Panel, Stroke};
 use crate::lines::Rgb;
 
 /// DejaVu Sans (Bitstream Vera license, `assets/DejaVuSans-LICENSE.txt`).
@@ -19,6 +20,9 @@ static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family plotters asks for by default; registering the embedded font under it
 /// covers every text plotters draws.
 const FAMILY: &str = "sans-serif";
+
+/// The radius of a 429 mark, in pixels.
+const MARK_RADIUS: i32 = 5;
 
 /// Makes the embedded font the one plotters draws with, once per process.
 fn use_embedded_font() -> Result<()> {
@@ -88,55 +92,123 @@ fn tick(v: &f64) -> String {
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()> {
     drawn(root.fill(&WHITE))?;
-    // Headroom above the highest point for the legend; an empty chart still gets an axis.
-    let y_top = (chart.y_max() * 1.15).clamp(1.0, f64::MAX);
+    let title_height = if chart.summary.is_some() { 58 } else { 36 };
+    let (head, body) = root.split_vertically(title_height);
+    let centre = (head.dim_in_pixel().0 / 2) as i32;
+    let text =
+        |size| TextStyle::from((FAMILY, size).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    drawn(head.draw_text(&chart.title, &text(22), (centre, 8)))?;
+    if let Some(summary) = &chart.summary {
+        drawn(head.draw_text(summary, &text(16), (centre, 36)))?;
+    }
+    // The first panel (the rates) gets two thirds of the height when there are two.
+    let areas = match chart.panels.len() {
+        2 => {
+            let height = body.dim_in_pixel().1;
+            let (top, bottom) = body.split_vertically(height * 2 / 3);
+            vec![top, bottom]
+        }
+        _ => body.split_evenly((chart.panels.len().max(1), 1)),
+    };
+    let last = chart.panels.len().saturating_sub(1);
+    for (i, (panel, area)) in chart.panels.iter().zip(&areas).enumerate() {
+        draw_panel(area, chart, panel, i == 0, i == last)?;
+    }
+    drawn(root.present())
+}
+
+/// One panel: pauses behind, then the grid, the series in order, the probes (on the
+/// `first` panel) and the legend; the x axis is named under the `last` one.
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    panel: &Panel,
+    first: bool,
+    last: bool,
+) -> Result<()> {
+    let y_top = panel.y_top;
     let mut ctx = drawn(
-        ChartBuilder::on(&root)
-            .caption(&chart.title, (FAMILY, 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        ChartBuilder::on(area)
+            .margin_left(16)
+            .margin_right(16)
+            .margin_bottom(if last { 12 } else { 4 })
+            .x_label_area_size(if last { 44 } else { 24 })
+            .y_label_area_size(64)
             .build_cartesian_2d(0.0..chart.x_end, 0.0..y_top),
     )?;
 
-    // Pauses first, so the grid and the lines are drawn over them.
     if !chart.pauses.is_empty() {
         let fill = colour(PAUSE_COLOUR).filled();
         let spans = chart
             .pauses
             .iter()
             .map(|&(from, to)| Rectangle::new([(from, 0.0), (to, y_top)], fill));
-        drawn(ctx.draw_series(spans))?
-            .label("paused")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], fill));
+        let anno = drawn(ctx.draw_series(spans))?;
+        if first {
+            anno.label("paused")
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], fill));
+        }
     }
 
-    drawn(
-        ctx.configure_mesh()
-            .x_desc(chart.x_label)
-            .y_desc(chart.y_label)
-            .label_style((FAMILY, 14))
-            .light_line_style(BLACK.mix(0.04))
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .draw(),
-    )?;
+    let mut mesh = ctx.configure_mesh();
+    mesh.y_desc(panel.y_label)
+        .label_style((FAMILY, 14))
+        .light_line_style(BLACK.mix(0.04))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick);
+    if last {
+        mesh.x_desc(chart.x_label);
+    }
+    drawn(mesh.draw())?;
 
-    for series in &chart.series {
-        let (width, dashed) = match series.stroke {
-            Stroke::Solid => (2, false),
-            Stroke::Thin => (1, false),
-            Stroke::Dashed => (2, true),
+    for series in &panel.series {
+        let c = colour(series.colour);
+        let points = series.points.iter().map(|&(t, v)| (t, v.min(y_top)));
+        let peak = series
+            .points
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((t, v)) = peak.filter(|p| p.1 > y_top) {
+            let style = TextStyle::from((FAMILY, 14).into_font())
+                .color(&c)
+                .pos(Pos::new(HPos::Left, VPos::Top));
+            drawn(ctx.draw_series([Text::new(format!(" {v:.0} ↑"), (t, y_top), style)]))?;
+        }
+        let anno = match series.stroke {
+            Stroke::Marks => {
+                let style = c.filled();
+                let anno =
+                    drawn(ctx.draw_series(points.map(|p| Circle::new(p, MARK_RADIUS, style))))?;
+                anno.label(series.label.as_str())
+                    .legend(move |(x, y)| Circle::new((x + 10, y), MARK_RADIUS, style));
+                continue;
+            }
+            Stroke::Dashed => {
+                drawn(ctx.draw_series(DashedLineSeries::new(points, 10, 6, c.stroke_width(2))))?
+            }
+            Stroke::Solid => drawn(ctx.draw_series(LineSeries::new(points, c.stroke_width(2))))?,
+            Stroke::Thin => drawn(ctx.draw_series(LineSeries::new(points, c.stroke_width(1))))?,
+            Stroke::Band => drawn(ctx.draw_series(LineSeries::new(points, c.stroke_width(8))))?,
         };
-        let style = colour(series.colour).stroke_width(width);
-        let points = series.points.iter().copied();
-        let anno = if dashed {
-            drawn(ctx.draw_series(DashedLineSeries::new(points, 10, 6, style)))?
-        } else {
-            drawn(ctx.draw_series(LineSeries::new(points, style)))?
+        let width = match series.stroke {
+            Stroke::Band => 8,
+            Stroke::Thin => 1,
+            _ => 2,
         };
         anno.label(series.label.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(width)));
+    }
+
+    if first && !chart.probes.is_empty() {
+        let style = colour(PROBE_COLOUR).stroke_width(1);
+        let lines = chart
+            .probes
+            .iter()
+            .map(|&t| PathElement::new([(t, 0.0), (t, y_top)], style));
+        drawn(ctx.draw_series(lines))?
+            .label("probe")
+            .legend(move |(x, y)| PathElement::new([(x + 10, y - 6), (x + 10, y + 6)], style));
     }
 
     drawn(
@@ -146,6 +218,5 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .draw(),
-    )?;
-    drawn(root.present())
+    )
 }

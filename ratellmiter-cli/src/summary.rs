@@ -7,8 +7,8 @@ use std::io::Write;
 use anyhow::Result;
 use ratellmiter_runtime::flow_log::format::{FlowLog, SecondRecord};
 
-use crate::Console;
 use crate::args::SummaryArgs;
+use crate::console::Console;
 use crate::logs::{self, printable};
 
 /// The longest service name shown in the table, in characters.

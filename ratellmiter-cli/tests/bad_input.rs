@@ -93,7 +93,7 @@ fn malformed_lines_are_a_warning_and_the_rest_is_drawn() {
     assert_eq!(out.stdout.trim_end(), "./1764375000_svc_iroef.png");
     assert_eq!(
         out.stderr,
-        "llmiter: warning: ./1764375000.jsonl: skipped 3 malformed lines (line 2, 3, 36)\n"
+        "llmiter: warning: ./1764375000.jsonl: skipped 3 malformed lines (line 2, 3, 39)\n"
     );
 }
 
@@ -107,7 +107,7 @@ fn many_malformed_lines_report_the_first_five() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stderr
-            .contains("skipped 7 malformed lines (first at line 34, 35, 36, 37, 38)"),
+            .contains("skipped 7 malformed lines (first at line 37, 38, 39, 40, 41)"),
         "{out:?}"
     );
 }
@@ -202,5 +202,54 @@ fn absurd_numbers_neither_panic_nor_hang() {
             (0, ""),
             "{args:?}: {out:?}"
         );
+    }
+}
+
+#[test]
+fn mock_server_outages_must_say_where_they_count_from_at_both_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    // `--rpm 0` makes a run that got past the arguments fail at once instead of serving.
+    let out = llmiter(
+        dir.path(),
+        &["mock-server", "--rpm", "0", "--outage", "+5..35"],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(out.stdout, "");
+    for w in ["--outage", "+5..35", "both ends with `+` or neither"] {
+        assert!(out.stderr.contains(w), "{w:?} in {:?}", out.stderr);
+    }
+    let out = llmiter(
+        dir.path(),
+        &["mock-server", "--rpm", "0", "--outage", "+5..+x"],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("`+x` is not a number"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn mock_server_help_documents_every_flag_and_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = llmiter(dir.path(), &["mock-server", "--help"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for w in [
+        "GET /metrics",
+        "GET /log",
+        "POST /v1/chat/completions",
+        "OPENAI_BASE_URL",
+        "+START..+END",
+        "--rpm",
+        "--tpm",
+        "--outage-retry-after",
+        "--acceleration",
+        "--penalty",
+        "--latency-ms",
+        "--seed",
+        "--port",
+    ] {
+        assert!(out.stdout.contains(w), "{w:?} in {}", out.stdout);
     }
 }

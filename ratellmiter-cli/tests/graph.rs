@@ -1,13 +1,18 @@
 //! `llmiter` draws: the PNG has the size asked for and exactly the chosen lines'
-//! colours, the SVG names the service and strokes the same colours, the compare chart
-//! has a colour per service, and rateLLMiter's spelling draws the same image.
+//! colours, rates and the queue in panels of their own, 429s as marks, probes as lines,
+//! a title with the run's start and a summary, a 10 s mean at low rates; the SVG names
+//! the service and strokes the same colours, the compare chart has a colour per
+//! service, and rateLLMiter's spelling draws the same image.
 
 mod common;
 
 use std::path::Path;
 
 use common::{Image, llmiter, llmiter_with_path, standard_log};
-use ratellmiter_cli::chart::{ALLOWED_COLOUR, COMPARE_PALETTE, LIMIT_COLOUR, PAUSE_COLOUR};
+use ratellmiter_cli::chart::{
+    ALLOWED_COLOUR, COMPARE_PALETTE, IN_FLIGHT_COLOUR, LIMIT_COLOUR, MEAN_COLOUR, PAUSE_COLOUR,
+    PROBE_COLOUR, QUEUE_LABEL,
+};
 use ratellmiter_cli::lines::Line;
 
 /// Enough pixels of a colour to be a line or a legend sample, not a stray pixel.
@@ -40,11 +45,121 @@ fn the_default_graph_draws_every_line_with_pauses_limit_and_allowed_rate() {
         ("limit", LIMIT_COLOUR),
         ("allowed", ALLOWED_COLOUR),
         ("pause", PAUSE_COLOUR),
+        ("probe", PROBE_COLOUR),
+        ("in flight", IN_FLIGHT_COLOUR),
     ] {
         assert!(image.count(colour) > VISIBLE, "{what} is drawn");
     }
     // The title is drawn with the embedded font though the environment is empty.
     assert!(image.dark_in_rows(10..40) > 100, "the title has text");
+    assert!(image.dark_in_rows(40..56) > 100, "the summary has text");
+}
+
+/// The standard log (a burst, three 429s at 10 s, a pause, a probe at 15 s) as SVG.
+fn standard_svg() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let path = graph(
+        dir.path(),
+        &["--dir", ".", "--name", "svc", "--format", "svg"],
+    );
+    std::fs::read_to_string(dir.path().join(path)).unwrap()
+}
+
+#[test]
+fn rates_and_the_queue_are_drawn_in_panels_of_their_own() {
+    // Up to 40 calls wait, while rates stay at 10 per second: on one axis the count
+    // would set the scale. Every green pixel (issued, rates panel) lies above every
+    // purple one (waiting, queue panel); each panel names its axis.
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let path = graph(dir.path(), &["--dir", ".", "--name", "svc"]);
+    let image = Image::read(&dir.path().join(path));
+    let issued = image.rows_of(Line::Issued.colour());
+    let waiting = image.rows_of(Line::Overflow.colour());
+    assert!(!issued.is_empty() && !waiting.is_empty());
+    assert!(
+        issued.end <= waiting.start,
+        "issued in rows {issued:?}, waiting in rows {waiting:?}"
+    );
+    let svg = standard_svg();
+    assert!(svg.contains(">\nper second\n<"), "the rates axis");
+    assert!(
+        svg.contains(&format!(">\n{QUEUE_LABEL}\n<")),
+        "the queue axis"
+    );
+}
+
+#[test]
+fn rate_limits_are_marks_in_their_colour_and_probes_are_lines() {
+    let svg = standard_svg();
+    let red = Line::Exceptions.colour().hex();
+    let marks = svg
+        .lines()
+        .filter(|l| l.starts_with("<circle") && l.contains(&format!("fill=\"{red}\"")))
+        .count();
+    assert_eq!(
+        marks, 2,
+        "one mark for the one second with 429s, one in the legend"
+    );
+    let probe = PROBE_COLOUR.hex();
+    let probe_lines = svg
+        .lines()
+        .filter(|l| l.starts_with("<polyline") && l.contains(&format!("stroke=\"{probe}\"")))
+        .count();
+    assert_eq!(probe_lines, 2, "the probe at 15 s and the legend's sample");
+}
+
+#[test]
+fn the_title_names_the_service_and_the_run_s_start_with_a_summary() {
+    let svg = standard_svg();
+    // start_unix_ms 1_764_375_000_123.
+    assert!(
+        svg.contains("svc — run of Sat, 29 Nov 2025 00:10:00 GMT"),
+        "the title"
+    );
+    // 210 calls finished from 0 s to the end of 29 s; 210 at 600 rpm ideally take 21 s.
+    assert!(
+        svg.contains("210 calls in 30 s · 1.43 × ideal at 600 rpm · 3 × 429 · 1 pause · 1 probe"),
+        "the summary"
+    );
+}
+
+#[test]
+fn a_burst_far_above_the_rates_is_cut_with_its_peak_written() {
+    // 30 requests a second against rates of 10: the axis stops at 1.2 × 2 × 10 = 24.
+    let svg = standard_svg();
+    assert!(svg.contains(">\n 30 ↑\n<"), "the peak is written");
+}
+
+#[test]
+fn low_rates_get_a_10_s_mean_beside_the_whole_second_counts() {
+    // At 100 rpm (1.67 per second) whole seconds count 1 or 2 however even the pacing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = vec![common::header(&["slow"])];
+    records.extend((0..40).map(|t| {
+        ratellmiter_runtime::flow_log::format::Record::Second(
+            ratellmiter_runtime::flow_log::format::SecondRecord {
+                requested: 2,
+                issued: 1 + u64::from(t % 3 != 0),
+                finished: 1 + u64::from(t % 3 != 0),
+                allowed_rate: 100.0 / 60.0,
+                limit_rate: 100.0 / 60.0,
+                ..common::second("slow", t)
+            },
+        )
+    }));
+    common::write_log(dir.path(), "1.jsonl", &records);
+    let path = graph(dir.path(), &["--dir", ".", "--name", "slow"]);
+    let image = Image::read(&dir.path().join(path));
+    assert!(image.count(MEAN_COLOUR) > VISIBLE, "the 10 s mean is drawn");
+    assert!(image.count(Line::Issued.colour()) > 0, "beside the counts");
+
+    let dir = tempfile::tempdir().unwrap();
+    standard_log(dir.path());
+    let path = graph(dir.path(), &["--dir", ".", "--name", "svc"]);
+    let image = Image::read(&dir.path().join(path));
+    assert_eq!(image.count(MEAN_COLOUR), 0, "at 10 per second, no mean");
 }
 
 #[test]
@@ -79,13 +194,15 @@ fn the_svg_strokes_the_chosen_colours_and_names_the_service() {
     assert_eq!(path, "./1764375000_svc_ef.svg");
     let svg = std::fs::read_to_string(dir.path().join(path)).unwrap();
     assert!(svg.starts_with("<svg"));
-    assert!(svg.contains("svc — 1764375000.jsonl"), "the title");
-    for line in [Line::Exceptions, Line::Finished] {
-        assert!(
-            svg.contains(&format!("stroke=\"{}\"", line.colour().hex())),
-            "{line:?}"
-        );
-    }
+    assert!(svg.contains("svc — run of "), "the title");
+    assert!(
+        svg.contains(&format!("stroke=\"{}\"", Line::Finished.colour().hex())),
+        "finished is a line"
+    );
+    assert!(
+        svg.contains(&format!("fill=\"{}\"", Line::Exceptions.colour().hex())),
+        "429s are marks"
+    );
     for line in [Line::Issued, Line::Requests, Line::Overflow] {
         assert!(
             !svg.contains(&line.colour().hex()),

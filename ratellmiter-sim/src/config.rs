@@ -167,6 +167,11 @@ pub struct ProviderConfig {
     pub acceleration: Option<AccelerationLimit>,
     /// Intervals since the scenario start during which every request is refused.
     pub outages: Vec<Range<Duration>>,
+    /// Intervals since the model's first request during which every request is
+    /// refused (`--outage +5..+35`): outages a client can line up with its own start
+    /// without knowing when the server started. A window starting at 0 refuses the
+    /// first request too.
+    pub outages_after_first_request: Vec<Range<Duration>>,
     /// HTTP status of outage refusals: 429 (default), 503, or 529 (Anthropic's "overloaded").
     pub outage_status: u16,
     /// Penalty box after repeated refusals, off by default.
@@ -196,6 +201,7 @@ impl Default for ProviderConfig {
             quantum: Duration::from_secs(1),
             acceleration: None,
             outages: Vec::new(),
+            outages_after_first_request: Vec::new(),
             outage_status: 429,
             penalty: None,
             retry_after: true,
@@ -233,7 +239,12 @@ impl ProviderConfig {
                 return Err(ConfigError::new("acceleration.floor", "must be at least 1"));
             }
         }
-        if let Some(o) = self.outages.iter().find(|o| o.start >= o.end) {
+        if let Some(o) = self
+            .outages
+            .iter()
+            .chain(&self.outages_after_first_request)
+            .find(|o| o.start >= o.end)
+        {
             return Err(ConfigError::new(
                 "outages",
                 format!("each outage must end after it starts, got {o:?}"),
@@ -282,7 +293,10 @@ impl ProviderConfig {
         self.per_quantum(u64::from(self.rpm))
     }
 
-    /// Tokens allowed in one `quantum`: `ceil(tpm × quantum / 60 s)`, when tokens are limited.
+    /// Tokens allowed in one `quantum`: `ceil(tpm × quantum / 60 s)`, when tokens are
+    /// limited. A single request larger than this (but within `tpm`) is still accepted
+    /// into a quantum holding no other tokens: a request is refused as too large only
+    /// when it exceeds the whole minute's budget, as OpenAI's "Request too large".
     pub fn tokens_per_quantum(&self) -> Option<u64> {
         self.tpm.map(|tpm| self.per_quantum(tpm))
     }
@@ -294,34 +308,79 @@ impl ProviderConfig {
     }
 }
 
-/// Parses an outage spec `START..END` in seconds since the scenario start (fractions
-/// allowed), as the `--outage` option of `llmiter mock-server` takes it.
+/// An outage window as `llmiter mock-server --outage` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutageWindow {
+    /// `START..END`: seconds since the server (the scenario) started.
+    FromStart(Range<Duration>),
+    /// `+START..+END`: seconds since the model's first request.
+    FromFirstRequest(Range<Duration>),
+}
+
+impl ProviderConfig {
+    /// Adds `window` to [`ProviderConfig::outages`] or
+    /// [`ProviderConfig::outages_after_first_request`], as it counts.
+    pub fn with_outage(mut self, window: OutageWindow) -> Self {
+        match window {
+            OutageWindow::FromStart(w) => self.outages.push(w),
+            OutageWindow::FromFirstRequest(w) => self.outages_after_first_request.push(w),
+        }
+        self
+    }
+}
+
+/// Parses an outage spec: `START..END` in seconds since the server started, or
+/// `+START..+END` in seconds since the model's first request; fractions allowed, an
+/// `s` after a number too.
 ///
 /// ```
 /// use std::time::Duration;
-/// use ratellmiter_sim::parse_outage;
-/// assert_eq!(parse_outage("10..40").unwrap(), Duration::from_secs(10)..Duration::from_secs(40));
-/// assert_eq!(parse_outage("0.5..2").unwrap(), Duration::from_millis(500)..Duration::from_secs(2));
+/// use ratellmiter_sim::{OutageWindow, parse_outage};
+/// let s = Duration::from_secs;
+/// assert_eq!(parse_outage("10..40").unwrap(), OutageWindow::FromStart(s(10)..s(40)));
+/// assert_eq!(
+///     parse_outage("0.5..2").unwrap(),
+///     OutageWindow::FromStart(Duration::from_millis(500)..s(2))
+/// );
+/// assert_eq!(
+///     parse_outage("+5s..+35s").unwrap(),
+///     OutageWindow::FromFirstRequest(s(5)..s(35))
+/// );
 /// assert_eq!(parse_outage("40..10").unwrap_err().field(), "outage");
+/// assert_eq!(parse_outage("+5..35").unwrap_err().field(), "outage");
 /// ```
-pub fn parse_outage(spec: &str) -> Result<Range<Duration>, ConfigError> {
+pub fn parse_outage(spec: &str) -> Result<OutageWindow, ConfigError> {
     let bad = |why: &str| {
         ConfigError::new(
             "outage",
-            format!("expected START..END in seconds, like 10..40; {why} in {spec:?}"),
+            format!(
+                "expected START..END in seconds since the server started, like 10..40, or \
+                 +START..+END since the first request, like +5..+35; {why} in {spec:?}"
+            ),
         )
     };
     let (start, end) = spec.split_once("..").ok_or_else(|| bad("no `..`"))?;
+    let (start, end) = (start.trim(), end.trim());
+    let relative = start.starts_with('+');
+    if relative != end.starts_with('+') {
+        return Err(bad("give both ends with `+` or neither"));
+    }
     let secs = |s: &str| {
-        s.trim()
+        let number = s.trim_start_matches('+');
+        let number = number.strip_suffix('s').unwrap_or(number);
+        number
             .parse::<f64>()
             .ok()
             .and_then(|v| Duration::try_from_secs_f64(v).ok())
-            .ok_or_else(|| bad(&format!("`{}` is not a number of seconds ≥ 0", s.trim())))
+            .ok_or_else(|| bad(&format!("`{s}` is not a number of seconds ≥ 0")))
     };
     let (start, end) = (secs(start)?, secs(end)?);
     if start >= end {
         return Err(bad("the end is not after the start"));
     }
-    Ok(start..end)
+    Ok(if relative {
+        OutageWindow::FromFirstRequest(start..end)
+    } else {
+        OutageWindow::FromStart(start..end)
+    })
 }

@@ -43,7 +43,7 @@ pub mod server;
 mod window;
 
 pub use config::{
-    AccelerationLimit, ConfigError, Latency, PenaltyBox, ProviderConfig, parse_outage,
+    AccelerationLimit, ConfigError, Latency, OutageWindow, PenaltyBox, ProviderConfig, parse_outage,
 };
 pub use metrics::{Metrics, RequestRecord};
 pub use model::{Accepted, Decision, LimitState, Provider, RateLimitHeaders, RejectKind, Rejected};

@@ -145,6 +145,20 @@ pub fn first_accept_after<'a>(
         .min()
 }
 
+/// The gaps between consecutive acceptances within `range`, in seconds.
+fn accepted_gaps<'a>(
+    records: impl IntoIterator<Item = &'a RequestRecord>,
+    range: Range<Duration>,
+) -> Vec<f64> {
+    let mut times: Vec<f64> = records
+        .into_iter()
+        .filter(|r| r.accepted() && range.contains(&r.at))
+        .map(|r| r.at.as_secs_f64())
+        .collect();
+    times.sort_unstable_by(f64::total_cmp);
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
 /// Coefficient of variation (population standard deviation over mean) of the gaps
 /// between consecutive acceptances within `range`: 0 for perfectly even spacing, about 1
 /// for Poisson arrivals. `None` with fewer than two acceptances or a zero mean gap.
@@ -152,13 +166,7 @@ pub fn gap_cv<'a>(
     records: impl IntoIterator<Item = &'a RequestRecord>,
     range: Range<Duration>,
 ) -> Option<f64> {
-    let mut times: Vec<f64> = records
-        .into_iter()
-        .filter(|r| r.accepted() && range.contains(&r.at))
-        .map(|r| r.at.as_secs_f64())
-        .collect();
-    times.sort_unstable_by(f64::total_cmp);
-    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let gaps = accepted_gaps(records, range);
     if gaps.is_empty() {
         return None;
     }
@@ -169,6 +177,19 @@ pub fn gap_cv<'a>(
     }
     let variance = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
     Some(variance.sqrt() / mean)
+}
+
+/// The share of the gaps between consecutive acceptances within `range` shorter than
+/// `under`: near 0 for even spacing, near 1 when requests go out in clumps (a whole
+/// second's batch at once). `None` with fewer than two acceptances.
+pub fn short_gap_share<'a>(
+    records: impl IntoIterator<Item = &'a RequestRecord>,
+    range: Range<Duration>,
+    under: Duration,
+) -> Option<f64> {
+    let gaps = accepted_gaps(records, range);
+    let short = gaps.iter().filter(|&&g| g < under.as_secs_f64()).count();
+    (!gaps.is_empty()).then(|| short as f64 / gaps.len() as f64)
 }
 
 /// Durations as fractional seconds in JSON.

@@ -2,6 +2,7 @@
 //! start, with no clock, I/O or sleeping, so it runs in virtual time.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -23,7 +24,7 @@ pub enum RejectKind {
     Requests,
     /// Over the token limit of the quantum or of the minute.
     Tokens,
-    /// More tokens than the quantum allows at all: waiting cannot help.
+    /// More tokens than the whole minute allows: waiting cannot help.
     TooLarge,
     /// A sharp jump from a low recent rate (see [`AccelerationLimit`](crate::AccelerationLimit)).
     Acceleration,
@@ -238,6 +239,9 @@ struct ModelState {
     /// Times of refusals that count toward the penalty box.
     refusals: SlidingWindow,
     penalty_until: Option<Duration>,
+    /// When this model's first request came: the origin of
+    /// [`ProviderConfig::outages_after_first_request`].
+    first_request: Option<Duration>,
     rng: ChaCha8Rng,
 }
 
@@ -252,10 +256,12 @@ impl ModelState {
             tokens: SlidingWindow::default(),
             refusals: SlidingWindow::default(),
             penalty_until: None,
+            first_request: None,
         }
     }
 
     fn request(&mut self, now: Duration, tokens: u64) -> Decision {
+        self.first_request.get_or_insert(now);
         self.requests.prune(now, MINUTE);
         self.tokens.prune(now, MINUTE);
         if let Some(p) = self.config.penalty {
@@ -312,7 +318,7 @@ impl ModelState {
         let c = &self.config;
         let kind = if !self.fits(&self.requests, now, c.rpm.into(), 1) {
             RejectKind::Requests
-        } else if c.tokens_per_quantum().is_some_and(|limit| tokens > limit) {
+        } else if c.tpm.is_some_and(|tpm| tokens > tpm) {
             return Some((RejectKind::TooLarge, None));
         } else if c
             .tpm
@@ -328,8 +334,10 @@ impl ModelState {
     }
 
     /// Whether `extra` fits under `per_minute`, both per quantum and per minute, at `now`.
+    /// A quantum holds at least `extra`, so what fits in the minute is never too large
+    /// for every quantum.
     fn fits(&self, window: &SlidingWindow, now: Duration, per_minute: u64, extra: u64) -> bool {
-        let quantum = self.config.per_quantum(per_minute);
+        let quantum = self.config.per_quantum(per_minute).max(extra);
         window.ready_at(now, self.config.quantum, quantum, extra) == Some(now)
             && window.ready_at(now, MINUTE, per_minute, extra) == Some(now)
     }
@@ -359,10 +367,12 @@ impl ModelState {
             .max(self.requests.ready_at(from, MINUTE, rpm, 1)?);
         if let Some(tpm) = c.tpm {
             at = at
-                .max(
-                    self.tokens
-                        .ready_at(from, c.quantum, c.per_quantum(tpm), tokens)?,
-                )
+                .max(self.tokens.ready_at(
+                    from,
+                    c.quantum,
+                    c.per_quantum(tpm).max(tokens),
+                    tokens,
+                )?)
                 .max(self.tokens.ready_at(from, MINUTE, tpm, tokens)?);
         }
         // The acceleration allowance can shrink as traffic ages out, so try each moment it
@@ -380,8 +390,15 @@ impl ModelState {
 
     /// The end of the outage (outages chained end to end count as one) covering `now`.
     fn outage_end(&self, now: Duration) -> Option<Duration> {
-        let mut end = self.config.outages.iter().find(|o| o.contains(&now))?.end;
-        while let Some(next) = self.config.outages.iter().find(|o| o.contains(&end)) {
+        let c = &self.config;
+        let after_first = self.first_request.into_iter().flat_map(|first| {
+            c.outages_after_first_request
+                .iter()
+                .map(move |o| first + o.start..first + o.end)
+        });
+        let windows: Vec<Range<Duration>> = c.outages.iter().cloned().chain(after_first).collect();
+        let mut end = windows.iter().find(|o| o.contains(&now))?.end;
+        while let Some(next) = windows.iter().find(|o| o.contains(&end)) {
             end = next.end;
         }
         Some(end)

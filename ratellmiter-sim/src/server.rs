@@ -10,7 +10,8 @@
 //! in tokio's paused time stay exact.
 //!
 //! The server's clock is [`tokio::time::Instant`] since [`spawn`], so outage windows
-//! count from there and tests under tokio's paused time stay deterministic.
+//! count from there (those of `outages_after_first_request` from each model's first
+//! request) and tests under tokio's paused time stay deterministic.
 
 use std::convert::Infallible;
 use std::io;

@@ -98,9 +98,89 @@ fn tokens_are_quantized_too_and_oversized_requests_are_final() {
     assert_eq!((tokens.limit, tokens.remaining), (6000, 5900));
     assert_eq!(accepted.tokens, 20);
 
-    let too_large = p.request(secs(5), "m", 101);
+    // Larger than a second's 100 but within the minute's 6000: it goes alone into a
+    // quantum holding no other tokens, never "too large".
+    let big = p.request(secs(5), "m", 101);
+    assert!(big.is_accept(), "{big:?}");
+    let after = p.request(ms(5_500), "m", 1);
+    assert_eq!(after.reject_kind(), Some(RejectKind::Tokens));
+    assert_eq!(
+        after.retry_after(),
+        Some(ms(500)),
+        "once the 101 leave the second"
+    );
+
+    let too_large = p.request(secs(10), "m", 6001);
     assert_eq!(too_large.reject_kind(), Some(RejectKind::TooLarge));
     assert_eq!(too_large.retry_after(), None);
+}
+
+#[test]
+fn a_tpm_smaller_than_a_request_per_second_still_serves_every_request_that_fits_the_minute() {
+    // 600 tpm quantizes to 10 tokens a second; requests of 17 tokens used to be
+    // refused as too large for ever. Now 35 of them fit each minute (595 tokens), one
+    // per quantum, and waiting for the quantum or the minute always helps.
+    let mut p = provider(ProviderConfig {
+        tpm: Some(600),
+        ..rpm(600)
+    });
+    let mut accepted = 0;
+    let mut t = Duration::ZERO;
+    while t < secs(60) {
+        match p.request(t, "m", 17) {
+            Decision::Accept(_) => accepted += 1,
+            Decision::Reject(r) => {
+                assert_ne!(r.kind, RejectKind::TooLarge, "at {t:?}");
+                assert!(r.retry_after.is_some(), "waiting helps: {r:?}");
+            }
+        }
+        t += ms(250);
+    }
+    assert_eq!(accepted, 35);
+    assert_eq!(
+        p.request(secs(120), "m", 601).reject_kind(),
+        Some(RejectKind::TooLarge),
+        "only more than the whole minute is too large"
+    );
+}
+
+#[test]
+fn outages_can_count_from_the_first_request() {
+    // The first request comes 100 s after the server started; `+5..+35` is then
+    // 105 s..135 s, whatever the server's age.
+    let mut p = provider(ProviderConfig {
+        outages_after_first_request: vec![secs(5)..secs(35)],
+        outage_retry_after: true,
+        ..rpm(600)
+    });
+    assert!(p.request(secs(100), "m", 1).is_accept());
+    assert!(p.request(ms(104_999), "m", 1).is_accept());
+    let Decision::Reject(refused) = p.request(secs(105), "m", 1) else {
+        panic!("outage from 105 s");
+    };
+    assert_eq!(refused.kind, RejectKind::Outage);
+    assert_eq!(refused.retry_after, Some(secs(30)), "it ends at 135 s");
+    assert!(!p.request(ms(134_999), "m", 1).is_accept());
+    assert!(p.request(secs(135), "m", 1).is_accept());
+    // Another model's clock starts at its own first request.
+    assert!(p.request(secs(106), "other", 1).is_accept());
+
+    // A window from 0 refuses the first request too; one from the start and one from
+    // the first request chain into one outage.
+    let mut p = provider(ProviderConfig {
+        outages: vec![secs(0)..secs(12)],
+        outages_after_first_request: vec![secs(0)..secs(5)],
+        outage_retry_after: true,
+        ..rpm(600)
+    });
+    let Decision::Reject(refused) = p.request(secs(10), "m", 1) else {
+        panic!("outage");
+    };
+    assert_eq!(
+        refused.retry_after,
+        Some(secs(5)),
+        "12 s, then 10 s + 5 s = 15 s"
+    );
 }
 
 #[test]
@@ -333,7 +413,7 @@ fn each_model_has_its_own_limits_and_unknown_models_the_default() {
         Some(RejectKind::Requests)
     );
     assert_eq!(
-        p.request(ms(0), "tokens", 11).reject_kind(),
+        p.request(ms(0), "tokens", 601).reject_kind(),
         Some(RejectKind::TooLarge)
     );
     for _ in 0..10 {

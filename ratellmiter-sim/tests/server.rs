@@ -140,7 +140,7 @@ async fn a_refusal_is_429_with_retry_after_and_openai_error_body() {
 #[tokio::test]
 async fn a_token_refusal_has_type_tokens() {
     // 6000 tpm allows 100 tokens a second: two 60-token requests are one too many.
-    // "tiny" has 60 tpm, 1 token a second: the 14-token hello can never fit.
+    // "tiny" has 10 tpm: the 14-token hello can never fit, not even in a whole minute.
     let provider = Provider::new(ProviderConfig {
         tpm: Some(6000),
         ..rpm(600)
@@ -149,7 +149,7 @@ async fn a_token_refusal_has_type_tokens() {
         p.with_model(
             "tiny",
             ProviderConfig {
-                tpm: Some(60),
+                tpm: Some(10),
                 ..rpm(600)
             },
         )

@@ -1,6 +1,6 @@
 //! The clients compared: no limiter with exponential backoff, a governor token bucket
-//! with the same backoff, ratellmiter, and ratellmiter configured the way rateLLMiter
-//! works (no adaptive limit, no provider headers).
+//! with the same backoff, rateLLMiter's own algorithm (ported in
+//! [`super::rate_llmiter`]), and ratellmiter.
 
 use std::num::NonZeroU32;
 use std::ops::Add;
@@ -17,6 +17,7 @@ use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, current};
 use tokio::time::Instant;
 
 use super::openai_client::Stack;
+use super::rate_llmiter::RateLlmiter;
 use super::transport::{ApiError, Reply, Transport};
 
 /// Retries after a rate limit, for every client: ratellmiter's default `max_retries`.
@@ -31,9 +32,9 @@ pub enum ClientKind {
     Governor,
     /// ratellmiter with everything on: adaptive limit, token budget, provider headers.
     Ratellmiter,
-    /// ratellmiter as rateLLMiter works: requests per minute only, no adaptive limit,
-    /// no provider headers.
-    RateLlmiterLike,
+    /// rateLLMiter's algorithm, ported from its Python source: per-second buckets that
+    /// ramp, a pause and probes after a rate limit, retry-after ignored.
+    RateLlmiter,
     /// async-openai's client with its default retries (exponential backoff on 429 and
     /// 5xx, honouring `retry-after`, three retries).
     AsyncOpenai,
@@ -47,7 +48,7 @@ impl ClientKind {
         ClientKind::Backoff,
         ClientKind::Governor,
         ClientKind::AsyncOpenai,
-        ClientKind::RateLlmiterLike,
+        ClientKind::RateLlmiter,
         ClientKind::Ratellmiter,
         ClientKind::AsyncOpenaiLayer,
     ];
@@ -57,10 +58,42 @@ impl ClientKind {
         match self {
             ClientKind::Backoff => "backoff (backon)",
             ClientKind::Governor => "governor + backoff",
-            ClientKind::RateLlmiterLike => "rateLLMiter-like",
+            ClientKind::RateLlmiter => "rateLLMiter (port)",
             ClientKind::Ratellmiter => "ratellmiter",
             ClientKind::AsyncOpenai => "async-openai's own retries",
             ClientKind::AsyncOpenaiLayer => "async-openai + ratellmiter layer",
+        }
+    }
+
+    /// What separates this client from the one before it in [`ClientKind::ALL`].
+    pub fn difference(self) -> &'static str {
+        match self {
+            ClientKind::Backoff => {
+                "no limiter: every call at once, each 429 retried after an exponential \
+                 backoff with jitter (1 s doubling to 60 s)"
+            }
+            ClientKind::Governor => {
+                "+ a token bucket at the configured rate: a full bucket goes at once, then \
+                 one call per 60/rpm s; 429s get the same backoff"
+            }
+            ClientKind::RateLlmiter => {
+                "instead of a bucket and backoff, per-second batches released by a 1 s tick, \
+                 ramping up, and after a 429 a pause until a probe (every 10 s, growing \
+                 ×1.5, never reset) gets through; retry-after ignored"
+            }
+            ClientKind::AsyncOpenai => {
+                "async-openai's client alone: each 429 retried after its own exponential \
+                 backoff (honouring retry-after), three retries, then the error"
+            }
+            ClientKind::Ratellmiter => {
+                "tickets spread 60/rpm s apart (no clumps), a slow start after a jump, \
+                 retry-after and rate-limit headers obeyed, a learned ceiling and token \
+                 budgets"
+            }
+            ClientKind::AsyncOpenaiLayer => {
+                "async-openai's client with ratellmiter's tower layer as its HTTP service: \
+                 the pacing above, and the layer sees the headers async-openai's errors drop"
+            }
         }
     }
 }
@@ -90,6 +123,8 @@ pub enum ModelClient {
     },
     /// async-openai's client over this stack.
     AsyncOpenai(Stack),
+    /// rateLLMiter's algorithm.
+    RateLlmiter(RateLlmiter),
 }
 
 /// governor's direct limiter, reading tokio's clock so it runs in paused time too.
@@ -124,16 +159,7 @@ impl ModelClient {
             ClientKind::AsyncOpenaiLayer => {
                 ModelClient::AsyncOpenai(Stack::Layer(full_limiter(cfg)?))
             }
-            ClientKind::RateLlmiterLike => ModelClient::Limiter {
-                limiter: Arc::new(
-                    BucketRateLimiter::builder()
-                        .rpm(cfg.rpm)
-                        .adaptive(false)
-                        .max_retries(MAX_RETRIES)
-                        .build()?,
-                ),
-                headers: false,
-            },
+            ClientKind::RateLlmiter => ModelClient::RateLlmiter(RateLlmiter::new(cfg.rpm)),
         })
     }
 
@@ -187,6 +213,20 @@ impl ModelClient {
             }
             ModelClient::AsyncOpenai(stack) => {
                 super::openai_client::call(stack, transport, model, tokens).await
+            }
+            ModelClient::RateLlmiter(limiter) => {
+                // The service's `ratellmiter_is_llm_blocked`: one small completion.
+                let (probe_transport, probe_model) = (transport.clone(), model.to_owned());
+                let probe = move || {
+                    let (transport, model) = (probe_transport.clone(), probe_model.clone());
+                    async move {
+                        matches!(
+                            transport.send(&model, 1).await,
+                            Err(ApiError::RateLimited { .. })
+                        )
+                    }
+                };
+                limiter.run(|| transport.send(model, tokens), probe).await
             }
         }
     }

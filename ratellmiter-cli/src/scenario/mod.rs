@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod http;
 mod openai_client;
+pub mod rate_llmiter;
 mod report;
 pub mod transport;
 
@@ -19,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 pub use clients::{ClientKind, Configured, ModelClient};
-pub use report::{Row, markdown_table};
+pub use report::{Row, SHORT_GAP, markdown_table};
 pub use transport::{ApiError, Reply, Transport};
 
 /// The scenarios, by name on the command line.
@@ -434,7 +435,7 @@ mod tests {
     #[test]
     fn the_token_budget_avoids_the_429s_rate_only_pacing_gets() {
         let ours = run(ScenarioKind::Tokens, ClientKind::Ratellmiter, 200);
-        let rate_only = run(ScenarioKind::Tokens, ClientKind::RateLlmiterLike, 200);
+        let rate_only = run(ScenarioKind::Tokens, ClientKind::RateLlmiter, 200);
         assert_eq!(ours.refused, 0, "{ours:?}");
         assert!(rate_only.refused > 0, "{rate_only:?}");
         assert!(ours.completion < rate_only.completion);
@@ -452,7 +453,7 @@ mod tests {
     fn the_table_has_one_line_per_run() {
         let rows = [
             run(ScenarioKind::ThreeModels, ClientKind::Ratellmiter, 20),
-            run(ScenarioKind::ThreeModels, ClientKind::RateLlmiterLike, 20),
+            run(ScenarioKind::ThreeModels, ClientKind::RateLlmiter, 20),
         ];
         let table = markdown_table(&rows);
         assert_eq!(table.lines().count(), 4);

@@ -5,9 +5,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use ratellmiter_sim::RequestRecord;
-use ratellmiter_sim::metrics::{Metrics, first_accept_after, gap_cv};
+use ratellmiter_sim::metrics::{Metrics, first_accept_after, gap_cv, short_gap_share};
 
 use super::{ClientKind, Observed, Scenario, ScenarioKind};
+
+/// A gap between two accepted requests shorter than this is a clump: at 600 rpm an
+/// even gap is 100 ms.
+pub const SHORT_GAP: Duration = Duration::from_millis(10);
 
 /// The measures of one scenario run by one client.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,8 @@ pub struct Row {
     /// Coefficient of variation of the gaps between accepted requests of the first
     /// model while calls were backlogged (before any outage).
     pub gap_cv: Option<f64>,
+    /// Of the same gaps, the share under [`SHORT_GAP`]: requests sent in clumps.
+    pub short_gaps: Option<f64>,
     /// From the outage's end to the first accepted request.
     pub outage_lag: Option<Duration>,
 }
@@ -72,6 +78,11 @@ impl Row {
                 log.iter().filter(|r| &r.model == first),
                 Duration::ZERO..backlogged_until,
             ),
+            short_gaps: short_gap_share(
+                log.iter().filter(|r| &r.model == first),
+                Duration::ZERO..backlogged_until,
+                SHORT_GAP,
+            ),
             outage_lag: scenario.outage.as_ref().and_then(|o| {
                 first_accept_after(log.iter().filter(|r| &r.model == first), o.end)
                     .map(|t| t - o.end)
@@ -91,8 +102,8 @@ fn slash(values: &[u64]) -> String {
 /// A markdown table of `rows`, one line each.
 pub fn markdown_table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | client | completion | ÷ ideal | 429s | failed | max/1 s | max/60 s | gap CV | outage → 1st success |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | client | completion | ÷ ideal | 429s | failed | max/1 s | max/60 s | gap CV | gaps < 10 ms | outage → 1st success |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let scenario = clap::ValueEnum::to_possible_value(&r.scenario)
@@ -100,7 +111,7 @@ pub fn markdown_table(rows: &[Row]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {scenario} | {} | {:.1} s | {:.3} | {} | {} | {} | {} | {} | {} |",
+            "| {scenario} | {} | {:.1} s | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
             r.client.label(),
             r.completion.as_secs_f64(),
             r.vs_ideal,
@@ -109,6 +120,8 @@ pub fn markdown_table(rows: &[Row]) -> String {
             slash(&r.max_1s),
             slash(&r.max_60s),
             r.gap_cv.map_or("–".into(), |cv| format!("{cv:.2}")),
+            r.short_gaps
+                .map_or("–".into(), |share| format!("{:.0} %", share * 100.0)),
             r.outage_lag
                 .map_or("–".into(), |d| format!("{:.1} s", d.as_secs_f64())),
         );

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ratellmiter_runtime::flow_log::format::{
-    FORMAT_NAME, FORMAT_VERSION, Footer, Header, Record, SecondRecord, ServiceSettings,
+    EventKind, EventRecord, FORMAT_NAME, FORMAT_VERSION, Footer, Header, Record, SecondRecord,
+    ServiceSettings,
 };
 
 /// Settings of a 600 rpm (10 per second) service.
@@ -61,10 +62,19 @@ pub fn second(service: &str, t: u64) -> SecondRecord {
     }
 }
 
-/// A busy service over `seconds` seconds: every line nonzero at some point, a
-/// rate limit at 10 s followed by a pause of 5 s.
+/// A busy service over `seconds` seconds: a burst of 30 requests a second for 3 s, then
+/// 8; every line nonzero at some point; three 429s at 10 s followed by a pause of 5 s
+/// and a probe at 15 s.
 pub fn busy(service: &str, seconds: u64) -> Vec<Record> {
-    (0..seconds)
+    let event = |t_ms, kind| {
+        Record::Event(EventRecord {
+            service: service.into(),
+            t_ms,
+            kind,
+            detail: None,
+        })
+    };
+    let mut records: Vec<Record> = (0..seconds)
         .map(|t| {
             let mut s = second(service, t);
             s.requested = if t < 3 { 30 } else { 8 };
@@ -74,10 +84,17 @@ pub fn busy(service: &str, seconds: u64) -> Vec<Record> {
             s.rate_limited = u64::from(t == 10) * 3;
             s.paused = (10..15).contains(&t);
             s.allowed_rate = (2.5 + t as f64).min(10.0);
+            s.in_flight = 5;
             s.waits_ms = vec![t * 10; s.issued as usize];
             Record::Second(s)
         })
-        .collect()
+        .collect();
+    if seconds > 15 {
+        records.push(event(10_200, EventKind::Pause));
+        records.push(event(15_000, EventKind::Probe));
+        records.push(event(15_300, EventKind::Resume));
+    }
+    records
 }
 
 /// Writes `records` as a log file `name` in `dir`, one JSON line each.
@@ -164,6 +181,22 @@ impl Image {
             .chunks_exact(3)
             .filter(|p| p == &[colour.0, colour.1, colour.2])
             .count()
+    }
+
+    /// The rows from the first to the last holding a pixel of exactly `colour`
+    /// (empty without any).
+    pub fn rows_of(&self, colour: ratellmiter_cli::lines::Rgb) -> std::ops::Range<u32> {
+        let rows: Vec<u32> = self
+            .rgb
+            .chunks_exact(3)
+            .enumerate()
+            .filter(|(_, p)| p == &[colour.0, colour.1, colour.2])
+            .map(|(i, _)| i as u32 / self.width)
+            .collect();
+        match (rows.first(), rows.last()) {
+            (Some(&a), Some(&b)) => a..b + 1,
+            _ => 0..0,
+        }
     }
 
     /// How many dark pixels (text, axes) the rows `rows` hold.

@@ -1,63 +1,14 @@
-//! The flow log's records (JSON Lines, version [`FORMAT_VERSION`]) and a reader that
-//! turns a log file back into them for the `llmiter` command.
-//!
-//! A log is one file per monitor run, `<log_dir>/<start unix seconds>.jsonl`. Every line
-//! is a JSON object tagged by `"type"`:
-//!
-//! 1. a [`Header`] first, with the settings of the services known at start;
-//! 2. a [`ServiceSettings`] line (`"type":"service"`) for each service added later;
-//! 3. a [`SecondRecord`] per service per second of activity (idle seconds are omitted);
-//! 4. an [`EventRecord`] for each pause, probe, resume, exhausted retry, …;
-//! 5. a [`Footer`] last, when the monitor stopped cleanly.
-//!
-//! Readers ignore unknown types and unknown fields, so a newer writer may add them
-//! without a new version; a header whose `version` is greater than [`FORMAT_VERSION`]
-//! is refused.
-//!
-//! # Reading a log
-//!
-//! ```
-//! use ratellmiter::flow_log::format::FlowLog;
-//!
-//! let text = r#"{"type":"header","format":"ratellmiter-flow","version":1,"start_unix_ms":1764375000123,"services":[]}
-//! {"type":"second","service":"gpt-4o","t":0,"requested":3,"issued":2,"reissued":0,"finished":1,"rate_limited":0,"waiting":1,"in_flight":1,"allowed_rate":2.5,"limit_rate":10.0,"paused":false,"tokens":0,"waits_ms":[0,40]}
-//! {"type":"second","service":"gpt-4o","t":1,"requ
-//! {"type":"footer","end_unix_ms":1764375002000,"dropped_records":0}
-//! "#;
-//! let log = FlowLog::parse(text.as_bytes())?;
-//! assert_eq!(log.service_names(), ["gpt-4o"]);
-//! assert_eq!(log.seconds_for("gpt-4o").map(|s| s.issued).sum::<u64>(), 2);
-//! // The truncated third line is skipped and reported, not fatal.
-//! assert_eq!(log.malformed.count, 1);
-//! assert_eq!(log.malformed.first_line_numbers, [3]);
-//! # Ok::<(), ratellmiter::flow_log::format::ReadError>(())
-//! ```
-//!
-//! The newest log of a directory, as `llmiter` picks it by default:
-//!
-//! ```no_run
-//! use std::path::Path;
-//! use ratellmiter::flow_log::format::{newest_log, read_log};
-//!
-//! let path = newest_log(Path::new("ratellmiter_logs"))?;
-//! let log = read_log(&path)?;
-//! println!("{}: {} seconds of activity", path.display(), log.seconds.len());
-//! # Ok::<(), ratellmiter::flow_log::format::ReadError>(())
-//! ```
+//! Reading a log back into its records: malformed lines skipped and counted, a
+//! header checked first, long lines streamed past.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
-/// The version of the format this module writes and the greatest it reads.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// The `format` field of every header.
-pub const FORMAT_NAME: &str = "ratellmiter-flow";
+use super::records::{
+    EventRecord, FORMAT_NAME, FORMAT_VERSION, Footer, Header, Record, SecondRecord, ServiceSettings,
+};
 
 /// The longest line the reader keeps, in bytes. Real lines are a few hundred bytes
 /// (a busy second's `waits_ms` a few kilobytes); anything longer is damage, and is
@@ -66,144 +17,6 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// How many malformed line numbers [`MalformedLines`] keeps for a report.
 pub const MALFORMED_LINES_KEPT: usize = 5;
-
-/// One line of the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Record {
-    /// The first line: format, version, start time and the services known at start.
-    Header(Header),
-    /// A service added after the header.
-    Service(ServiceSettings),
-    /// One service's counts for one second.
-    Second(SecondRecord),
-    /// Something that happened to a service at a precise time.
-    Event(EventRecord),
-    /// The last line of a log whose monitor stopped cleanly.
-    Footer(Footer),
-    /// A record type this reader does not know, from a newer writer; never written.
-    #[serde(other)]
-    Unknown,
-}
-
-/// The first line of a log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Header {
-    /// Always [`FORMAT_NAME`].
-    pub format: String,
-    /// The format version, [`FORMAT_VERSION`] when written by this crate.
-    pub version: u32,
-    /// When the monitor started, milliseconds since the Unix epoch; every `t` and
-    /// `t_ms` in the log counts from here.
-    pub start_unix_ms: u64,
-    /// The services registered when the log started.
-    #[serde(default)]
-    pub services: Vec<ServiceSettings>,
-}
-
-/// A service's limiter settings, as configured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceSettings {
-    /// The exact service name: any UTF-8, possibly with `/` or `..`; see
-    /// [`sanitize_service_name`] before using it in a file name.
-    pub name: String,
-    /// Requests per minute allowed.
-    pub rpm: u32,
-    /// Tokens per minute allowed, when there is a token budget.
-    pub tpm: Option<u64>,
-    /// The fraction of the full rate a ramp starts from.
-    pub ramp_start: f64,
-    /// The fraction of the full rate added per ramp step.
-    pub ramp_step: f64,
-    /// The first probe interval after a rate limit, milliseconds.
-    pub probe_initial_ms: u64,
-    /// The factor a failed probe multiplies the interval by.
-    pub probe_factor: f64,
-    /// The longest probe interval, milliseconds.
-    pub probe_max_ms: u64,
-    /// Rate-limited attempts retried before giving up.
-    pub max_retries: u32,
-    /// Whether the limiter learns a lower ceiling from rate limits.
-    pub adaptive: bool,
-}
-
-/// One service's activity during one second.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecondRecord {
-    /// The service's exact name.
-    pub service: String,
-    /// Whole seconds since [`Header::start_unix_ms`].
-    pub t: u64,
-    /// New ticket requests (`r` in `llmiter -lines`).
-    pub requested: u64,
-    /// Tickets issued, re-issues included (`i`).
-    pub issued: u64,
-    /// Of the issued tickets, those re-issued after a rate limit.
-    pub reissued: u64,
-    /// Calls finished with any outcome but a rate limit (`f`).
-    pub finished: u64,
-    /// Rate-limit errors reported (`e`).
-    pub rate_limited: u64,
-    /// Calls waiting for a ticket at the end of the second (`o`, "overflow").
-    pub waiting: u64,
-    /// Tickets out at the end of the second.
-    pub in_flight: u64,
-    /// Tickets per second the pacer allowed at the end of the second (ramp, learned
-    /// ceiling).
-    pub allowed_rate: f64,
-    /// The configured limit, tickets per second (`rpm / 60`).
-    pub limit_rate: f64,
-    /// Whether the limiter was paused (waiting to probe) at any moment of the second.
-    pub paused: bool,
-    /// Tokens charged (0 without a token budget).
-    pub tokens: u64,
-    /// How long each ticket issued this second waited, milliseconds.
-    pub waits_ms: Vec<u64>,
-}
-
-/// Something that happened to a service, to the millisecond.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// The service's exact name.
-    pub service: String,
-    /// Milliseconds since [`Header::start_unix_ms`].
-    pub t_ms: u64,
-    /// What happened.
-    pub kind: EventKind,
-    /// Free text for people, when there is something to add.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// What an [`EventRecord`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// Issuing stopped after a rate limit, until a probe.
-    Pause,
-    /// A single call let through to test whether the provider accepts calls again.
-    Probe,
-    /// Issuing resumed after a successful probe.
-    Resume,
-    /// A call was rate limited more times than `max_retries` and gave up.
-    RetryExhausted,
-    /// A call named a service nobody registered; it got a default limiter.
-    UnknownService,
-    /// The limiter learned a new ceiling from rate limits.
-    LearnedRate,
-    /// A kind this reader does not know, from a newer writer; never written.
-    #[serde(other)]
-    Other,
-}
-
-/// The last line of a log whose monitor stopped cleanly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Footer {
-    /// When the monitor stopped, milliseconds since the Unix epoch.
-    pub end_unix_ms: u64,
-    /// Records the writer could not write (full or unwritable disk).
-    pub dropped_records: u64,
-}
 
 /// The lines of a log that could not be read, skipped rather than fatal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -408,45 +221,6 @@ pub fn read_log(path: &Path) -> Result<FlowLog, ReadError> {
     FlowLog::parse(BufReader::new(file))
 }
 
-/// The newest non-empty `*.jsonl` log in `dir`: the greatest start time in its name
-/// (`<start unix seconds>.jsonl`), or among names that are no number, the latest
-/// modified. This is what `llmiter` graphs when no file is named.
-pub fn newest_log(dir: &Path) -> Result<PathBuf, ReadError> {
-    if !dir.exists() {
-        return Err(ReadError::NoLogDir(dir.to_owned()));
-    }
-    if !dir.is_dir() {
-        return Err(ReadError::NotADir(dir.to_owned()));
-    }
-    let mut newest: Option<(Option<u64>, SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-            continue;
-        }
-        // An entry that vanished or cannot be read is not a log to pick.
-        let Ok(meta) = entry.metadata() else {
-            continue;
-        };
-        if !meta.is_file() || meta.len() == 0 {
-            continue;
-        }
-        let start = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<u64>().ok());
-        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let key = (start, modified, path);
-        if newest.as_ref().is_none_or(|n| key > *n) {
-            newest = Some(key);
-        }
-    }
-    newest
-        .map(|(_, _, path)| path)
-        .ok_or_else(|| ReadError::NoLogs(dir.to_owned()))
-}
-
 /// Why a log could not be found or read.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -518,56 +292,12 @@ impl From<io::Error> for ReadError {
     }
 }
 
-/// The longest sanitized name before its hash suffix, in bytes.
-const MAX_NAME_BYTES: usize = 100;
-
-/// `name` made safe as part of a file name: no `/`, `\`, `..`, NUL, control or
-/// Windows-reserved characters, no leading dot, at most 100 bytes (cut on a character
-/// boundary). A name that had to change gets `-` and 8 hex digits of a hash of the
-/// original, so distinct service names keep distinct files; a safe name is kept as is.
-///
-/// ```
-/// use ratellmiter::flow_log::format::sanitize_service_name;
-///
-/// assert_eq!(sanitize_service_name("gpt-4o"), "gpt-4o");
-/// let s = sanitize_service_name("openai/gpt-4o");
-/// assert!(s.starts_with("openai_gpt-4o-") && !s.contains('/'));
-/// assert_ne!(s, sanitize_service_name("openai\\gpt-4o"));
-/// ```
-pub fn sanitize_service_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len().min(MAX_NAME_BYTES));
-    let mut prev = None;
-    for c in name.chars() {
-        let bad = c.is_control()
-            || matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
-            // A leading dot hides the file; a dot after a dot makes `..`.
-            || (c == '.' && matches!(prev, None | Some('.')));
-        prev = Some(c);
-        let c = if bad { '_' } else { c };
-        if out.len() + c.len_utf8() > MAX_NAME_BYTES {
-            break;
-        }
-        out.push(c);
-    }
-    if out == name && !name.is_empty() {
-        return out;
-    }
-    format!("{out}-{:08x}", fnv1a(name.as_bytes()) as u32)
-}
-
-/// FNV-1a, 64 bits: a hash that stays the same across Rust versions and platforms, so
-/// the file name a writer chose is the one a later reader computes.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::flow_log::format::EventKind;
 
     fn settings(name: &str) -> ServiceSettings {
         ServiceSettings {
@@ -869,36 +599,6 @@ mod tests {
     }
 
     #[test]
-    fn newest_log_takes_the_greatest_start_time_with_data() {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
-        write("999.jsonl", "x");
-        write("1000.jsonl", "x");
-        write("99999.jsonl", ""); // newest, but empty
-        write("5000.txt", "x");
-        write("notes.jsonl", "x");
-        std::fs::create_dir(dir.path().join("7000.jsonl")).unwrap();
-        assert_eq!(
-            newest_log(dir.path()).unwrap(),
-            dir.path().join("1000.jsonl")
-        );
-    }
-
-    #[test]
-    fn newest_log_explains_a_missing_dir_and_no_logs() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = newest_log(dir.path()).unwrap_err();
-        assert!(matches!(err, ReadError::NoLogs(_)));
-        assert!(err.to_string().contains("no flow log"), "{err}");
-        let missing = dir.path().join("nope");
-        let err = newest_log(&missing).unwrap_err();
-        assert!(matches!(err, ReadError::NoLogDir(_)));
-        assert!(err.to_string().contains("does not exist"), "{err}");
-        std::fs::write(&missing, "").unwrap();
-        assert!(matches!(newest_log(&missing), Err(ReadError::NotADir(_))));
-    }
-
-    #[test]
     fn read_log_reads_a_file_and_reports_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.jsonl");
@@ -906,78 +606,5 @@ mod tests {
         assert_eq!(read_log(&path).unwrap().header, header());
         let err = read_log(&dir.path().join("2.jsonl")).unwrap_err();
         assert!(matches!(&err, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound));
-    }
-
-    #[test]
-    fn safe_names_are_kept() {
-        for name in [
-            "default",
-            "gpt-4o",
-            "claude-3.5-sonnet",
-            "mistral large",
-            "模型",
-        ] {
-            assert_eq!(sanitize_service_name(name), name);
-        }
-    }
-
-    #[test]
-    fn unsafe_names_are_replaced_and_suffixed_with_a_hash() {
-        let cases = [
-            ("openai/gpt-4o", "openai_gpt-4o-"),
-            ("a\\b", "a_b-"),
-            ("..", "__-"),
-            ("../../etc/passwd", "___.__etc_passwd-"),
-            ("a...b", "a.__b-"),
-            (".hidden", "_hidden-"),
-            ("a\0b\nc\u{7f}", "a_b_c_-"),
-            ("C:*?", "C___-"),
-            ("", "-"),
-        ];
-        for (name, prefix) in cases {
-            let s = sanitize_service_name(name);
-            assert!(s.starts_with(prefix), "{name:?} gave {s:?}");
-            assert_eq!(s.len(), prefix.len() + 8, "{name:?} gave {s:?}");
-            assert!(!s.contains(['/', '\\', '\0']) && !s.contains(".."), "{s:?}");
-            assert!(!s.chars().any(char::is_control), "{s:?}");
-        }
-    }
-
-    #[test]
-    fn names_that_sanitize_alike_stay_distinct() {
-        let names = ["a/b", "a\\b", "a:b", "a_b"];
-        let mut out: Vec<String> = names.iter().map(|n| sanitize_service_name(n)).collect();
-        out.sort();
-        out.dedup();
-        assert_eq!(out.len(), names.len(), "{out:?}");
-    }
-
-    #[test]
-    fn long_names_are_cut_on_a_char_boundary() {
-        let long = "é".repeat(300); // 600 bytes
-        let s = sanitize_service_name(&long);
-        assert_eq!(
-            s,
-            format!("{}-{:08x}", "é".repeat(50), fnv1a(long.as_bytes()) as u32)
-        );
-        let other = "é".repeat(301);
-        assert_ne!(
-            sanitize_service_name(&other),
-            s,
-            "same cut, different names"
-        );
-        let ascii = "x".repeat(101);
-        assert_eq!(sanitize_service_name(&ascii).len(), 100 + 9);
-        assert_eq!(sanitize_service_name(&"x".repeat(100)), "x".repeat(100));
-    }
-
-    #[test]
-    fn the_hash_is_stable() {
-        // Written logs and their file names must agree across builds: FNV-1a test vector.
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(
-            sanitize_service_name("a/b"),
-            format!("a_b-{:08x}", fnv1a(b"a/b") as u32)
-        );
     }
 }
