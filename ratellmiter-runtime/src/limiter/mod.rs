@@ -66,6 +66,34 @@ pub(crate) struct State {
     /// The budget shared with other processes, if any (see [`crate::shared`]).
     pub(crate) budget: Option<SharedBudget>,
     driver: DriverState,
+    metrics: telemetry::Metrics,
+}
+
+/// The locked [`State`]; the metrics staged under the lock are emitted once it is
+/// released, so a slow recorder never holds up the limiter.
+struct Locked<'a>(Option<MutexGuard<'a, State>>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("locked until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("locked until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(mut st) = self.0.take() {
+            let staged = st.metrics.take();
+            drop(st);
+            staged.emit();
+        }
+    }
 }
 
 /// A request either got its ticket at once or waits in the queue.
@@ -124,6 +152,7 @@ impl BucketRateLimiter {
                     recorder: None,
                     budget: None,
                     driver: DriverState::default(),
+                    metrics: telemetry::Metrics::default(),
                 }),
                 prober: RwLock::new(None),
             }),
@@ -424,8 +453,8 @@ impl Shared {
         self.name.get().map_or("unnamed", |n| n)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
+    fn lock(&self) -> Locked<'_> {
+        Locked(Some(self.state.lock()))
     }
 
     /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
@@ -523,6 +552,6 @@ impl State {
         if let Some(r) = &mut self.recorder {
             r.gauges(now, &self.pacer);
         }
-        telemetry::publish(name, &self.pacer);
+        self.metrics.stage(name, &self.pacer);
     }
 }
