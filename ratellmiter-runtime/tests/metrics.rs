@@ -79,30 +79,30 @@ fn counters_and_gauges_carry_the_service_label() {
 }
 
 /// Two limiters without a name share the label `service=unnamed`: their counters are
-/// recorded as increments, so they add up (3 + 4 tickets) instead of the later one
-/// overwriting the earlier's total; their gauges are summed the same way (one call in
-/// flight on each).
+/// recorded as increments, so they add up (3 + 4 tickets, one rate limit each) instead
+/// of the later one overwriting the earlier's total; their gauges are summed the same
+/// way (both paused: 2).
 #[test]
 fn unnamed_limiters_add_up() {
     let values = record(|snapshotter| async move {
         let (a, b) = (BucketRateLimiter::new(6_000), BucketRateLimiter::new(6_000));
-        for _ in 0..3 {
+        for _ in 0..2 {
             drop(a.acquire().await);
         }
-        for _ in 0..4 {
+        for _ in 0..3 {
             drop(b.acquire().await);
         }
-        let _held = (a.acquire().await, b.acquire().await);
+        a.acquire().await.rate_limited(None);
+        b.acquire().await.rate_limited(None);
         values(&snapshotter)
     });
+    let get = |name| get(&values, name, "unnamed");
+    assert_eq!(get("ratellmiter_issued_total"), &DebugValue::Counter(7));
     assert_eq!(
-        get(&values, "ratellmiter_issued_total", "unnamed"),
-        &DebugValue::Counter(9)
+        get("ratellmiter_rate_limited_total"),
+        &DebugValue::Counter(2)
     );
-    assert_eq!(
-        get(&values, "ratellmiter_in_flight", "unnamed"),
-        &DebugValue::Gauge(2.0.into())
-    );
+    assert_eq!(get("ratellmiter_paused"), &DebugValue::Gauge(2.0.into()));
 }
 
 /// `ratellmiter_wait_seconds` gets one sample per ticket: a burst of 5 calls at 60 rpm
