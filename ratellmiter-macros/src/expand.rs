@@ -106,7 +106,7 @@ impl Binding {
 enum Shape {
     /// `async fn`: the body is awaited inside the loop.
     Async,
-    /// A `fn` whose body is one future, rewritten inside it: `async move {…}` (returning
+    /// A `fn` whose body ends in one future, rewritten inside it: `async move {…}` (returning
     /// `impl Future`, the usual way to promise `Send` in a trait), `Box::pin(async {…})`
     /// (as `#[async_trait]` writes it) or `async {…}.boxed()`.
     Future,
@@ -124,10 +124,29 @@ fn rewrite(config: &Config, mut func: ItemFn) -> syn::Result<ItemFn> {
     };
     check_shape(config, &func.sig, &shape)?;
     let ret_span = return_span(&func.sig, &shape);
-    let params: Vec<Param> = func.sig.inputs.iter().map(param).collect();
+    let mut params: Vec<Param> = func.sig.inputs.iter().map(param).collect();
     let is_async = !matches!(shape, Shape::Blocking);
+    if let Shape::Future = shape {
+        // The locals bound before the future are owned by it like the arguments: each
+        // attempt gets its own copy.
+        let (_, before) = func.block.stmts.split_last().expect("ends in a future");
+        for stmt in before {
+            if let Stmt::Local(local) = stmt {
+                let mut bindings = Vec::new();
+                bindings_of(&local.pat, &mut bindings);
+                params.push(Param::Owned(bindings));
+            }
+        }
+    }
     let block = match inner_future(&mut func.block) {
-        Some(inner) if matches!(shape, Shape::Future) => &mut inner.block,
+        Some(inner) if matches!(shape, Shape::Future) => {
+            // A future returned by a `fn` cannot borrow the function's arguments or
+            // locals, so a block without `move` could only capture them by value
+            // anyway: `move` changes nothing it captured, and lets the attempts (and the
+            // limiter's expression) take what they use.
+            inner.capture.get_or_insert_with(Default::default);
+            &mut inner.block
+        }
         _ => &mut *func.block,
     };
     let body = std::mem::replace(block, syn::parse_quote!({}));
@@ -143,10 +162,10 @@ fn check_shape(config: &Config, sig: &Signature, shape: &Shape) -> syn::Result<(
     {
         return Err(syn::Error::new(
             ty.span(),
-            "`#[llmiter]` on a `fn` returning a future needs a body that is exactly one \
-             future: `async move { … }`, `Box::pin(async move { … })` or \
-             `async move { … }.boxed()`; move the statements before it into the `async` \
-             block (or write an `async fn`)",
+            "`#[llmiter]` on a `fn` returning a future needs a body that ends in an \
+             `async` block: `async move { … }`, `Box::pin(async move { … })` or \
+             `async move { … }.boxed()` (the block is what waits for tickets and is re-run); \
+             or write an `async fn`",
         ));
     }
     if config.runs_once() {
@@ -179,11 +198,13 @@ fn check_shape(config: &Config, sig: &Signature, shape: &Shape) -> syn::Result<(
     }
 }
 
-/// The `async {…}` of a body that is exactly one future: `async {…}`,
+/// The `async {…}` of a body that ends in one future: `async {…}`,
 /// `Box::pin(async {…})` or `async {…}.boxed()` (`boxed_local()`), `move` or not
-/// (tracing's `#[instrument]` recognises `#[async_trait]`'s output the same way).
+/// (tracing's `#[instrument]` recognises `#[async_trait]`'s output the same way). The
+/// statements before it run once, when the function is called; the future's body is
+/// what waits for tickets and is re-run.
 fn inner_future(block: &mut Block) -> Option<&mut syn::ExprAsync> {
-    let [Stmt::Expr(tail, None)] = block.stmts.as_mut_slice() else {
+    let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else {
         return None;
     };
     let inner = match tail {
