@@ -160,8 +160,8 @@ fn check_shape(config: &Config, sig: &Signature, shape: &Shape) -> syn::Result<(
     if let (Shape::Blocking, ReturnType::Type(_, ty)) = (shape, &sig.output)
         && future_output(ty).is_some()
     {
-        return Err(syn::Error::new(
-            ty.span(),
+        return Err(syn::Error::new_spanned(
+            ty,
             "`#[llmiter]` on a `fn` returning a future needs a body that ends in an \
              `async` block: `async move { … }`, `Box::pin(async move { … })` or \
              `async move { … }.boxed()` (the block is what waits for tickets and is re-run); \
@@ -188,8 +188,8 @@ fn check_shape(config: &Config, sig: &Signature, shape: &Shape) -> syn::Result<(
         (last.ident == "Pin" && mut_ref).then_some(ty)
     });
     match pinned {
-        Some(ty) => Err(syn::Error::new(
-            ty.span(),
+        Some(ty) => Err(syn::Error::new_spanned(
+            ty,
             "`#[llmiter]` re-runs the body after a rate limit, and a `Pin<&mut …>` cannot be \
              lent to more than one attempt: take `&mut self` (or `&mut T`), or write \
              `#[llmiter(max_retries = 0)]` to run the body once",
@@ -414,10 +414,11 @@ fn call(config: &Config, params: &[Param], body: Block, is_async: bool, ret: Spa
         // Spanned at the return type, where a missing `From<AcquireError>` is to be fixed.
         let failed = respan(quote!(#p::acquire_failed), ret);
         let (out, err) = (hidden("__llmiter_out", ret), hidden("__llmiter_err", ret));
+        let failed = quote_spanned!(ret=> #failed(#err));
         quote! {
             match #attempts {
                 ::core::result::Result::Ok(#out) => #out,
-                ::core::result::Result::Err(#err) => #failed(#err),
+                ::core::result::Result::Err(#err) => #failed,
             }
         }
     } else {
@@ -432,15 +433,25 @@ fn call(config: &Config, params: &[Param], body: Block, is_async: bool, ret: Spa
     }
 }
 
+/// `Call::run` (or `run_with`, `run_blocking`) as a path spanned at `ret`, called with
+/// the hidden `__llmiter_call` as its first argument: a method call on that mixed-site
+/// local would start the expression's span there, so the `CallOutcome` failures of the
+/// call and of its `.await` would not coincide and the user would see each twice.
+fn run_path(p: &TokenStream, run: &Ident, ret: Span) -> TokenStream {
+    respan(quote!(#p::Call::#run), ret)
+}
+
 /// `max_retries = 0`: the body runs once, owning its arguments; nothing is cloned.
 fn once(p: &TokenStream, body: Block, is_async: bool, ret: Span) -> TokenStream {
     let run = Ident::new(if is_async { "run" } else { "run_blocking" }, ret);
     let call = hidden("__llmiter_call", ret);
     if is_async {
         // As in `retried`: one span for the call and its `.await`, so one error.
-        quote_spanned!(ret=> #call.#run(#p::once(move || async move #body)).await)
+        let run = run_path(p, &run, ret);
+        quote_spanned!(ret=> #run(#call, #p::once(move || async move #body)).await)
     } else {
-        quote!(#call.#run(#p::once(move || #body)))
+        let run = run_path(p, &run, ret);
+        quote_spanned!(ret=> #run(#call, #p::once(move || #body)))
     }
 }
 
@@ -490,25 +501,26 @@ fn retried(
     if rename_self {
         RenameSelf.visit_block_mut(&mut body);
     }
-    // The loop's `R: CallOutcome` bound fails on the method and on its `.await`: the
-    // call's own tokens all carry the return type's span, so both failures land on one
-    // span, where the fix goes, and the user sees one error.
-    let run = |name: &str| Ident::new(name, ret);
+    // The loop's `R: CallOutcome` bound fails on the call and on its `.await`: the
+    // call's own tokens all carry the return type's span (see [`run_path`]), so both
+    // failures land on one span, where the fix goes, and the user sees one error.
+    let run = |name: &str| run_path(p, &Ident::new(name, ret), ret);
     let call = hidden("__llmiter_call", ret);
     if !is_async {
         let run = run("run_blocking");
         // The body's statements join the copies' block: a nested `{ #body }` would trip
         // `unused_braces` on the user's code.
         let stmts = &body.stmts;
+        let call = quote_spanned!(ret=> #run(#call, move || { #clones #(#stmts)* }));
         return quote! {{
             #keep_mut
-            #call.#run(move || { #clones #(#stmts)* })
+            #call
         }};
     }
     if exclusive.is_empty() {
         let run = run("run");
         let attempt = quote!({ #clones async move #body });
-        let call = quote_spanned!(ret=> #call.#run(move || #attempt) .await);
+        let call = quote_spanned!(ret=> #run(#call, move || #attempt).await);
         return quote! {{
             #keep_mut
             #call
@@ -534,7 +546,7 @@ fn retried(
     });
     let lent = quote!((#(#outer,)*));
     let states = quote!((#(#state,)*));
-    let call = quote_spanned!(ret=> #call.#run(#lent, move |#states| #attempt).await);
+    let call = quote_spanned!(ret=> #run(#call, #lent, move |#states| #attempt).await);
     quote! {{
         #keep_mut
         #call
