@@ -210,11 +210,22 @@ async fn expr_retries(
 async fn max_retries_takes_a_constant_or_an_expression() {
     let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
     assert_eq!(const_retries(&l, &calls).await, Err(ApiError::RateLimited));
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "the first attempt and RETRIES = 1");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the first attempt and RETRIES = 1"
+    );
 
     let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
-    assert_eq!(expr_retries(&l, 2, &calls).await, Err(ApiError::RateLimited));
-    assert_eq!(calls.load(Ordering::SeqCst), 4, "the first attempt and 2 + 1 retries");
+    assert_eq!(
+        expr_retries(&l, 2, &calls).await,
+        Err(ApiError::RateLimited)
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "the first attempt and 2 + 1 retries"
+    );
 }
 
 // ---- request_id ----------------------------------------------------------------------

@@ -265,7 +265,10 @@ fn validate(args: Vec<Arg>) -> syn::Result<Config> {
             errors.push(e);
         }
     }
-    if let (Some(m), Source::Limiter(_)) = (args.iter().find(|a| matches!(a, Arg::Monitor(..))), &config.source) {
+    if let (Some(m), Source::Limiter(_)) = (
+        args.iter().find(|a| matches!(a, Arg::Monitor(..))),
+        &config.source,
+    ) {
         errors.push(syn::Error::new(
             m.key().span(),
             "`monitor` is not used with `limiter`: the limiter is given directly; \

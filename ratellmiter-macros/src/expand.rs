@@ -209,7 +209,9 @@ fn inner_future(block: &mut Block) -> Option<&mut syn::ExprAsync> {
     };
     let inner = match tail {
         Expr::Call(call) if call.args.len() == 1 && is_box_pin(&call.func) => &mut call.args[0],
-        Expr::MethodCall(m) if m.args.is_empty() && (m.method == "boxed" || m.method == "boxed_local") => {
+        Expr::MethodCall(m)
+            if m.args.is_empty() && (m.method == "boxed" || m.method == "boxed_local") =>
+        {
             &mut *m.receiver
         }
         Expr::Async(a) => return Some(a),

@@ -132,7 +132,10 @@ fn change(old: &Values, new: &Values) -> Change {
         gauges: [
             ("ratellmiter_waiting", new.waiting - old.waiting),
             ("ratellmiter_in_flight", new.in_flight - old.in_flight),
-            ("ratellmiter_allowed_rate", new.allowed_rate - old.allowed_rate),
+            (
+                "ratellmiter_allowed_rate",
+                new.allowed_rate - old.allowed_rate,
+            ),
             ("ratellmiter_paused", new.paused - old.paused),
         ],
     }

@@ -115,8 +115,7 @@ fn the_histogram_receives_every_wait() {
         futures_util::future::join_all(calls).await;
         values(&snapshotter)
     });
-    let DebugValue::Histogram(waits) = get(&values, "ratellmiter_wait_seconds", "unnamed")
-    else {
+    let DebugValue::Histogram(waits) = get(&values, "ratellmiter_wait_seconds", "unnamed") else {
         panic!("not a histogram: {values:?}");
     };
     assert_eq!(waits.len(), 5, "one sample per ticket: {waits:?}");
