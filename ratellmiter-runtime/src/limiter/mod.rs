@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Poll as TaskPoll, Waker};
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -21,12 +21,14 @@ use crate::telemetry::{self, trace_event};
 
 mod builder;
 mod driver;
+mod locked;
 mod stats;
 mod ticket;
 mod waiting;
 
 pub use builder::LimiterBuilder;
 use driver::DriverState;
+use locked::Locked;
 pub use stats::Stats;
 pub use ticket::Ticket;
 use waiting::Waiting;
@@ -67,33 +69,6 @@ pub(crate) struct State {
     pub(crate) budget: Option<SharedBudget>,
     driver: DriverState,
     metrics: telemetry::Metrics,
-}
-
-/// The locked [`State`]; the metrics staged under the lock are emitted once it is
-/// released, so a slow recorder never holds up the limiter.
-struct Locked<'a>(Option<MutexGuard<'a, State>>);
-
-impl std::ops::Deref for Locked<'_> {
-    type Target = State;
-    fn deref(&self) -> &State {
-        self.0.as_ref().expect("locked until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut State {
-        self.0.as_mut().expect("locked until dropped")
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        if let Some(mut st) = self.0.take() {
-            let staged = st.metrics.take();
-            drop(st);
-            staged.emit();
-        }
-    }
 }
 
 /// A request either got its ticket at once or waits in the queue.
@@ -454,7 +429,7 @@ impl Shared {
     }
 
     fn lock(&self) -> Locked<'_> {
-        Locked(Some(self.state.lock()))
+        Locked::new(self.state.lock())
     }
 
     /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
