@@ -122,3 +122,81 @@ fn the_histogram_receives_every_wait() {
     let longest = waits.iter().map(|w| w.into_inner()).fold(0.0, f64::max);
     assert!(longest >= 1.0, "the last call waited seconds: {waits:?}");
 }
+
+/// A recorder whose counters read the limiter they count: had the limiter published
+/// while holding its lock, the read would wait for that lock forever.
+struct ReadsTheLimiter(BucketRateLimiter);
+
+impl metrics::CounterFn for ReadsTheLimiter {
+    fn increment(&self, _: u64) {
+        let _ = self.0.stats();
+    }
+    fn absolute(&self, _: u64) {
+        let _ = self.0.stats();
+    }
+}
+
+struct Reentrant(std::sync::Arc<ReadsTheLimiter>);
+
+impl metrics::Recorder for Reentrant {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.0.clone())
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// Metrics are emitted after the limiter's lock is released: a recorder may call back
+/// into the limiter (or just be slow) without holding up — here, deadlocking — it.
+#[test]
+fn metrics_are_emitted_outside_the_limiters_lock() {
+    let l = BucketRateLimiter::new(600);
+    let recorder = Reentrant(std::sync::Arc::new(ReadsTheLimiter(l.clone())));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            rt.block_on(async {
+                drop(l.acquire().await);
+                l.acquire().await.rate_limited(None);
+            })
+        });
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the limiter emitted metrics under its own lock: deadlock");
+}
