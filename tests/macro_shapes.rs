@@ -421,8 +421,8 @@ impl Client {
         Ok(self.attempts)
     }
 
-    /// A pinned `&mut` cannot be lent to several attempts: one run only.
-    #[llmiter(limiter = self.limiters[0].clone(), max_retries = 0)]
+    /// Lent to each attempt like `&mut self`, reborrowed with `as_mut()`.
+    #[llmiter(limiter = self.limiters[0].clone())]
     async fn pinned_self(mut self: std::pin::Pin<&mut Self>) -> Result<u32, ApiError> {
         self.attempts += 1;
         self.server.answer()?;
@@ -430,21 +430,38 @@ impl Client {
     }
 }
 
+/// A pinned argument that is not the receiver, lent the same way.
+#[llmiter(limiter = l)]
+async fn pinned_arg(
+    l: &BucketRateLimiter,
+    mut client: std::pin::Pin<&mut Client>,
+) -> Result<u32, ApiError> {
+    client.attempts += 10;
+    client.server.answer()?;
+    Ok(client.attempts)
+}
+
 #[tokio::test(start_paused = true)]
-async fn box_self_is_cloned_and_pinned_self_runs_once() {
+async fn box_self_is_cloned_and_pinned_self_is_lent() {
     let client = Client::new("gpt-4o", 2);
     let l = client.limiters[0].clone();
+    // Each attempt clones the box, so the last one starts again from 0.
     assert_eq!(Box::new(client.clone()).boxed_self().await, Ok(1));
     assert_counted(&l, 3, 2);
 
+    // The pinned receiver is lent to each of the 2 attempts in turn: both increments stay.
     let mut client = Client::new("gpt-4o", 1);
-    let mut pinned = std::pin::Pin::new(&mut client);
+    let l = client.limiters[0].clone();
+    assert_eq!(std::pin::Pin::new(&mut client).pinned_self().await, Ok(2));
+    assert_eq!(client.attempts, 2);
+    assert_counted(&l, 2, 1);
+
+    let l = limiter();
     assert_eq!(
-        pinned.as_mut().pinned_self().await,
-        Err(ApiError::RateLimited)
+        pinned_arg(&l, std::pin::Pin::new(&mut client)).await,
+        Ok(12)
     );
-    assert_eq!(pinned.as_mut().pinned_self().await, Ok(2));
-    assert_counted(&client.limiters[0], 2, 1);
+    assert_counted(&l, 1, 0);
 }
 
 // ---- hygiene -------------------------------------------------------------------------

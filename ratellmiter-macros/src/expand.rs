@@ -71,10 +71,21 @@ fn not_a_function(item: TokenStream) -> syn::Error {
 enum Param {
     /// `&T`, `&self`, or a pattern binding nothing: shared by every attempt as is.
     Shared,
-    /// `&mut T` or `&mut self`: handed to each attempt and back (`Call::run_with`).
-    Exclusive(Binding),
+    /// `&mut T`, `&mut self`, `Pin<&mut T>` or `self: Pin<&mut Self>`: handed to each
+    /// attempt and back (`Call::run_with`), reborrowed for the attempt as the [`Lend`]
+    /// says.
+    Exclusive(Binding, Lend),
     /// Owned: each binding is cloned for each attempt.
     Owned(Vec<Binding>),
+}
+
+/// How an attempt reborrows an exclusive argument.
+#[derive(Clone, Copy)]
+enum Lend {
+    /// `&mut *arg`.
+    Ref,
+    /// `arg.as_mut()`: a `Pin<&mut T>` stays pinned.
+    Pin,
 }
 
 /// One name an argument binds (`self` included), with its `mut`.
@@ -122,7 +133,7 @@ fn rewrite(config: &Config, mut func: ItemFn) -> syn::Result<ItemFn> {
     } else {
         Shape::Blocking
     };
-    check_shape(config, &func.sig, &shape)?;
+    check_shape(&func.sig, &shape)?;
     let ret_span = return_span(&func.sig, &shape);
     let mut params: Vec<Param> = func.sig.inputs.iter().map(param).collect();
     let is_async = !matches!(shape, Shape::Blocking);
@@ -156,7 +167,7 @@ fn rewrite(config: &Config, mut func: ItemFn) -> syn::Result<ItemFn> {
 }
 
 /// Refuses what the rewrite cannot do right, naming the shape and the way out.
-fn check_shape(config: &Config, sig: &Signature, shape: &Shape) -> syn::Result<()> {
+fn check_shape(sig: &Signature, shape: &Shape) -> syn::Result<()> {
     if let (Shape::Blocking, ReturnType::Type(_, ty)) = (shape, &sig.output)
         && future_output(ty).is_some()
     {
@@ -168,34 +179,32 @@ fn check_shape(config: &Config, sig: &Signature, shape: &Shape) -> syn::Result<(
              or write an `async fn`",
         ));
     }
-    if config.runs_once() {
-        return Ok(());
+    Ok(())
+}
+
+/// `&mut T` (lent as `&mut *arg`) or `Pin<&mut T>` (lent as `arg.as_mut()`).
+fn exclusive(ty: &Type) -> Option<Lend> {
+    match ty {
+        Type::Reference(rf) if rf.mutability.is_some() => Some(Lend::Ref),
+        ty if is_pin_mut(ty) => Some(Lend::Pin),
+        _ => None,
     }
-    let pinned = sig.inputs.iter().find_map(|arg| {
-        let ty = match arg {
-            FnArg::Receiver(r) => &r.ty,
-            FnArg::Typed(t) => &t.ty,
-        };
-        let Type::Path(path) = &**ty else { return None };
-        let last = path.path.segments.last()?;
-        let PathArguments::AngleBracketed(a) = &last.arguments else {
-            return None;
-        };
-        let mut_ref = matches!(
+}
+
+/// `Pin<&mut T>`, however the path to `Pin` is written.
+fn is_pin_mut(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let PathArguments::AngleBracketed(a) = &last.arguments else {
+        return false;
+    };
+    last.ident == "Pin"
+        && matches!(
             a.args.first(),
             Some(GenericArgument::Type(Type::Reference(r))) if r.mutability.is_some()
-        );
-        (last.ident == "Pin" && mut_ref).then_some(ty)
-    });
-    match pinned {
-        Some(ty) => Err(syn::Error::new_spanned(
-            ty,
-            "`#[llmiter]` re-runs the body after a rate limit, and a `Pin<&mut …>` cannot be \
-             lent to more than one attempt: take `&mut self` (or `&mut T`), or write \
-             `#[llmiter(max_retries = 0)]` to run the body once",
-        )),
-        None => Ok(()),
-    }
+        )
 }
 
 /// The `async {…}` of a body that ends in one future: `async {…}`,
@@ -295,23 +304,22 @@ fn param(arg: &FnArg) -> Param {
                 // In `&mut self` the `mut` belongs to the reference, not the binding.
                 mutable: r.reference.is_none() && r.mutability.is_some(),
             };
-            match &*r.ty {
-                Type::Reference(rf) if rf.mutability.is_some() => Param::Exclusive(binding),
-                Type::Reference(_) => Param::Shared,
-                _ => Param::Owned(vec![binding]),
+            match (exclusive(&r.ty), &*r.ty) {
+                (Some(lend), _) => Param::Exclusive(binding, lend),
+                (None, Type::Reference(_)) => Param::Shared,
+                (None, _) => Param::Owned(vec![binding]),
             }
         }
-        FnArg::Typed(typed) => match (&*typed.ty, &*typed.pat) {
-            (Type::Reference(rf), Pat::Ident(p))
-                if rf.mutability.is_some() && p.subpat.is_none() =>
-            {
-                Param::Exclusive(Binding {
+        FnArg::Typed(typed) => match (exclusive(&typed.ty), &*typed.ty, &*typed.pat) {
+            (Some(lend), _, Pat::Ident(p)) if p.subpat.is_none() => {
+                let binding = Binding {
                     ident: p.ident.clone(),
                     mutable: p.mutability.is_some(),
-                })
+                };
+                Param::Exclusive(binding, lend)
             }
-            (Type::Reference(_), _) => Param::Shared,
-            (_, pat) => {
+            (_, Type::Reference(_), _) => Param::Shared,
+            (_, _, pat) => {
                 let mut bindings = Vec::new();
                 bindings_of(pat, &mut bindings);
                 if bindings.is_empty() {
@@ -488,16 +496,16 @@ fn retried(
                     }
                 }
             }
-            Param::Exclusive(b) if is_async => {
+            Param::Exclusive(b, lend) if is_async => {
                 rename_self |= b.is_self();
                 if b.mutable {
                     let ident = &b.ident;
                     keep_mut.extend(quote!(let _ = &mut #ident;));
                 }
-                exclusive.push(b);
+                exclusive.push((b, *lend));
             }
             // A blocking attempt reborrows `&mut` captures itself: closures may lend.
-            Param::Exclusive(_) => {}
+            Param::Exclusive(..) => {}
         }
     }
     if rename_self {
@@ -528,13 +536,16 @@ fn retried(
             #call
         }};
     }
-    let outer: Vec<&Ident> = exclusive.iter().map(|b| &b.ident).collect();
+    let outer: Vec<&Ident> = exclusive.iter().map(|(b, _)| &b.ident).collect();
     let state: Vec<Ident> = (0..exclusive.len())
         .map(|i| hidden(&format!("__llmiter_state{i}"), Span::call_site()))
         .collect();
-    let reborrows = exclusive.iter().zip(&state).map(|(b, s)| {
+    let reborrows = exclusive.iter().zip(&state).map(|((b, lend), s)| {
         let (inner, mutability) = (b.inner(), b.mutability());
-        quote!(let #mutability #inner = &mut *#s;)
+        match lend {
+            Lend::Ref => quote!(let #mutability #inner = &mut *#s;),
+            Lend::Pin => quote!(let #mutability #inner = #s.as_mut();),
+        }
     });
     let run = run("run_with");
     let out = hidden("__llmiter_out", Span::call_site());
@@ -547,7 +558,11 @@ fn retried(
         }
     });
     let lent = quote!((#(#outer,)*));
-    let states = quote!((#(#state,)*));
+    // `as_mut()` takes a pinned state by `&mut`.
+    let state_mut = exclusive
+        .iter()
+        .map(|(_, lend)| matches!(lend, Lend::Pin).then(<syn::Token![mut]>::default));
+    let states = quote!((#(#state_mut #state,)*));
     let call = quote_spanned!(ret=> #run(#call, #lent, move |#states| #attempt).await);
     quote! {{
         #keep_mut

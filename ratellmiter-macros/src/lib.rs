@@ -47,8 +47,8 @@ use proc_macro::TokenStream;
 ///   nothing it captured changes). A `fn` returning a future any other way is refused
 ///   with a message saying so.
 /// - `self: Box<Self>` is owned like `self` (cloned for each attempt, so `Self: Clone`);
-///   `self: Pin<&mut Self>` (or any `Pin<&mut T>` argument) cannot be lent to several
-///   attempts and is refused unless `max_retries = 0`.
+///   `self: Pin<&mut Self>` (or any `Pin<&mut T>` argument) is lent like `&mut self`,
+///   reborrowed for each attempt with `as_mut()`.
 /// - The return type must be a `Result<T, E>` with `E: IsRateLimit`, under any alias
 ///   (`anyhow::Result<T>`, `io::Result<T>`, your own `type Result<T>`): the check is a
 ///   trait on the type, not a reading of its name.
@@ -59,8 +59,8 @@ use proc_macro::TokenStream;
 /// a pattern such as `(a, b): (String, u32)`) are **cloned** for each attempt, and an
 /// owned argument that is not `Clone` is a compile error at that argument — unless
 /// `max_retries = 0`, which runs the body once and clones nothing. References (`&T`,
-/// `&self`) are shared by the attempts; `&mut T` and `&mut self` are lent to one
-/// attempt at a time (so a `&mut self` method cannot return a borrow of `self`).
+/// `&self`) are shared by the attempts; `&mut T`, `&mut self` and `Pin<&mut …>` are lent
+/// to one attempt at a time (so a `&mut self` method cannot return a borrow of `self`).
 ///
 /// # Plain `fn`: blocking clients only
 /// On a plain `fn` the call blocks its thread while it waits for a ticket
