@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 pub use core::time::Duration;
 pub use ratellmiter_runtime::{
-    AcquireError, BucketRateLimiter, IsRateLimit, Priority, RateLimit, monitor,
+    AcquireError, BucketRateLimiter, Call, IsRateLimit, Monitor, Priority, RateLimit, monitor,
 };
 
 /// `limiter = <expr>`: anything that gives a limiter, taken as an owned handle (one

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ratellmiter::{
-    AcquireError, BucketRateLimiter, IsRateLimit, RateLimit, current, llmiter, monitor,
+    AcquireError, BucketRateLimiter, IsRateLimit, Monitor, RateLimit, current, llmiter, monitor,
 };
 use tokio::time::Instant;
 
@@ -95,6 +95,38 @@ async fn service_expression_is_evaluated_for_each_call() {
 }
 
 // The only test of this binary on the default limiter, so its counters are ours alone.
+/// A monitor of its own, not the global one.
+static OWN: std::sync::LazyLock<Monitor> = std::sync::LazyLock::new(Monitor::new);
+
+#[llmiter(monitor = OWN, service = "macro-args-own-monitor")]
+async fn on_own_monitor(calls: &AtomicU32) -> Result<u32, ApiError> {
+    answer(calls, 1)
+}
+
+#[llmiter(monitor = monitor)]
+async fn on_given_monitor(monitor: &Monitor, calls: &AtomicU32) -> Result<u32, ApiError> {
+    answer(calls, 0)
+}
+
+/// `monitor = expr` looks `service` (and the default limiter) up in that monitor: its
+/// limiters count the calls, the global monitor's never see them.
+#[tokio::test(start_paused = true)]
+async fn monitor_chooses_where_the_limiter_is_looked_up() {
+    let calls = AtomicU32::new(0);
+    assert_eq!(on_own_monitor(&calls).await, Ok(2));
+    let own = OWN.limiter("macro-args-own-monitor").stats();
+    assert_eq!((own.issued, own.rate_limited), (2, 1));
+    assert_eq!(
+        monitor().limiter("macro-args-own-monitor").stats().issued,
+        0,
+        "not the global monitor's"
+    );
+
+    let given = Monitor::new();
+    assert_eq!(on_given_monitor(&given, &calls).await, Ok(3));
+    assert_eq!(given.default_limiter().stats().issued, 1);
+}
+
 #[llmiter]
 async fn default_service(calls: &AtomicU32) -> Result<u32, ApiError> {
     answer(calls, 0)
@@ -157,6 +189,45 @@ async fn max_retries_bounds_the_attempts() {
     );
 }
 
+/// A constant, as much as a literal.
+const RETRIES: u32 = 1;
+
+#[llmiter(limiter = limiter, max_retries = RETRIES)]
+async fn const_retries(limiter: &BucketRateLimiter, calls: &AtomicU32) -> Result<u32, ApiError> {
+    answer(calls, u32::MAX)
+}
+
+#[llmiter(limiter = limiter, max_retries = retries + 1)]
+async fn expr_retries(
+    limiter: &BucketRateLimiter,
+    retries: u32,
+    calls: &AtomicU32,
+) -> Result<u32, ApiError> {
+    answer(calls, u32::MAX)
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_retries_takes_a_constant_or_an_expression() {
+    let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
+    assert_eq!(const_retries(&l, &calls).await, Err(ApiError::RateLimited));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the first attempt and RETRIES = 1"
+    );
+
+    let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
+    assert_eq!(
+        expr_retries(&l, 2, &calls).await,
+        Err(ApiError::RateLimited)
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "the first attempt and 2 + 1 retries"
+    );
+}
+
 // ---- request_id ----------------------------------------------------------------------
 
 #[llmiter(limiter = limiter, request_id = format!("req-{n}"))]
@@ -187,6 +258,39 @@ async fn request_id_is_visible_inside_every_attempt() {
 #[llmiter(limiter = limiter, timeout = "5s")]
 async fn impatient(limiter: &BucketRateLimiter, calls: &AtomicU32) -> Result<u32, ApiError> {
     answer(calls, 0)
+}
+
+#[llmiter(limiter = limiter, timeout = Duration::from_millis(1_500))]
+async fn impatient_by(limiter: &BucketRateLimiter, calls: &AtomicU32) -> Result<u32, ApiError> {
+    answer(calls, 0)
+}
+
+#[llmiter(limiter = limiter, timeout = patience)]
+async fn impatient_for(
+    limiter: &BucketRateLimiter,
+    patience: Duration,
+    calls: &AtomicU32,
+) -> Result<u32, ApiError> {
+    answer(calls, 0)
+}
+
+/// `timeout = <expr>` is a `Duration`: 1.5 s as written, and an argument's 3 s.
+#[tokio::test(start_paused = true)]
+async fn timeout_takes_a_duration_expression() {
+    let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
+    l.acquire()
+        .await
+        .rate_limited(Some(Duration::from_secs(60)));
+    let timed_out = |waited| Err(ApiError::Gave(AcquireError::Timeout { waited }));
+    assert_eq!(
+        impatient_by(&l, &calls).await,
+        timed_out(Duration::from_millis(1_500))
+    );
+    assert_eq!(
+        impatient_for(&l, Duration::from_secs(3), &calls).await,
+        timed_out(Duration::from_secs(3))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the body never ran");
 }
 
 #[tokio::test(start_paused = true)]

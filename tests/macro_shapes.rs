@@ -339,3 +339,147 @@ async fn other_errors_pass_straight_through() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_counted(&l, 1, 0);
 }
+
+// ---- functions returning a future ----------------------------------------------------
+
+/// The usual way to promise `Send` in a trait: a `fn` returning `impl Future + Send`
+/// whose body is one `async move` block. The macro rewrites inside the block.
+trait AskSend {
+    fn ask_send(
+        &self,
+        prompt: String,
+    ) -> impl std::future::Future<Output = Result<String, ApiError>> + Send;
+}
+
+impl AskSend for Client {
+    #[llmiter(limiter = self.limiters[0].clone())]
+    fn ask_send(
+        &self,
+        prompt: String,
+    ) -> impl std::future::Future<Output = Result<String, ApiError>> + Send {
+        let server = self.server.clone();
+        async move {
+            let n = server.answer()?;
+            Ok(format!("{prompt} #{n}"))
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn impl_future_send_body_is_retried_and_spawned() {
+    let client = Arc::new(Client::new("gpt-4o", 1));
+    let spawned = client.clone();
+    let out = tokio::spawn(async move { spawned.ask_send("f".into()).await })
+        .await
+        .unwrap();
+    assert_eq!(out, Ok("f #2".to_owned()));
+    assert_counted(&client.limiters[0], 2, 1);
+}
+
+/// `Box::pin(async { … })` without `move`, written by hand: the block takes `server`
+/// by value because it moves it (a returned future cannot borrow an argument).
+#[llmiter(limiter = l)]
+fn pinned_box(
+    l: Arc<BucketRateLimiter>,
+    server: Arc<Server>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, ApiError>> + Send>> {
+    Box::pin(async {
+        let server = server;
+        server.answer()
+    })
+}
+
+/// `async move { … }.boxed()` (futures' `FutureExt`).
+#[llmiter(limiter = l)]
+fn boxed<'a>(
+    l: &'a BucketRateLimiter,
+    server: &'a Server,
+) -> futures_util::future::BoxFuture<'a, Result<u32, ApiError>> {
+    use futures_util::FutureExt;
+    async move { server.answer() }.boxed()
+}
+
+#[tokio::test(start_paused = true)]
+async fn box_pin_without_move_and_boxed_bodies_are_retried() {
+    let (l, server) = (limiter(), Server::refusing(1));
+    assert_eq!(pinned_box(l.clone(), server).await, Ok(2));
+    assert_counted(&l, 2, 1);
+
+    let (l, server) = (limiter(), Server::refusing(2));
+    assert_eq!(boxed(&l, &server).await, Ok(3));
+    assert_counted(&l, 3, 2);
+}
+
+// ---- receivers: Box<Self>, Pin<&mut Self> --------------------------------------------
+
+impl Client {
+    /// Owned like `self`: each attempt gets its own clone of the box.
+    #[llmiter(limiter = self.limiters[0].clone())]
+    async fn boxed_self(mut self: Box<Self>) -> Result<u32, ApiError> {
+        self.attempts += 1;
+        self.server.answer()?;
+        Ok(self.attempts)
+    }
+
+    /// Lent to each attempt like `&mut self`, reborrowed with `as_mut()`.
+    #[llmiter(limiter = self.limiters[0].clone())]
+    async fn pinned_self(mut self: std::pin::Pin<&mut Self>) -> Result<u32, ApiError> {
+        self.attempts += 1;
+        self.server.answer()?;
+        Ok(self.attempts)
+    }
+}
+
+/// A pinned argument that is not the receiver, lent the same way.
+#[llmiter(limiter = l)]
+async fn pinned_arg(
+    l: &BucketRateLimiter,
+    mut client: std::pin::Pin<&mut Client>,
+) -> Result<u32, ApiError> {
+    client.attempts += 10;
+    client.server.answer()?;
+    Ok(client.attempts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn box_self_is_cloned_and_pinned_self_is_lent() {
+    let client = Client::new("gpt-4o", 2);
+    let l = client.limiters[0].clone();
+    // Each attempt clones the box, so the last one starts again from 0.
+    assert_eq!(Box::new(client.clone()).boxed_self().await, Ok(1));
+    assert_counted(&l, 3, 2);
+
+    // The pinned receiver is lent to each of the 2 attempts in turn: both increments stay.
+    let mut client = Client::new("gpt-4o", 1);
+    let l = client.limiters[0].clone();
+    assert_eq!(std::pin::Pin::new(&mut client).pinned_self().await, Ok(2));
+    assert_eq!(client.attempts, 2);
+    assert_counted(&l, 2, 1);
+
+    let l = limiter();
+    assert_eq!(
+        pinned_arg(&l, std::pin::Pin::new(&mut client)).await,
+        Ok(12)
+    );
+    assert_counted(&l, 1, 0);
+}
+
+// ---- hygiene -------------------------------------------------------------------------
+
+/// Arguments named like the expansion's locals reach the body as the caller's values:
+/// the macro's locals are mixed-site and cannot shadow them.
+#[llmiter(limiter = l)]
+async fn named_like_locals(
+    l: &BucketRateLimiter,
+    __llmiter_limiter: u32,
+    __llmiter_call: &str,
+) -> Result<String, ApiError> {
+    Ok(format!("{__llmiter_call}{__llmiter_limiter}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_body_sees_its_own_names_not_the_macros() {
+    let l = limiter();
+    assert_eq!(named_like_locals(&l, 7, "n=").await, Ok("n=7".to_owned()));
+    assert_counted(&l, 1, 0);
+}

@@ -10,6 +10,7 @@ use syn::{Expr, Ident, Lit, LitStr, Path, Token};
 mod kw {
     syn::custom_keyword!(service);
     syn::custom_keyword!(limiter);
+    syn::custom_keyword!(monitor);
     syn::custom_keyword!(max_retries);
     syn::custom_keyword!(request_id);
     syn::custom_keyword!(timeout);
@@ -19,8 +20,8 @@ mod kw {
     syn::custom_keyword!(normal);
 }
 
-const KEYS: &str =
-    "`service`, `limiter`, `max_retries`, `request_id`, `timeout`, `priority`, `tokens`, `crate`";
+const KEYS: &str = "`service`, `limiter`, `monitor`, `max_retries`, `request_id`, `timeout`, \
+                    `priority`, `tokens`, `crate`";
 
 /// Which limiter a call uses.
 pub(crate) enum Source {
@@ -40,13 +41,31 @@ pub(crate) enum Priority {
     Normal,
 }
 
+/// `max_retries = …`.
+pub(crate) enum MaxRetries {
+    /// A literal, checked at compile time (`0` runs the body once and clones nothing).
+    Literal(u32),
+    /// A constant or any other expression giving a `u32`.
+    Expr(Expr),
+}
+
+/// `timeout = …`.
+pub(crate) enum Timeout {
+    /// `"30s"`: in milliseconds, with the literal's span.
+    Literal(u64, Span),
+    /// An expression giving a `Duration` (`Duration::from_secs(30)`, `TIMEOUT`).
+    Expr(Expr),
+}
+
 /// The validated arguments.
 pub(crate) struct Config {
     pub(crate) source: Source,
-    pub(crate) max_retries: Option<u32>,
+    /// `monitor = <expr>`: the monitor `service` names (and the default limiter) are
+    /// looked up in, instead of the global one.
+    pub(crate) monitor: Option<Expr>,
+    pub(crate) max_retries: Option<MaxRetries>,
     pub(crate) request_id: Option<Expr>,
-    /// `timeout = "…"` in milliseconds, with the literal's span.
-    pub(crate) timeout_ms: Option<(u64, Span)>,
+    pub(crate) timeout: Option<Timeout>,
     pub(crate) priority: Option<Priority>,
     pub(crate) tokens: Option<Expr>,
     pub(crate) krate: Path,
@@ -56,7 +75,12 @@ impl Config {
     /// Whether the acquire can fail, so the function's error type must take an
     /// `AcquireError`.
     pub(crate) fn can_fail(&self) -> bool {
-        self.timeout_ms.is_some() || self.tokens.is_some()
+        self.timeout.is_some() || self.tokens.is_some()
+    }
+
+    /// `max_retries = 0`: the body runs once.
+    pub(crate) fn runs_once(&self) -> bool {
+        matches!(self.max_retries, Some(MaxRetries::Literal(0)))
     }
 }
 
@@ -64,6 +88,7 @@ impl Config {
 enum Arg {
     Service(Ident, Expr),
     Limiter(Ident, Expr),
+    Monitor(Ident, Expr),
     MaxRetries(Ident, Expr),
     RequestId(Ident, Expr),
     Timeout(Ident, Expr),
@@ -77,6 +102,7 @@ impl Arg {
         match self {
             Arg::Service(k, _)
             | Arg::Limiter(k, _)
+            | Arg::Monitor(k, _)
             | Arg::MaxRetries(k, _)
             | Arg::RequestId(k, _)
             | Arg::Timeout(k, _)
@@ -101,6 +127,9 @@ impl Parse for Arg {
         } else if lookahead.peek(kw::limiter) {
             let k = key("limiter", input.parse::<kw::limiter>()?);
             Arg::Limiter(k, value(input)?)
+        } else if lookahead.peek(kw::monitor) {
+            let k = key("monitor", input.parse::<kw::monitor>()?);
+            Arg::Monitor(k, value(input)?)
         } else if lookahead.peek(kw::max_retries) {
             let k = key("max_retries", input.parse::<kw::max_retries>()?);
             Arg::MaxRetries(k, value(input)?)
@@ -185,9 +214,10 @@ fn validate(args: Vec<Arg>) -> syn::Result<Config> {
     }
     let mut config = Config {
         source: Source::Default,
+        monitor: None,
         max_retries: None,
         request_id: None,
-        timeout_ms: None,
+        timeout: None,
         priority: None,
         tokens: None,
         krate: syn::parse_quote!(::ratellmiter),
@@ -209,13 +239,16 @@ fn validate(args: Vec<Arg>) -> syn::Result<Config> {
                     source(arg, v).map(|s| config.source = s)
                 }
             }
+            Arg::Monitor(_, v) => {
+                config.monitor = Some(v.clone());
+                Ok(())
+            }
             Arg::MaxRetries(_, v) => max_retries(v).map(|n| config.max_retries = Some(n)),
             Arg::RequestId(k, v) => {
                 non_string_literal(k, v, "request_id = \"req-42\"` or `request_id = id.clone()")
                     .map(|()| config.request_id = Some(v.clone()))
             }
-            Arg::Timeout(k, v) => string(k, v, "timeout = \"30s\"")
-                .and_then(|s| duration_ms(&s).map(|ms| config.timeout_ms = Some((ms, s.span())))),
+            Arg::Timeout(_, v) => timeout(v).map(|t| config.timeout = Some(t)),
             Arg::Priority(_, p) => {
                 config.priority = Some(*p);
                 Ok(())
@@ -231,6 +264,16 @@ fn validate(args: Vec<Arg>) -> syn::Result<Config> {
         if let Err(e) = result {
             errors.push(e);
         }
+    }
+    if let (Some(m), Source::Limiter(_)) = (
+        args.iter().find(|a| matches!(a, Arg::Monitor(..))),
+        &config.source,
+    ) {
+        errors.push(syn::Error::new(
+            m.key().span(),
+            "`monitor` is not used with `limiter`: the limiter is given directly; \
+             keep `limiter`, or pick the monitor's limiter by name with `service = \"…\"`",
+        ));
     }
     match errors.0 {
         Some(e) => Err(e),
@@ -284,14 +327,16 @@ fn non_string_literal(k: &Ident, v: &Expr, example: &str) -> syn::Result<()> {
     }
 }
 
-fn max_retries(v: &Expr) -> syn::Result<u32> {
+fn max_retries(v: &Expr) -> syn::Result<MaxRetries> {
     let hint = "`max_retries` is how often a rate-limited call is re-run: a whole number \
-                from 0 (never re-run) up, e.g. `max_retries = 3`";
+                from 0 (never re-run) up, e.g. `max_retries = 3`, or a `u32` constant or \
+                expression (`max_retries = MAX_RETRIES`)";
     match v {
         Expr::Lit(syn::ExprLit {
             lit: Lit::Int(n), ..
         }) => n
             .base10_parse::<u32>()
+            .map(MaxRetries::Literal)
             .map_err(|_| syn::Error::new(n.span(), format!("{hint}; `{n}` does not fit a u32"))),
         Expr::Unary(syn::ExprUnary {
             op: syn::UnOp::Neg(_),
@@ -310,7 +355,24 @@ fn max_retries(v: &Expr) -> syn::Result<u32> {
                 format!("{hint}; it cannot be negative"),
             ))
         }
-        _ => Err(syn::Error::new(v.span(), hint)),
+        // Another literal (`"3"`, `3.0`) can only be a slip.
+        Expr::Lit(_) => Err(syn::Error::new(v.span(), hint)),
+        _ => Ok(MaxRetries::Expr(v.clone())),
+    }
+}
+
+/// A duration literal (`"30s"`), checked now, or an expression giving a `Duration`.
+fn timeout(v: &Expr) -> syn::Result<Timeout> {
+    match v {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => duration_ms(s).map(|ms| Timeout::Literal(ms, s.span())),
+        Expr::Lit(lit) => Err(syn::Error::new(
+            lit.span(),
+            "`timeout` needs a unit: a string like `timeout = \"30s\"` (ms, s, m, h) or a \
+             `Duration` (`timeout = Duration::from_secs(30)`)",
+        )),
+        _ => Ok(Timeout::Expr(v.clone())),
     }
 }
 

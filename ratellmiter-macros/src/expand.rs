@@ -13,7 +13,7 @@ use syn::{
     Signature, Stmt, Type, TypeParamBound,
 };
 
-use crate::args::{self, Config, Priority, Source};
+use crate::args::{self, Config, MaxRetries, Priority, Source, Timeout};
 
 /// The hidden name the body's `self` takes when each attempt needs its own receiver.
 const SELF_NAME: &str = "__llmiter_self";
@@ -26,7 +26,10 @@ pub(crate) fn llmiter(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(_) => return with_error(item.clone(), not_a_function(item)),
     };
     match args::parse(args) {
-        Ok(config) => rewrite(&config, func).into_token_stream(),
+        Ok(config) => match rewrite(&config, func.clone()) {
+            Ok(rewritten) => rewritten.into_token_stream(),
+            Err(e) => with_error(func.into_token_stream(), e),
+        },
         Err(e) => with_error(func.into_token_stream(), e),
     }
 }
@@ -64,24 +67,25 @@ fn not_a_function(item: TokenStream) -> syn::Error {
     )
 }
 
-/// How the body runs.
-enum Shape {
-    /// `async fn`: the body is awaited inside the loop.
-    Async,
-    /// `#[async_trait]` output: `fn … -> Pin<Box<dyn Future>> { Box::pin(async move {…}) }`.
-    AsyncTrait,
-    /// Plain `fn`: `run_blocking`.
-    Blocking,
-}
-
 /// What an argument needs so each attempt can have its own.
 enum Param {
     /// `&T`, `&self`, or a pattern binding nothing: shared by every attempt as is.
     Shared,
-    /// `&mut T` or `&mut self`: handed to each attempt and back (`Call::run_with`).
-    Exclusive(Binding),
+    /// `&mut T`, `&mut self`, `Pin<&mut T>` or `self: Pin<&mut Self>`: handed to each
+    /// attempt and back (`Call::run_with`), reborrowed for the attempt as the [`Lend`]
+    /// says.
+    Exclusive(Binding, Lend),
     /// Owned: each binding is cloned for each attempt.
     Owned(Vec<Binding>),
+}
+
+/// How an attempt reborrows an exclusive argument.
+#[derive(Clone, Copy)]
+enum Lend {
+    /// `&mut *arg`.
+    Ref,
+    /// `arg.as_mut()`: a `Pin<&mut T>` stays pinned.
+    Pin,
 }
 
 /// One name an argument binds (`self` included), with its `mut`.
@@ -109,83 +113,144 @@ impl Binding {
     }
 }
 
-fn rewrite(config: &Config, mut func: ItemFn) -> ItemFn {
-    let shape = shape(&func);
-    let ret_span = return_span(&func.sig, &shape);
-    let params: Vec<Param> = func.sig.inputs.iter().map(param).collect();
-    let is_async = !matches!(shape, Shape::Blocking);
-    match shape {
-        Shape::AsyncTrait => {
-            if let Some(inner) = async_trait_block(&mut func.block) {
-                let body = std::mem::replace(&mut inner.block, empty_block());
-                let call = call(config, &params, body, is_async, ret_span);
-                inner.block = syn::parse_quote!({ #call });
-            }
-        }
-        Shape::Async | Shape::Blocking => {
-            let body = std::mem::replace(&mut *func.block, empty_block());
-            let call = call(config, &params, body, is_async, ret_span);
-            *func.block = syn::parse_quote!({ #call });
-        }
-    }
-    func
+/// How the body runs.
+enum Shape {
+    /// `async fn`: the body is awaited inside the loop.
+    Async,
+    /// A `fn` whose body ends in one future, rewritten inside it: `async move {…}` (returning
+    /// `impl Future`, the usual way to promise `Send` in a trait), `Box::pin(async {…})`
+    /// (as `#[async_trait]` writes it) or `async {…}.boxed()`.
+    Future,
+    /// Plain `fn`: `run_blocking`.
+    Blocking,
 }
 
-fn empty_block() -> Block {
-    syn::parse_quote!({})
-}
-
-fn shape(func: &ItemFn) -> Shape {
-    if func.sig.asyncness.is_some() {
+fn rewrite(config: &Config, mut func: ItemFn) -> syn::Result<ItemFn> {
+    let shape = if func.sig.asyncness.is_some() {
         Shape::Async
-    } else if async_trait_inner(&func.block).is_some() {
-        Shape::AsyncTrait
+    } else if inner_future(&mut func.block).is_some() {
+        Shape::Future
     } else {
         Shape::Blocking
+    };
+    check_shape(&func.sig, &shape)?;
+    let ret_span = return_span(&func.sig, &shape);
+    let mut params: Vec<Param> = func.sig.inputs.iter().map(param).collect();
+    let is_async = !matches!(shape, Shape::Blocking);
+    if let Shape::Future = shape {
+        // The locals bound before the future are owned by it like the arguments: each
+        // attempt gets its own copy.
+        let (_, before) = func.block.stmts.split_last().expect("ends in a future");
+        for stmt in before {
+            if let Stmt::Local(local) = stmt {
+                let mut bindings = Vec::new();
+                bindings_of(&local.pat, &mut bindings);
+                params.push(Param::Owned(bindings));
+            }
+        }
+    }
+    let block = match inner_future(&mut func.block) {
+        Some(inner) if matches!(shape, Shape::Future) => {
+            // A future returned by a `fn` cannot borrow the function's arguments or
+            // locals, so a block without `move` could only capture them by value
+            // anyway: `move` changes nothing it captured, and lets the attempts (and the
+            // limiter's expression) take what they use.
+            inner.capture.get_or_insert_with(Default::default);
+            &mut inner.block
+        }
+        _ => &mut *func.block,
+    };
+    let body = std::mem::replace(block, syn::parse_quote!({}));
+    let call = call(config, &params, body, is_async, ret_span);
+    *block = syn::parse_quote!({ #call });
+    Ok(func)
+}
+
+/// Refuses what the rewrite cannot do right, naming the shape and the way out.
+fn check_shape(sig: &Signature, shape: &Shape) -> syn::Result<()> {
+    if let (Shape::Blocking, ReturnType::Type(_, ty)) = (shape, &sig.output)
+        && future_output(ty).is_some()
+    {
+        return Err(syn::Error::new_spanned(
+            ty,
+            "`#[llmiter]` on a `fn` returning a future needs a body that ends in an \
+             `async` block: `async move { … }`, `Box::pin(async move { … })` or \
+             `async move { … }.boxed()` (the block is what waits for tickets and is re-run); \
+             or write an `async fn`",
+        ));
+    }
+    Ok(())
+}
+
+/// `&mut T` (lent as `&mut *arg`) or `Pin<&mut T>` (lent as `arg.as_mut()`).
+fn exclusive(ty: &Type) -> Option<Lend> {
+    match ty {
+        Type::Reference(rf) if rf.mutability.is_some() => Some(Lend::Ref),
+        ty if is_pin_mut(ty) => Some(Lend::Pin),
+        _ => None,
     }
 }
 
-/// The `async move {…}` of a body that is exactly `Box::pin(async move {…})`, as
-/// `#[async_trait]` writes it (tracing's `#[instrument]` recognises it the same way).
-fn async_trait_inner(block: &Block) -> Option<&syn::ExprAsync> {
-    let [Stmt::Expr(Expr::Call(call), None)] = block.stmts.as_slice() else {
+/// `Pin<&mut T>`, however the path to `Pin` is written.
+fn is_pin_mut(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let PathArguments::AngleBracketed(a) = &last.arguments else {
+        return false;
+    };
+    last.ident == "Pin"
+        && matches!(
+            a.args.first(),
+            Some(GenericArgument::Type(Type::Reference(r))) if r.mutability.is_some()
+        )
+}
+
+/// The `async {…}` of a body that ends in one future: `async {…}`,
+/// `Box::pin(async {…})` or `async {…}.boxed()` (`boxed_local()`), `move` or not
+/// (tracing's `#[instrument]` recognises `#[async_trait]`'s output the same way). The
+/// statements before it run once, when the function is called; the future's body is
+/// what waits for tickets and is re-run.
+fn inner_future(block: &mut Block) -> Option<&mut syn::ExprAsync> {
+    let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else {
         return None;
     };
-    let Expr::Path(path) = &*call.func else {
-        return None;
+    let inner = match tail {
+        Expr::Call(call) if call.args.len() == 1 && is_box_pin(&call.func) => &mut call.args[0],
+        Expr::MethodCall(m)
+            if m.args.is_empty() && (m.method == "boxed" || m.method == "boxed_local") =>
+        {
+            &mut *m.receiver
+        }
+        Expr::Async(a) => return Some(a),
+        _ => return None,
     };
+    match inner {
+        Expr::Async(a) => Some(a),
+        _ => None,
+    }
+}
+
+/// `Box::pin`, however the path to it is written.
+fn is_box_pin(func: &Expr) -> bool {
+    let Expr::Path(path) = func else { return false };
     let names: Vec<String> = path
         .path
         .segments
         .iter()
         .map(|s| s.ident.to_string())
         .collect();
-    if !names.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
-        return None;
-    }
-    match &call.args[0] {
-        Expr::Async(inner) if inner.capture.is_some() => Some(inner),
-        _ => None,
-    }
+    names.ends_with(&["Box".to_owned(), "pin".to_owned()])
 }
 
-fn async_trait_block(block: &mut Block) -> Option<&mut syn::ExprAsync> {
-    match block.stmts.first_mut() {
-        Some(Stmt::Expr(Expr::Call(call), None)) => match call.args.first_mut() {
-            Some(Expr::Async(inner)) => Some(inner),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Where type errors about the call's outcome point: the return type as written (for
-/// `#[async_trait]`, the `Output` of the boxed future), or the name when there is none.
+/// Where type errors about the call's outcome point: the return type as written (for a
+/// body that is a future, the future's `Output`), or the name when there is none.
 fn return_span(sig: &Signature, shape: &Shape) -> Span {
     let ReturnType::Type(_, ty) = &sig.output else {
         return sig.ident.span();
     };
-    if let Shape::AsyncTrait = shape
+    if let Shape::Future = shape
         && let Some(output) = future_output(ty)
     {
         return output.span();
@@ -193,22 +258,31 @@ fn return_span(sig: &Signature, shape: &Shape) -> Span {
     ty.span()
 }
 
-/// `R` in `Pin<Box<dyn Future<Output = R> + Send + 'a>>`.
+/// `R` in `impl Future<Output = R>`, `Pin<Box<dyn Future<Output = R> + Send + 'a>>`
+/// or `BoxFuture<'a, R>`.
 fn future_output(ty: &Type) -> Option<&Type> {
-    let Type::Path(pin) = ty else { return None };
-    let PathArguments::AngleBracketed(pin_args) = &pin.path.segments.last()?.arguments else {
-        return None;
+    let bounds = match ty {
+        Type::ImplTrait(t) => &t.bounds,
+        Type::TraitObject(t) => &t.bounds,
+        Type::Paren(p) => return future_output(&p.elem),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let PathArguments::AngleBracketed(a) = &last.arguments else {
+                return None;
+            };
+            let mut types = a.args.iter().filter_map(|arg| match arg {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            });
+            return match last.ident.to_string().as_str() {
+                "BoxFuture" | "LocalBoxFuture" => types.next(),
+                "Pin" | "Box" => types.next().and_then(future_output),
+                _ => None,
+            };
+        }
+        _ => return None,
     };
-    let Some(GenericArgument::Type(Type::Path(boxed))) = pin_args.args.first() else {
-        return None;
-    };
-    let PathArguments::AngleBracketed(box_args) = &boxed.path.segments.last()?.arguments else {
-        return None;
-    };
-    let Some(GenericArgument::Type(Type::TraitObject(dyn_future))) = box_args.args.first() else {
-        return None;
-    };
-    dyn_future.bounds.iter().find_map(|bound| {
+    bounds.iter().find_map(|bound| {
         let TypeParamBound::Trait(t) = bound else {
             return None;
         };
@@ -230,23 +304,22 @@ fn param(arg: &FnArg) -> Param {
                 // In `&mut self` the `mut` belongs to the reference, not the binding.
                 mutable: r.reference.is_none() && r.mutability.is_some(),
             };
-            match &*r.ty {
-                Type::Reference(rf) if rf.mutability.is_some() => Param::Exclusive(binding),
-                Type::Reference(_) => Param::Shared,
-                _ => Param::Owned(vec![binding]),
+            match (exclusive(&r.ty), &*r.ty) {
+                (Some(lend), _) => Param::Exclusive(binding, lend),
+                (None, Type::Reference(_)) => Param::Shared,
+                (None, _) => Param::Owned(vec![binding]),
             }
         }
-        FnArg::Typed(typed) => match (&*typed.ty, &*typed.pat) {
-            (Type::Reference(rf), Pat::Ident(p))
-                if rf.mutability.is_some() && p.subpat.is_none() =>
-            {
-                Param::Exclusive(Binding {
+        FnArg::Typed(typed) => match (exclusive(&typed.ty), &*typed.ty, &*typed.pat) {
+            (Some(lend), _, Pat::Ident(p)) if p.subpat.is_none() => {
+                let binding = Binding {
                     ident: p.ident.clone(),
                     mutable: p.mutability.is_some(),
-                })
+                };
+                Param::Exclusive(binding, lend)
             }
-            (Type::Reference(_), _) => Param::Shared,
-            (_, pat) => {
+            (_, Type::Reference(_), _) => Param::Shared,
+            (_, _, pat) => {
                 let mut bindings = Vec::new();
                 bindings_of(pat, &mut bindings);
                 if bindings.is_empty() {
@@ -291,19 +364,35 @@ fn bindings_of(pat: &Pat, out: &mut Vec<Binding>) {
     }
 }
 
+/// A local of the expansion, at `span` for errors but resolved at the macro's own
+/// (mixed-site) hygiene: the body can neither name it nor be shadowed by it.
+fn hidden(name: &str, span: Span) -> Ident {
+    Ident::new(name, span.resolved_at(Span::mixed_site()))
+}
+
 /// The new body: pick the limiter, set the call's options, run the attempts.
 fn call(config: &Config, params: &[Param], body: Block, is_async: bool, ret: Span) -> TokenStream {
     let krate = &config.krate;
     let p = quote!(#krate::__private);
+    let monitor = match &config.monitor {
+        // Deref coercion takes a `Monitor`, a `&Monitor`, an `Arc` or a `LazyLock` of one.
+        Some(e) => {
+            let m = hidden("__llmiter_monitor", e.span());
+            quote_spanned!(e.span()=> { let #m: &#p::Monitor = &(#e); #m })
+        }
+        None => quote!(#p::monitor()),
+    };
     let limiter = match &config.source {
-        Source::Default => quote!(#p::monitor().default_limiter()),
-        Source::Named(name) => quote!(#p::monitor().limiter(#name)),
-        Source::NamedBy(e) => quote_spanned!(e.span()=> #p::monitor().limiter(#p::as_str(&(#e)))),
+        Source::Default => quote!(#monitor.default_limiter()),
+        Source::Named(name) => quote!(#monitor.limiter(#name)),
+        Source::NamedBy(e) => quote_spanned!(e.span()=> #monitor.limiter(#p::as_str(&(#e)))),
         Source::Limiter(e) => quote_spanned!(e.span()=> #p::AsLimiter::to_limiter(&(#e))),
     };
     let mut options = TokenStream::new();
-    if let Some(n) = config.max_retries {
-        options.extend(quote!(.max_retries(#n)));
+    match &config.max_retries {
+        Some(MaxRetries::Literal(n)) => options.extend(quote!(.max_retries(#n))),
+        Some(MaxRetries::Expr(e)) => options.extend(quote_spanned!(e.span()=> .max_retries(#e))),
+        None => {}
     }
     if let Some(priority) = config.priority {
         let level = match priority {
@@ -315,46 +404,64 @@ fn call(config: &Config, params: &[Param], body: Block, is_async: bool, ret: Spa
     if let Some(e) = &config.request_id {
         options.extend(quote_spanned!(e.span()=> .request_id(#p::as_str(&(#e)))));
     }
-    if let Some((ms, span)) = config.timeout_ms {
-        options.extend(quote_spanned!(span=> .timeout(#p::Duration::from_millis(#ms))));
+    match &config.timeout {
+        Some(Timeout::Literal(ms, span)) => {
+            options.extend(quote_spanned!(*span=> .timeout(#p::Duration::from_millis(#ms))));
+        }
+        Some(Timeout::Expr(e)) => options.extend(quote_spanned!(e.span()=> .timeout(#e))),
+        None => {}
     }
     if let Some(e) = &config.tokens {
         options.extend(quote_spanned!(e.span()=> .tokens(#e)));
     }
 
-    let attempts = if config.max_retries == Some(0) {
+    let attempts = if config.runs_once() {
         once(&p, body, is_async, ret)
     } else {
         retried(&p, params, body, is_async, ret)
     };
     let outcome = if config.can_fail() {
         // Spanned at the return type, where a missing `From<AcquireError>` is to be fixed.
-        let failed = respan(quote!(#p::acquire_failed(__llmiter_err)), ret);
+        let failed = respan(quote!(#p::acquire_failed), ret);
+        let (out, err) = (hidden("__llmiter_out", ret), hidden("__llmiter_err", ret));
+        let failed = quote_spanned!(ret=> #failed(#err));
         quote! {
             match #attempts {
-                ::core::result::Result::Ok(__llmiter_out) => __llmiter_out,
-                ::core::result::Result::Err(__llmiter_err) => #failed,
+                ::core::result::Result::Ok(#out) => #out,
+                ::core::result::Result::Err(#err) => #failed,
             }
         }
     } else {
         quote!(#p::always_issued(#attempts))
     };
+    let limiter_local = hidden("__llmiter_limiter", Span::call_site());
+    let call = hidden("__llmiter_call", ret);
     quote! {
-        let __llmiter_limiter = #limiter;
-        let __llmiter_call = __llmiter_limiter.call() #options;
+        let #limiter_local = #limiter;
+        let #call = #limiter_local.call() #options;
         #outcome
     }
+}
+
+/// `Call::run` (or `run_with`, `run_blocking`) as a path spanned at `ret`, called with
+/// the hidden `__llmiter_call` as its first argument: a method call on that mixed-site
+/// local would start the expression's span there, so the `CallOutcome` failures of the
+/// call and of its `.await` would not coincide and the user would see each twice.
+fn run_path(p: &TokenStream, run: &Ident, ret: Span) -> TokenStream {
+    respan(quote!(#p::Call::#run), ret)
 }
 
 /// `max_retries = 0`: the body runs once, owning its arguments; nothing is cloned.
 fn once(p: &TokenStream, body: Block, is_async: bool, ret: Span) -> TokenStream {
     let run = Ident::new(if is_async { "run" } else { "run_blocking" }, ret);
-    let call = Ident::new("__llmiter_call", ret);
+    let call = hidden("__llmiter_call", ret);
     if is_async {
         // As in `retried`: one span for the call and its `.await`, so one error.
-        quote_spanned!(ret=> #call.#run(#p::once(move || async move #body)).await)
+        let run = run_path(p, &run, ret);
+        quote_spanned!(ret=> #run(#call, #p::once(move || async move #body)).await)
     } else {
-        quote!(#call.#run(#p::once(move || #body)))
+        let run = run_path(p, &run, ret);
+        quote_spanned!(ret=> #run(#call, #p::once(move || #body)))
     }
 }
 
@@ -389,65 +496,74 @@ fn retried(
                     }
                 }
             }
-            Param::Exclusive(b) if is_async => {
+            Param::Exclusive(b, lend) if is_async => {
                 rename_self |= b.is_self();
                 if b.mutable {
                     let ident = &b.ident;
                     keep_mut.extend(quote!(let _ = &mut #ident;));
                 }
-                exclusive.push(b);
+                exclusive.push((b, *lend));
             }
             // A blocking attempt reborrows `&mut` captures itself: closures may lend.
-            Param::Exclusive(_) => {}
+            Param::Exclusive(..) => {}
         }
     }
     if rename_self {
         RenameSelf.visit_block_mut(&mut body);
     }
-    // The loop's `R: CallOutcome` bound fails on the method and on its `.await`: the
-    // call's own tokens all carry the return type's span, so both failures land on one
-    // span, where the fix goes, and the user sees one error.
-    let run = |name: &str| Ident::new(name, ret);
-    let call = Ident::new("__llmiter_call", ret);
+    // The loop's `R: CallOutcome` bound fails on the call and on its `.await`: the
+    // call's own tokens all carry the return type's span (see [`run_path`]), so both
+    // failures land on one span, where the fix goes, and the user sees one error.
+    let run = |name: &str| run_path(p, &Ident::new(name, ret), ret);
+    let call = hidden("__llmiter_call", ret);
     if !is_async {
         let run = run("run_blocking");
         // The body's statements join the copies' block: a nested `{ #body }` would trip
         // `unused_braces` on the user's code.
         let stmts = &body.stmts;
-        return quote! {{
-            #keep_mut
-            #call.#run(move || { #clones #(#stmts)* })
-        }};
-    }
-    if exclusive.is_empty() {
-        let run = run("run");
-        let attempt = quote!({ #clones async move #body });
-        let call = quote_spanned!(ret=> #call.#run(move || #attempt) .await);
+        let call = quote_spanned!(ret=> #run(#call, move || { #clones #(#stmts)* }));
         return quote! {{
             #keep_mut
             #call
         }};
     }
-    let outer: Vec<&Ident> = exclusive.iter().map(|b| &b.ident).collect();
+    if exclusive.is_empty() {
+        let run = run("run");
+        let attempt = quote!({ #clones async move #body });
+        let call = quote_spanned!(ret=> #run(#call, move || #attempt).await);
+        return quote! {{
+            #keep_mut
+            #call
+        }};
+    }
+    let outer: Vec<&Ident> = exclusive.iter().map(|(b, _)| &b.ident).collect();
     let state: Vec<Ident> = (0..exclusive.len())
-        .map(|i| Ident::new(&format!("__llmiter_state{i}"), Span::call_site()))
+        .map(|i| hidden(&format!("__llmiter_state{i}"), Span::call_site()))
         .collect();
-    let reborrows = exclusive.iter().zip(&state).map(|(b, s)| {
+    let reborrows = exclusive.iter().zip(&state).map(|((b, lend), s)| {
         let (inner, mutability) = (b.inner(), b.mutability());
-        quote!(let #mutability #inner = &mut *#s;)
+        match lend {
+            Lend::Ref => quote!(let #mutability #inner = &mut *#s;),
+            Lend::Pin => quote!(let #mutability #inner = #s.as_mut();),
+        }
     });
     let run = run("run_with");
+    let out = hidden("__llmiter_out", Span::call_site());
     let stmts = &body.stmts;
     let attempt = quote!({
         #clones
         async move {
-            let __llmiter_out = async { #(#reborrows)* #(#stmts)* }.await;
-            ((#(#state,)*), __llmiter_out)
+            let #out = async { #(#reborrows)* #(#stmts)* }.await;
+            ((#(#state,)*), #out)
         }
     });
     let lent = quote!((#(#outer,)*));
-    let states = quote!((#(#state,)*));
-    let call = quote_spanned!(ret=> #call.#run(#lent, move |#states| #attempt).await);
+    // `as_mut()` takes a pinned state by `&mut`.
+    let state_mut = exclusive
+        .iter()
+        .map(|(_, lend)| matches!(lend, Lend::Pin).then(<syn::Token![mut]>::default));
+    let states = quote!((#(#state_mut #state,)*));
+    let call = quote_spanned!(ret=> #run(#call, #lent, move |#states| #attempt).await);
     quote! {{
         #keep_mut
         #call

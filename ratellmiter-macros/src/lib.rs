@@ -37,6 +37,18 @@ use proc_macro::TokenStream;
 ///   and `#[async_trait]`), with generics, lifetimes, `where` clauses, `impl Trait` and
 ///   pattern arguments. The signature is never changed: visibility, attributes and docs
 ///   stay as written, and the returned future is `Send` when the body is.
+/// - A plain `fn` returning a future whose body ends in an `async` block — `async move
+///   { … }` behind `-> impl Future<Output = Result<…>> + Send` (the usual way to promise
+///   `Send` in a trait), `Box::pin(async { … })` (what `#[async_trait]` writes) or
+///   `async move { … }.boxed()` — is rewritten inside the block: the block is what waits
+///   for tickets and is re-run, the statements before it run once per call (the locals
+///   they bind are cloned for each attempt like owned arguments), and a block without
+///   `move` becomes `move` (a returned future cannot borrow the function's arguments, so
+///   nothing it captured changes). A `fn` returning a future any other way is refused
+///   with a message saying so.
+/// - `self: Box<Self>` is owned like `self` (cloned for each attempt, so `Self: Clone`);
+///   `self: Pin<&mut Self>` (or any `Pin<&mut T>` argument) is lent like `&mut self`,
+///   reborrowed for each attempt with `as_mut()`.
 /// - The return type must be a `Result<T, E>` with `E: IsRateLimit`, under any alias
 ///   (`anyhow::Result<T>`, `io::Result<T>`, your own `type Result<T>`): the check is a
 ///   trait on the type, not a reading of its name.
@@ -47,8 +59,8 @@ use proc_macro::TokenStream;
 /// a pattern such as `(a, b): (String, u32)`) are **cloned** for each attempt, and an
 /// owned argument that is not `Clone` is a compile error at that argument — unless
 /// `max_retries = 0`, which runs the body once and clones nothing. References (`&T`,
-/// `&self`) are shared by the attempts; `&mut T` and `&mut self` are lent to one
-/// attempt at a time (so a `&mut self` method cannot return a borrow of `self`).
+/// `&self`) are shared by the attempts; `&mut T`, `&mut self` and `Pin<&mut …>` are lent
+/// to one attempt at a time (so a `&mut self` method cannot return a borrow of `self`).
 ///
 /// # Plain `fn`: blocking clients only
 /// On a plain `fn` the call blocks its thread while it waits for a ticket
@@ -65,9 +77,10 @@ use proc_macro::TokenStream;
 /// | `service = "name"` | the monitor's limiter of that name (`monitor().limiter("name")`; an unknown name gets one at the default rate with a warning on stderr, or is refused: see `MonitorConfig::unknown_services`) |
 /// | `service = <expr>` | the same, with the name computed for each call from the arguments or `self` (`&str`, `String`, …) |
 /// | `limiter = <expr>` | a limiter given directly: `&BucketRateLimiter`, `Arc<BucketRateLimiter>` or `&Arc<…>` |
-/// | `max_retries = N` | re-runs after a rate limit before the error is returned (default: the limiter's, 20); `0` never re-runs and clones nothing |
+/// | `monitor = <expr>` | the `Monitor` that `service` (or the default limiter) is looked up in, instead of the global `monitor()`: a `&Monitor`, a `static` `LazyLock<Monitor>`, an `Arc<Monitor>`; not with `limiter` |
+/// | `max_retries = N` | re-runs after a rate limit before the error is returned (default: the limiter's, 20); `0` never re-runs and clones nothing; a `u32` constant or expression (`max_retries = MAX_RETRIES`) works too |
 /// | `request_id = <expr>` | an id (`&str`, `String`, …) carried into traces and `ratellmiter::current().request_id()` |
-/// | `timeout = "30s"` | give up waiting for a ticket after this long (`ms`, `s`, `m`, `h`, or sums like `"1m30s"`), checked at compile time |
+/// | `timeout = "30s"` | give up waiting for a ticket after this long (`ms`, `s`, `m`, `h`, or sums like `"1m30s"`), checked at compile time; or a `Duration` expression (`timeout = Duration::from_secs(30)`) |
 /// | `priority = high` | queue ahead of normal calls (behind re-tries); `normal` is the default |
 /// | `tokens = <expr>` | the call's estimated tokens (`u64`), charged to the limiter's tokens-per-minute budget |
 /// | `crate = "path"` | where the `ratellmiter` facade is when it is renamed or re-exported |
@@ -115,6 +128,54 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
+/// Constants and expressions where a number or a duration is asked for, a monitor of
+/// one's own, and a trait method promising a `Send` future:
+///
+/// ```
+/// use std::future::Future;
+/// use std::sync::LazyLock;
+/// use std::time::Duration;
+/// use ratellmiter::{llmiter, AcquireError, BucketRateLimiter, IsRateLimit, Monitor};
+///
+/// #[derive(Debug, IsRateLimit)]
+/// enum ApiError { #[rate_limit] RateLimited, Gave(AcquireError) }
+/// impl From<AcquireError> for ApiError {
+///     fn from(e: AcquireError) -> Self { ApiError::Gave(e) }
+/// }
+///
+/// const RETRIES: u32 = 3;
+/// /// Not the global monitor: its own services, its own limits.
+/// static TENANT: LazyLock<Monitor> = LazyLock::new(Monitor::new);
+///
+/// #[llmiter(monitor = TENANT, service = "gpt-4o", max_retries = RETRIES,
+///           timeout = Duration::from_secs(30))]
+/// async fn ask(prompt: &str) -> Result<String, ApiError> {
+///     Ok(prompt.to_uppercase())
+/// }
+///
+/// trait Chat {
+///     fn chat(&self, prompt: String) -> impl Future<Output = Result<String, ApiError>> + Send;
+/// }
+///
+/// struct Client { limiter: BucketRateLimiter }
+///
+/// impl Chat for Client {
+///     // Rewritten inside the `async move` block: that is what waits and is re-run.
+///     #[llmiter(limiter = &self.limiter)]
+///     fn chat(&self, prompt: String) -> impl Future<Output = Result<String, ApiError>> + Send {
+///         async move { Ok(format!("re: {prompt}")) }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// TENANT.add_service("gpt-4o", BucketRateLimiter::new(60)).unwrap();
+/// assert_eq!(ask("hi").await.unwrap(), "HI");
+/// assert_eq!(TENANT.limiter("gpt-4o").stats().finished, 1);
+/// let client = Client { limiter: BucketRateLimiter::new(600) };
+/// assert_eq!(client.chat("hi".into()).await.unwrap(), "re: hi");
+/// # }
+/// ```
+///
 /// # Equivalent code without the macro
 /// The body becomes one call of the runtime's retry loop, the same loop as the closure
 /// form `limiter.call()…run(|| …)`:
@@ -135,16 +196,16 @@ use proc_macro::TokenStream;
 ///     let __llmiter_limiter = ::ratellmiter::__private::monitor().limiter("gpt-4o");
 ///     let __llmiter_call = __llmiter_limiter.call().max_retries(3u32);
 ///     ::ratellmiter::__private::always_issued({
-///         __llmiter_call
-///             .run(move || {
-///                 let prompt = ::ratellmiter::__private::RetryArg::clone_for_attempt(&prompt);
-///                 async move { Ok(prompt) }
-///             })
-///             .await
+///         ::ratellmiter::__private::Call::run(__llmiter_call, move || {
+///             let prompt = ::ratellmiter::__private::RetryArg::clone_for_attempt(&prompt);
+///             async move { Ok(prompt) }
+///         })
+///         .await
 ///     })
 /// }
 /// ```
-/// (`always_issued` unwraps the `Result<_, AcquireError>` of a call that cannot fail to
+/// (The `__llmiter_…` locals are hygienic, `Span::mixed_site()`: the body can neither
+/// name them nor have its own names shadowed by them. `always_issued` unwraps the `Result<_, AcquireError>` of a call that cannot fail to
 /// get a ticket; `RetryArg::clone_for_attempt` is `Clone::clone` with an error message
 /// about retries.) A `&mut self` method runs through `Call::run_with` instead, which
 /// lends the receiver to one attempt at a time, and a plain `fn` through

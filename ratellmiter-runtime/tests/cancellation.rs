@@ -35,8 +35,10 @@ struct Server {
 impl Server {
     fn call(&self) -> Result<(), RateLimited> {
         let n = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % self.every == 0 {
-            let retry_after = (n / self.every % 2 == 0).then(|| Duration::from_millis(300));
+        if n.is_multiple_of(self.every) {
+            let retry_after = (n / self.every)
+                .is_multiple_of(2)
+                .then(|| Duration::from_millis(300));
             Err(RateLimited { retry_after })
         } else {
             Ok(())

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Poll as TaskPoll, Waker};
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -21,12 +21,14 @@ use crate::telemetry::{self, trace_event};
 
 mod builder;
 mod driver;
+mod locked;
 mod stats;
 mod ticket;
 mod waiting;
 
 pub use builder::LimiterBuilder;
 use driver::DriverState;
+use locked::Locked;
 pub use stats::Stats;
 pub use ticket::Ticket;
 use waiting::Waiting;
@@ -66,6 +68,7 @@ pub(crate) struct State {
     /// The budget shared with other processes, if any (see [`crate::shared`]).
     pub(crate) budget: Option<SharedBudget>,
     driver: DriverState,
+    metrics: telemetry::Metrics,
 }
 
 /// A request either got its ticket at once or waits in the queue.
@@ -124,6 +127,7 @@ impl BucketRateLimiter {
                     recorder: None,
                     budget: None,
                     driver: DriverState::default(),
+                    metrics: telemetry::Metrics::default(),
                 }),
                 prober: RwLock::new(None),
             }),
@@ -424,8 +428,8 @@ impl Shared {
         self.name.get().map_or("unnamed", |n| n)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
+    fn lock(&self) -> Locked<'_> {
+        Locked::new(self.state.lock())
     }
 
     /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
@@ -534,6 +538,6 @@ impl State {
         if let Some(r) = &mut self.recorder {
             r.gauges(now, &self.pacer);
         }
-        telemetry::publish(name, &self.pacer);
+        self.metrics.stage(name, &self.pacer);
     }
 }

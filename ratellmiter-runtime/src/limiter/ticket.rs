@@ -31,6 +31,7 @@ impl std::fmt::Debug for Ticket {
 
 impl Ticket {
     pub(crate) fn new(shared: Arc<Shared>, issued: Issued) -> Self {
+        crate::telemetry::waited(shared.name(), issued.waited);
         Self {
             shared,
             issued,
