@@ -49,7 +49,9 @@ fn run(p: &mut Pacer, from: Duration, until: Duration) -> Vec<(Duration, Issued)
 
 #[test]
 fn saturation_gives_exact_even_spacing_and_window_bounds() {
-    for rpm in [60u32, 600, 10_000] {
+    // 7, 70 and 700 rpm do not divide 60 s evenly: an interval rounded down would put
+    // R + 1 tickets in some 60 s window (8 at 7 rpm).
+    for rpm in [7u32, 60, 70, 600, 700, 10_000] {
         let mut p = Pacer::new(cfg(rpm)).unwrap();
         let calls = rpm as usize * 3; // three minutes of demand queued at once
         for _ in 0..calls {
@@ -58,7 +60,7 @@ fn saturation_gives_exact_even_spacing_and_window_bounds() {
         let issued = run(&mut p, Duration::ZERO, secs(100_000));
         assert_eq!(issued.len(), calls, "rpm {rpm}: every call issued");
         let times: Vec<Duration> = issued.iter().map(|(t, _)| *t).collect();
-        let interval = Duration::from_nanos(60_000_000_000 / rpm as u64);
+        let interval = Duration::from_nanos(60_000_000_000u64.div_ceil(u64::from(rpm)));
         // After the ramp (10 s at most: 25% + 10%/s), every gap is exactly 60/R.
         let ramped = times.iter().position(|t| *t >= secs(10)).unwrap();
         for w in times[ramped..].windows(2) {
