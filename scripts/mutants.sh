@@ -13,13 +13,15 @@
 # test run, default 120), PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
 # OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/).
 #
-# It runs --in-place (no copy of the tree, the build in target/ is reused): do not edit
-# or build in this checkout while it runs; an interrupted run may leave a mutation in the
-# source, marked `/* ~ changed by cargo-mutants ~ */` (check `git diff` afterwards).
+# By default cargo-mutants copies the source tree (without target/, which is
+# gitignored) to a temp dir and builds there, so this checkout stays usable; the first
+# build there is from scratch. IN_PLACE=1 mutates this checkout instead and reuses
+# target/: then do not edit or build here while it runs, and check `git diff` after an
+# interrupted run (mutations are marked `/* ~ changed by cargo-mutants ~ */`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION=27.0.0
+VERSION=27.1.0
 if ! cargo mutants --version >/dev/null 2>&1; then
     echo "installing cargo-mutants $VERSION from crates.io" >&2
     cargo install cargo-mutants --locked --version "$VERSION"
@@ -48,8 +50,11 @@ esac
 tests=(--lib --test invariants --test scheduler --test core_scenarios --test tokens
        --test cancellation --test adaptive)
 
+place=(--jobs 1)
+if [ "${IN_PLACE:-0}" = 1 ]; then place=(--in-place); fi  # --in-place takes no --jobs
+
 mkdir -p "$OUT"
-exec cargo mutants --in-place --package ratellmiter-runtime "${files[@]}" \
+exec cargo mutants "${place[@]}" --package ratellmiter-runtime "${files[@]}" \
     --exclude 'ratellmiter-runtime/src/pacer/tests.rs' \
     --timeout "$TIMEOUT" --output "$OUT" "$@" \
     -- "${tests[@]}"

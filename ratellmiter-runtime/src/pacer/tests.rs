@@ -653,3 +653,38 @@ fn slow_start_ramps_again_after_an_outage() {
     let after = run(&mut p, second_at, second_at + secs(10));
     assert_eq!(per_second(&after, second_at, 4), [3, 5, 10, 10]);
 }
+
+/// Mutation testing (issue 19) found `cost > tpm` could be `>=` unnoticed: a call
+/// costing exactly the whole budget is allowed (it runs alone in its minute), one token
+/// more is refused with both figures.
+#[test]
+fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() {
+    let mut p = Pacer::new(LimiterConfig {
+        tpm: Some(6_000),
+        ..cfg(60)
+    })
+    .unwrap();
+    let whole = Request {
+        cost: 6_000,
+        ..Request::NEW
+    };
+    let id = p.enqueue(Duration::ZERO, whole).unwrap();
+    assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == id && t.cost == 6_000));
+    let over = Request {
+        cost: 6_001,
+        ..Request::NEW
+    };
+    let err = p.enqueue(Duration::ZERO, over).unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::CostExceedsBudget {
+            cost: 6_001,
+            tpm: 6_000
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "a call estimated at 6001 tokens can never run under a budget of 6000 tokens per minute"
+    );
+    assert_eq!(p.counters().requested, 1, "the refused call was never queued");
+}
