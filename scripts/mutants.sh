@@ -45,10 +45,15 @@ case "$AREA" in
     *) echo "AREA must be pacer, drivers or all" >&2; exit 2 ;;
 esac
 
-# The engine's specifications (lib tests, including pacer/tests.rs), its property test,
-# and the driver-level scenarios. The tests themselves are never mutated.
-tests=(--lib --test invariants --test scheduler --test core_scenarios --test tokens
-       --test cancellation --test adaptive)
+# pacer: the engine's specifications (lib tests, including pacer/tests.rs), its
+# property test and the driver-level scenarios. drivers/all: every test of the runtime
+# (default features; doc tests left out, they cost a build each). The tests themselves
+# are never mutated.
+case "$AREA" in
+    pacer) tests=(--lib --test invariants --test scheduler --test core_scenarios --test tokens
+                  --test cancellation --test adaptive) ;;
+    *) tests=(--lib --tests) ;;
+esac
 
 place=(--jobs 1)
 if [ "${IN_PLACE:-0}" = 1 ]; then place=(--in-place); fi  # --in-place takes no --jobs
