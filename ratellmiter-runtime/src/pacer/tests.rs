@@ -332,10 +332,15 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     let Poll::ProbeService(second) = p.poll(ms(25_500)) else {
         panic!("a service probe")
     };
+    // Each probe has its own id, so a late answer to an earlier one is not taken for the
+    // current one's (mutation testing: an id counter not advanced went unnoticed).
+    assert_ne!(first, second);
+    p.probe_result(ms(25_550), first, true);
     p.probe_abandoned(second);
     let Poll::ProbeService(third) = p.poll(ms(25_600)) else {
         panic!("an abandoned probe is retried")
     };
+    assert_ne!(second, third);
     p.probe_result(ms(26_000), third, false);
     assert!(matches!(p.poll(ms(26_000)), Poll::Issued(t) if t.retry && !t.probe));
     let _ = a;
@@ -686,5 +691,9 @@ fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() 
         err.to_string(),
         "a call estimated at 6001 tokens can never run under a budget of 6000 tokens per minute"
     );
-    assert_eq!(p.counters().requested, 1, "the refused call was never queued");
+    assert_eq!(
+        p.counters().requested,
+        1,
+        "the refused call was never queued"
+    );
 }
