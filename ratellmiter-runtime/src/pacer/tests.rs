@@ -697,3 +697,32 @@ fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() 
         "the refused call was never queued"
     );
 }
+
+/// After a spell of demand below the rate, the rate falls back to what was seen plus a
+/// step (never below the start), so the next burst ramps again from the start rate:
+/// 2.5/s for the linear shape (25 % of 10/s), 2/s for the slow start (20 %). Mutation
+/// testing found the fall-back's `*` could become `+` unnoticed (the fall-back then
+/// stays at the full rate, or lands above the start).
+#[test]
+fn after_demand_falls_below_the_rate_the_next_burst_starts_from_the_start_rate() {
+    for (config, first_gap) in [(cfg(600), ms(400)), (slow(600), ms(500))] {
+        let mut p = Pacer::new(config).unwrap();
+        for _ in 0..600 {
+            p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+        }
+        let burst = run(&mut p, Duration::ZERO, secs(1_000));
+        let mut now = burst.last().unwrap().0;
+        // A trickle: one call every 2 s for 20 s, each served at once.
+        for _ in 0..10 {
+            now += secs(2);
+            p.enqueue(now, Request::NEW).unwrap();
+            assert_eq!(run(&mut p, now, now).len(), 1);
+        }
+        now += secs(2);
+        for _ in 0..50 {
+            p.enqueue(now, Request::NEW).unwrap();
+        }
+        let next = run(&mut p, now, now + secs(60));
+        assert_eq!(next[1].0 - next[0].0, first_gap, "{:?}", &next[..3]);
+    }
+}
