@@ -726,3 +726,36 @@ fn after_demand_falls_below_the_rate_the_next_burst_starts_from_the_start_rate()
         assert_eq!(next[1].0 - next[0].0, first_gap, "{:?}", &next[..3]);
     }
 }
+
+/// A service probe's answer that comes after its episode ended, during the next pause,
+/// says nothing about that pause (mutation testing: the episode check `<` could become
+/// `==` unnoticed).
+#[test]
+fn a_probe_answer_from_an_earlier_pause_does_not_end_the_next_one() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    p.set_external_probe(true);
+    let limited = |p: &mut Pacer, now: Duration| {
+        p.enqueue(now, Request::NEW).unwrap();
+        let Poll::Issued(t) = p.poll(now) else {
+            panic!("a ticket at {now:?}")
+        };
+        p.finish(now, &t, Outcome::RateLimited { retry_after: None });
+        p.enqueue(now, Request::RETRY).unwrap();
+    };
+    limited(&mut p, Duration::ZERO);
+    let Poll::ProbeService(old) = p.poll(secs(10)) else {
+        panic!("a service probe")
+    };
+    p.probe_abandoned(old);
+    let Poll::ProbeService(answered) = p.poll(secs(11)) else {
+        panic!("a service probe")
+    };
+    p.probe_result(secs(12), answered, false);
+    assert!(!p.is_paused());
+    let _ = run(&mut p, secs(12), secs(12));
+    // A second pause; then the first episode's abandoned probe answers "open", late.
+    limited(&mut p, secs(20));
+    assert!(p.is_paused());
+    p.probe_result(secs(21), old, false);
+    assert!(p.is_paused(), "a stale answer ended the pause");
+}
