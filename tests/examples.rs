@@ -1,6 +1,7 @@
 //! Runs every example's logic against the mock provider over real HTTP on 127.0.0.1.
-//! Rates are high and workloads small so the whole file takes about a second; what is
-//! checked is that every call is answered exactly once and none is refused.
+//! What is checked is that every call is answered exactly once and none is refused,
+//! at a load the mock would refuse without the limiter: more calls at once than the
+//! mock accepts in a second (`the_loads_here_are_refused_without_a_limiter` shows it).
 
 // Each example is a program of its own with its own `mod common;`: including the four
 // here loads that file four times, as four separate modules, on purpose.
@@ -22,8 +23,10 @@ mod blocking;
 #[path = "../examples/openai_chat.rs"]
 mod openai_chat;
 
+use std::time::Duration;
+
 use ratellmiter::BucketRateLimiter;
-use ratellmiter_sim::{MockServer, Provider, ProviderConfig};
+use ratellmiter_sim::{Decision, MockServer, Provider, ProviderConfig};
 
 /// A mock provider at `rpm`, with no latency.
 async fn mock(rpm: u32) -> MockServer {
@@ -37,19 +40,35 @@ async fn mock(rpm: u32) -> MockServer {
         .unwrap()
 }
 
+/// The same loads as below sent at once with no limiter: a mock at 600 rpm accepts 10
+/// in its first second and refuses the rest (10 of quickstart's 20, 5 of blocking's 15).
+#[test]
+fn the_loads_here_are_refused_without_a_limiter() {
+    for (calls, refused) in [(20, 10), (15, 5)] {
+        let mut p = Provider::new(ProviderConfig {
+            rpm: 600,
+            ..Default::default()
+        })
+        .unwrap();
+        let got = (0..calls)
+            .filter(|_| matches!(p.request(Duration::ZERO, "m", 0), Decision::Reject(_)))
+            .count();
+        assert_eq!(got, refused, "{calls} calls at once");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_answers_every_call_without_a_429() {
-    let server = mock(6_000).await;
-    let stats = quickstart::run(&server.base_url(), 6_000, 20)
-        .await
-        .unwrap();
+    // 20 calls at once against 600 rpm (10 a second): without the limiter 10 are refused.
+    let server = mock(600).await;
+    let stats = quickstart::run(&server.base_url(), 600, 20).await.unwrap();
     assert_eq!(
         (stats.issued, stats.finished, stats.rate_limited),
         (20, 20, 0)
     );
     let seen = server.metrics();
     assert_eq!((seen.accepted, seen.rejected), (20, 0));
-    assert!(seen.max_attempted_in_any_1s <= 100, "{seen:?}");
+    assert!(seen.max_attempted_in_any_1s <= 10, "{seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,13 +89,16 @@ async fn multi_model_paces_each_model_apart() {
 #[test]
 fn blocking_threads_share_one_limiter() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(mock(6_000));
-    let stats = blocking::run(&server.base_url(), 6_000, 3, 5).unwrap();
+    // 15 calls from 3 threads against 600 rpm (10 a second): without the limiter 5 are
+    // refused.
+    let server = rt.block_on(mock(600));
+    let stats = blocking::run(&server.base_url(), 600, 3, 5).unwrap();
     assert_eq!(
         (stats.issued, stats.finished, stats.rate_limited),
         (15, 15, 0)
     );
-    assert_eq!(server.metrics().accepted, 15);
+    let seen = server.metrics();
+    assert_eq!((seen.accepted, seen.rejected), (15, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

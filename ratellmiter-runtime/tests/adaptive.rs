@@ -66,9 +66,16 @@ async fn saturate(limiter: &BucketRateLimiter) -> Vec<RequestRecord> {
             })
         })
         .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    // Bounded in virtual time: an engine that stops issuing fails here with a message
+    // instead of hanging the test run (mutation testing found such a hang).
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    tokio::time::timeout(RUN_FOR + Duration::from_secs(60), all)
+        .await
+        .expect("the workload ends within a minute of RUN_FOR, in virtual time");
     provider.lock().unwrap().log().to_vec()
 }
 

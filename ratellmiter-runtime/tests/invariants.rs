@@ -874,7 +874,8 @@ fn check_scenario(sc: &Scenario) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 600,
+        // PROPTEST_CASES overrides the 600 (scripts/mutants.sh runs fewer, soak runs more).
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(600),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/invariants.txt"

@@ -116,8 +116,10 @@ async fn redis_down_at_start_paces_locally_then_rejoins() {
 
     let took = calls(&l, 10).await;
     assert_eq!(l.config().rpm, 1500);
+    // A lower bound only on the wall clock: the local fallback's 1 500 rpm (asserted
+    // above) is what keeps it from being slower; `calls` fails any call that hangs.
     assert!(took >= Duration::from_millis(355), "{took:?}");
-    assert!(took < Duration::from_millis(700), "{took:?}");
+    assert_eq!(l.stats().issued, 10);
     assert!(backend.slots().is_empty());
 
     server.restart();
@@ -141,9 +143,11 @@ async fn redis_down_mid_run_loses_no_call_and_rejoins() {
     assert_eq!(backend.slots().len(), 10);
 
     server.stop();
-    let took = calls(&l, 10).await;
+    // None hangs (`calls` bounds each call); counted, not timed on the wall clock.
+    calls(&l, 10).await;
     assert_eq!(l.config().rpm, 1500);
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(l.stats().issued, 20);
+    assert_eq!(backend.slots().len(), 10, "the ten went out locally");
     assert_eq!(logged("mid-run", "unreachable"), 1);
 
     server.restart();

@@ -213,3 +213,44 @@ async fn a_call_cancelled_after_its_stream_took_the_ticket_settles_it_once() {
     drop(other);
     assert_eq!(limiter.stats().in_flight, 0);
 }
+
+/// Two calls cancelled while running; only the first handed its ticket to a stream.
+/// Each guard learns about its own ticket only: the second comes back as abandoned
+/// and nothing stays in flight (mutation testing, issue 19: a hand-over record keyed
+/// the same for every ticket went unnoticed).
+#[tokio::test(start_paused = true)]
+async fn a_hand_over_to_a_stream_is_told_only_to_its_own_call() {
+    let limiter = limiter();
+    let streaming = tokio::spawn({
+        let l = limiter.clone();
+        async move {
+            l.run(|| async {
+                let _stream = Metered::from_current(futures_util::stream::empty::<
+                    Result<Bytes, std::io::Error>,
+                >());
+                std::future::pending::<Result<(), std::io::Error>>().await
+            })
+            .await
+        }
+    });
+    let plain = tokio::spawn({
+        let l = limiter.clone();
+        async move {
+            l.run(|| std::future::pending::<Result<(), std::io::Error>>())
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(limiter.stats().in_flight, 2, "both calls run");
+    plain.abort();
+    assert!(plain.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        limiter.stats().in_flight,
+        1,
+        "the plain call's ticket came back"
+    );
+    streaming.abort();
+    assert!(streaming.await.unwrap_err().is_cancelled());
+    let s = limiter.stats();
+    assert_eq!((s.in_flight, s.finished), (0, 2), "{s:?}");
+}

@@ -371,12 +371,14 @@ mod tests {
 
     #[test]
     fn a_known_limit_is_never_exceeded_and_the_burst_ends_near_ideal() {
-        // 300 calls at 600 rpm: ideal 30 s; the ramp from 25% costs about 3 s.
-        let row = run(ScenarioKind::Burst, ClientKind::Ratellmiter, 300);
+        // BENCHMARKS.md's burst: 600 calls at 600 rpm, ideal 60 s. The target is 1.05 ×
+        // ideal; measured 1.052 (the slow start costs about 2.8 s, the last answer's
+        // latency 0.3 s), marked missed there, so this pins the measured figure.
+        let row = run(ScenarioKind::Burst, ClientKind::Ratellmiter, 600);
         assert_eq!((row.refused, row.failed), (0, 0));
         assert_eq!(row.max_1s, [10], "ceil(600 / 60) per second");
         assert!(row.max_60s[0] <= 600);
-        assert!(row.vs_ideal < 1.12, "{row:?}");
+        assert!(row.vs_ideal <= 1.053, "{row:?}");
         assert!(row.gap_cv.unwrap() < 0.5, "{row:?}");
     }
 
@@ -425,9 +427,11 @@ mod tests {
     fn after_a_silent_outage_the_first_success_comes_within_one_probe_interval() {
         // Probes at 10 s, then 15 s, 22.5 s… after the first refusal: the outage
         // (30 s to 45 s) ends within the second interval.
+        // The target is one probe interval (10 s); measured 10.055 s in virtual time,
+        // 55 ms over, marked missed in BENCHMARKS.md, so this pins the measured figure.
         let row = run(ScenarioKind::OutageSilent, ClientKind::Ratellmiter, 600);
         assert!(
-            row.outage_lag.unwrap() <= Duration::from_secs(15),
+            row.outage_lag.unwrap() <= Duration::from_millis(10_055),
             "{row:?}"
         );
     }

@@ -49,7 +49,9 @@ fn run(p: &mut Pacer, from: Duration, until: Duration) -> Vec<(Duration, Issued)
 
 #[test]
 fn saturation_gives_exact_even_spacing_and_window_bounds() {
-    for rpm in [60u32, 600, 10_000] {
+    // 7, 70 and 700 rpm do not divide 60 s evenly: an interval rounded down would put
+    // R + 1 tickets in some 60 s window (8 at 7 rpm).
+    for rpm in [7u32, 60, 70, 600, 700, 10_000] {
         let mut p = Pacer::new(cfg(rpm)).unwrap();
         let calls = rpm as usize * 3; // three minutes of demand queued at once
         for _ in 0..calls {
@@ -58,7 +60,7 @@ fn saturation_gives_exact_even_spacing_and_window_bounds() {
         let issued = run(&mut p, Duration::ZERO, secs(100_000));
         assert_eq!(issued.len(), calls, "rpm {rpm}: every call issued");
         let times: Vec<Duration> = issued.iter().map(|(t, _)| *t).collect();
-        let interval = Duration::from_nanos(60_000_000_000 / rpm as u64);
+        let interval = Duration::from_nanos(60_000_000_000u64.div_ceil(u64::from(rpm)));
         // After the ramp (10 s at most: 25% + 10%/s), every gap is exactly 60/R.
         let ramped = times.iter().position(|t| *t >= secs(10)).unwrap();
         for w in times[ramped..].windows(2) {
@@ -330,10 +332,15 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     let Poll::ProbeService(second) = p.poll(ms(25_500)) else {
         panic!("a service probe")
     };
+    // Each probe has its own id, so a late answer to an earlier one is not taken for the
+    // current one's (mutation testing: an id counter not advanced went unnoticed).
+    assert_ne!(first, second);
+    p.probe_result(ms(25_550), first, true);
     p.probe_abandoned(second);
     let Poll::ProbeService(third) = p.poll(ms(25_600)) else {
         panic!("an abandoned probe is retried")
     };
+    assert_ne!(second, third);
     p.probe_result(ms(26_000), third, false);
     assert!(matches!(p.poll(ms(26_000)), Poll::Issued(t) if t.retry && !t.probe));
     let _ = a;
@@ -657,4 +664,105 @@ fn slow_start_ramps_again_after_an_outage() {
     p.finish(second_at, &second, Outcome::Success);
     let after = run(&mut p, second_at, second_at + secs(10));
     assert_eq!(per_second(&after, second_at, 4), [3, 6, 10, 10]);
+}
+
+/// Mutation testing (issue 19) found `cost > tpm` could be `>=` unnoticed: a call
+/// costing exactly the whole budget is allowed (it runs alone in its minute), one token
+/// more is refused with both figures.
+#[test]
+fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() {
+    let mut p = Pacer::new(LimiterConfig {
+        tpm: Some(6_000),
+        ..cfg(60)
+    })
+    .unwrap();
+    let whole = Request {
+        cost: 6_000,
+        ..Request::NEW
+    };
+    let id = p.enqueue(Duration::ZERO, whole).unwrap();
+    assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == id && t.cost == 6_000));
+    let over = Request {
+        cost: 6_001,
+        ..Request::NEW
+    };
+    let err = p.enqueue(Duration::ZERO, over).unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::CostExceedsBudget {
+            cost: 6_001,
+            tpm: 6_000
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "a call estimated at 6001 tokens can never run under a budget of 6000 tokens per minute"
+    );
+    assert_eq!(
+        p.counters().requested,
+        1,
+        "the refused call was never queued"
+    );
+}
+
+/// After a spell of demand below the rate, the rate falls back to what was seen plus a
+/// step (never below the start), so the next burst ramps again from the start rate:
+/// 2.5/s for the linear shape (25 % of 10/s), 2/s for the slow start (20 %). Mutation
+/// testing found the fall-back's `*` could become `+` unnoticed (the fall-back then
+/// stays at the full rate, or lands above the start).
+#[test]
+fn after_demand_falls_below_the_rate_the_next_burst_starts_from_the_start_rate() {
+    for (config, first_gap) in [(cfg(600), ms(400)), (slow(600), ms(500))] {
+        let mut p = Pacer::new(config).unwrap();
+        for _ in 0..600 {
+            p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+        }
+        let burst = run(&mut p, Duration::ZERO, secs(1_000));
+        let mut now = burst.last().unwrap().0;
+        // A trickle: one call every 2 s for 20 s, each served at once.
+        for _ in 0..10 {
+            now += secs(2);
+            p.enqueue(now, Request::NEW).unwrap();
+            assert_eq!(run(&mut p, now, now).len(), 1);
+        }
+        now += secs(2);
+        for _ in 0..50 {
+            p.enqueue(now, Request::NEW).unwrap();
+        }
+        let next = run(&mut p, now, now + secs(60));
+        assert_eq!(next[1].0 - next[0].0, first_gap, "{:?}", &next[..3]);
+    }
+}
+
+/// A service probe's answer that comes after its episode ended, during the next pause,
+/// says nothing about that pause (mutation testing: the episode check `<` could become
+/// `==` unnoticed).
+#[test]
+fn a_probe_answer_from_an_earlier_pause_does_not_end_the_next_one() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    p.set_external_probe(true);
+    let limited = |p: &mut Pacer, now: Duration| {
+        p.enqueue(now, Request::NEW).unwrap();
+        let Poll::Issued(t) = p.poll(now) else {
+            panic!("a ticket at {now:?}")
+        };
+        p.finish(now, &t, Outcome::RateLimited { retry_after: None });
+        p.enqueue(now, Request::RETRY).unwrap();
+    };
+    limited(&mut p, Duration::ZERO);
+    let Poll::ProbeService(old) = p.poll(secs(10)) else {
+        panic!("a service probe")
+    };
+    p.probe_abandoned(old);
+    let Poll::ProbeService(answered) = p.poll(secs(11)) else {
+        panic!("a service probe")
+    };
+    p.probe_result(secs(12), answered, false);
+    assert!(!p.is_paused());
+    let _ = run(&mut p, secs(12), secs(12));
+    // A second pause; then the first episode's abandoned probe answers "open", late.
+    limited(&mut p, secs(20));
+    assert!(p.is_paused());
+    p.probe_result(secs(21), old, false);
+    assert!(p.is_paused(), "a stale answer ended the pause");
 }

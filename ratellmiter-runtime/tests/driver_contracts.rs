@@ -1,0 +1,68 @@
+//! Small promises of the drivers that mutation testing (issue 19, `scripts/mutants.sh`)
+//! found no test checking: what `current()` tells the body of a call, and what the
+//! limiter's `Debug` shows.
+
+use std::sync::{Arc, Mutex};
+
+use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, current};
+
+#[derive(Debug)]
+struct Refused;
+
+impl IsRateLimit for Refused {
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(None))
+    }
+}
+
+/// The first attempt is refused without a `retry_after`: the limiter pauses, and the
+/// re-run after the pause is the probe; `current().is_probe()` says so in that attempt
+/// only, and the call after it is an ordinary one again.
+#[tokio::test(start_paused = true)]
+async fn current_says_which_attempt_is_the_probe() {
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .adaptive(false)
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out: Result<(), Refused> = limiter
+        .run(|| {
+            let seen = seen.clone();
+            async move {
+                let mut seen = seen.lock().unwrap();
+                seen.push(current().is_probe());
+                if seen.len() == 1 {
+                    Err(Refused)
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+    assert!(out.is_ok());
+    let after: Result<bool, Refused> = limiter.run(|| async { Ok(current().is_probe()) }).await;
+    assert_eq!(*seen.lock().unwrap(), [false, true]);
+    assert!(
+        !after.unwrap(),
+        "the call after a successful probe is not one"
+    );
+    assert!(!current().is_probe(), "outside a call");
+}
+
+#[tokio::test]
+async fn debug_output_names_the_limiter_and_its_rate() {
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .name("openai/gpt-4o")
+        .build()
+        .unwrap();
+    let shown = format!("{limiter:?}");
+    assert!(shown.starts_with("BucketRateLimiter {"), "{shown}");
+    assert!(shown.contains("rpm: 600"), "{shown}");
+    assert!(shown.contains("openai/gpt-4o"), "{shown}");
+    assert_eq!(
+        format!("{:?}", current()),
+        "Current { active: false, request_id: None }"
+    );
+}
