@@ -331,3 +331,60 @@ async fn the_answers_headers_hold_the_limiter_before_a_429() {
     assert_eq!(times, [ms(0), ms(46), ms(90), ms(133), ms(174), ms(60_000)]);
     assert_eq!(limiter.stats().rate_limited, 0);
 }
+
+/// A probe whose answer comes back through the layer resumes the limiter when its body
+/// has been read: the calls behind it go out at once, not after a second probe. The
+/// outage (no `retry-after`) covers the first 5 s; the probe goes at one probe interval.
+#[tokio::test(start_paused = true)]
+async fn a_probe_answered_through_the_layer_resumes_the_limiter() {
+    let mock = mock(outage(Duration::from_secs(5)));
+    let (log, provider) = recorded(&mock);
+    let limiter = BucketRateLimiter::new(600);
+    let client = Layer::new(limiter.clone()).layer(provider);
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let response = client.oneshot(chat(i, "gpt-4o-mini")).await.unwrap();
+                let status = response.status();
+                response.into_body().collect().await.unwrap();
+                status
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    }
+    let log = log.lock().unwrap().clone();
+    let probe = log
+        .iter()
+        .find(|s| s.status == 200)
+        .expect("an accepted probe");
+    let refused = log.iter().filter(|s| s.status == 429).count();
+    assert_eq!(
+        refused, 1,
+        "one refusal pauses; the probe then gets through: {log:?}"
+    );
+    assert_eq!(
+        probe.at,
+        limiter.config().probe_initial,
+        "the probe at one interval"
+    );
+    let next = log
+        .iter()
+        .find(|s| s.at > probe.at)
+        .expect("calls after the probe");
+    assert!(
+        next.at - probe.at < Duration::from_secs(1),
+        "the next call {:?} after the probe, not a second probe later",
+        next.at - probe.at
+    );
+    let s = limiter.stats();
+    assert!(!s.paused, "the probe's success resumed the limiter: {s:?}");
+    assert_eq!(s.finished, 20);
+    let gaps: Vec<Duration> = log.windows(2).skip(1).map(|w| w[1].at - w[0].at).collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] < g[0]),
+        "the rate climbs after the resume: {gaps:?}"
+    );
+}

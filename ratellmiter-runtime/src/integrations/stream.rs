@@ -160,8 +160,14 @@ impl Settle {
 
     /// The answer ended: the call succeeded.
     pub(crate) fn finish(&mut self) {
-        // Dropping the ticket reports success (abandoned while panicking).
-        drop(self.record());
+        // The status said the call was accepted, so even a body dropped half-read is a
+        // success, a probe's included (a dropped probe ticket counts as abandoned).
+        // While panicking the ticket drops as abandoned.
+        if let Some(ticket) = self.record()
+            && !std::thread::panicking()
+        {
+            ticket.finish();
+        }
     }
 
     pub(crate) fn feed(&mut self, chunk: &[u8]) {
