@@ -769,3 +769,44 @@ fn a_probe_answer_from_an_earlier_pause_does_not_end_the_next_one() {
     p.probe_result(secs(21), old, false);
     assert!(p.is_paused(), "a stale answer ended the pause");
 }
+
+/// A driver 5 ms late at every wake, with a new call queuing behind the line at each
+/// one: the slots stay on the theoretical schedule, because only a call that becomes
+/// the head restarts the count of lateness. Mutation testing found the head check in
+/// `enqueue` could be inverted unnoticed (every call queued behind the line then pushed
+/// the head's slot to its arrival: 5 ms lost per ticket, the 20th at 1.995 s).
+///
+/// What lateness does cost is pinned too: the 1 s bound counts actual issue times, so
+/// the 11th ticket may not go before the (late) 1st plus 1 s, and its wake for that is
+/// late again: each second's window adds one lateness (the real-time bench's +0.3 %).
+#[test]
+fn a_call_queued_behind_the_line_does_not_push_the_heads_slot() {
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 600,
+        ramp_start: 1.0,
+        adaptive: false,
+        ..Default::default()
+    })
+    .unwrap();
+    for _ in 0..20 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let mut now = ms(5);
+    let mut issued = Vec::new();
+    while issued.len() < 20 {
+        match p.poll(now) {
+            Poll::Issued(t) => {
+                p.finish(now, &t, Outcome::Success);
+                issued.push(now);
+            }
+            Poll::WaitUntil(at) => {
+                now = at + ms(5);
+                p.enqueue(now, Request::NEW).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let late = |k: u64| if k < 10 { ms(5) } else { ms(10) };
+    let expected: Vec<Duration> = (0..20).map(|k| ms(100 * k) + late(k)).collect();
+    assert_eq!(issued, expected);
+}
