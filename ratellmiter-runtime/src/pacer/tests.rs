@@ -41,10 +41,21 @@ fn run(p: &mut Pacer, from: Duration, until: Duration) -> Vec<(Duration, Issued)
                 p.finish(now, &t, Outcome::Success);
                 out.push((now, t));
             }
-            Poll::WaitUntil(at) if at <= until => now = at,
+            Poll::WaitUntil(at) if at <= until => now = progress(now, at),
             _ => return out,
         }
     }
+}
+
+/// The engine never asks to wait for a time that has come: a driver would spin. Checked
+/// at every wait, so an engine that stops counting time fails here instead of hanging
+/// the test (mutation testing: `advance` returning zero hung `run` for ever).
+fn progress(now: Duration, at: Duration) -> Duration {
+    assert!(
+        at > now,
+        "asked at {now:?} to wait until {at:?}: no progress"
+    );
+    at
 }
 
 #[test]
@@ -127,7 +138,7 @@ fn steady_demand_at_full_rate_stays_at_full_rate() {
                 times.push(now);
                 continue;
             }
-            Poll::WaitUntil(at) => at,
+            Poll::WaitUntil(at) => progress(now, at),
             _ => Duration::MAX,
         };
         now = wake.min(arrivals.get(next_arrival).copied().unwrap_or(Duration::MAX));
@@ -144,7 +155,7 @@ fn next_issue(p: &mut Pacer, mut now: Duration) -> (Duration, Issued) {
     loop {
         match p.poll(now) {
             Poll::Issued(t) => return (now, t),
-            Poll::WaitUntil(at) => now = at,
+            Poll::WaitUntil(at) => now = progress(now, at),
             other => panic!("{other:?} at {now:?}"),
         }
     }
@@ -244,7 +255,7 @@ fn pause_probe_schedule_without_a_service() {
                     successes.push(now);
                 }
             }
-            Poll::WaitUntil(at) => now = at,
+            Poll::WaitUntil(at) => now = progress(now, at),
             other => panic!("unexpected {other:?} at {now:?}"),
         }
     }
@@ -800,7 +811,7 @@ fn a_call_queued_behind_the_line_does_not_push_the_heads_slot() {
                 issued.push(now);
             }
             Poll::WaitUntil(at) => {
-                now = at + ms(5);
+                now = progress(now, at) + ms(5);
                 p.enqueue(now, Request::NEW).unwrap();
             }
             other => panic!("{other:?}"),
