@@ -142,6 +142,12 @@ fn steady_demand_at_full_rate_stays_at_full_rate() {
             _ => Duration::MAX,
         };
         now = wake.min(arrivals.get(next_arrival).copied().unwrap_or(Duration::MAX));
+        assert!(
+            now < Duration::MAX,
+            "{} of {} calls issued, and the engine will issue no more",
+            times.len(),
+            arrivals.len()
+        );
     }
     let ramped = times.iter().position(|t| *t >= secs(10)).unwrap();
     for w in times[ramped..].windows(2) {
