@@ -376,7 +376,8 @@ impl Attempts {
         let request = Request {
             retry: self.attempt > 0,
             priority: Priority::Normal,
-            cost: self.cost,
+            cost: crate::pacer::Cost::tokens(self.cost),
+            deadline: None,
         };
         let ticket = self.limiter.acquire_with(request, None).await?;
         Ok(InFlight(Some(ticket)))

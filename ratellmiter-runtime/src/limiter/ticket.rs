@@ -72,8 +72,8 @@ impl Ticket {
     }
 
     /// Replaces the token estimate by what the call really used (refund or extra charge).
-    pub fn record_usage(&self, tokens: u64) {
-        self.shared.record_usage(&self.issued, tokens);
+    pub fn record_usage(&self, usage: impl Into<crate::pacer::Usage>) {
+        self.shared.record_usage(&self.issued, usage.into());
     }
 
     /// What the provider's headers say is left: `(remaining, reset in)` for requests and
