@@ -932,10 +932,10 @@ impl Pacer {
 
     /// Replaces ticket `t`'s token estimate by the tokens the call really used, kind by
     /// kind: each budget is refunded or charged the difference.
-    pub fn record_usage(&mut self, t: &Issued, actual: Usage) {
+    pub fn record_usage(&mut self, t: &Issued, actual: impl Into<Usage>) {
         // No call uses more than the largest budget a limiter accepts; the clamp keeps
         // the window's sum and the token spacing from overflowing on a wild report.
-        let actual = actual.as_cost().clamp(crate::config::MAX_TPM);
+        let actual = actual.into().as_cost().clamp(crate::config::MAX_TPM);
         let now = self.last_now;
         if let Some(charged) = self.issued_costs.get_mut(&t.id) {
             if self.budgets.correct(now, t.id, charged, &actual) {

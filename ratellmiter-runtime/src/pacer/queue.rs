@@ -92,7 +92,7 @@ mod tests {
     fn w(id: u64) -> Waiter {
         Waiter {
             id: WaiterId(id),
-            cost: super::Cost::ZERO,
+            cost: crate::pacer::Cost::ZERO,
             deadline: None,
             enqueued: Duration::ZERO,
             retry: false,
