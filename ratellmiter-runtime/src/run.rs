@@ -49,6 +49,8 @@ pub struct Call<'a> {
     priority: Priority,
     cost: Cost,
     deadline: Option<Instant>,
+    /// Waits for a spent daily quota instead of failing (the forms that cannot fail).
+    patient: bool,
     request_id: Option<Arc<str>>,
 }
 
@@ -67,6 +69,7 @@ impl BucketRateLimiter {
             priority: Priority::Normal,
             cost: Cost::ZERO,
             deadline: None,
+            patient: false,
             request_id: None,
         }
     }
@@ -89,7 +92,7 @@ impl BucketRateLimiter {
         Fut: Future<Output = R>,
         R: CallOutcome,
     {
-        match self.call().run(f).await {
+        match self.call().wait_for_quota().run(f).await {
             Ok(r) => r,
             Err(e) => unreachable!("a call without cost or deadline always gets a ticket: {e}"),
         }
@@ -102,7 +105,7 @@ impl BucketRateLimiter {
         F: FnMut() -> R,
         R: CallOutcome,
     {
-        match self.call().run_blocking(f) {
+        match self.call().wait_for_quota().run_blocking(f) {
             Ok(r) => r,
             Err(e) => unreachable!("a call without cost or deadline always gets a ticket: {e}"),
         }
@@ -176,6 +179,15 @@ impl Call<'_> {
         self
     }
 
+    /// Waits for a spent daily quota to come back instead of failing at once: what
+    /// the forms that cannot return an [`AcquireError`] do ([`BucketRateLimiter::run`],
+    /// `#[llmiter]` without `timeout` or token estimates).
+    #[doc(hidden)]
+    pub fn wait_for_quota(mut self) -> Self {
+        self.patient = true;
+        self
+    }
+
     /// Give up waiting for a ticket at `deadline`.
     pub fn deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
@@ -193,7 +205,8 @@ impl Call<'_> {
             retry,
             priority: self.priority,
             cost: self.cost,
-            deadline: None,
+            // A patient call's deadline is set by `deadline`, if it has one, in the driver.
+            deadline: self.patient.then_some(Duration::MAX),
         }
     }
 

@@ -205,8 +205,11 @@ impl BucketRateLimiter {
 
     /// Waits for a ticket. Dropping the [`Ticket`] tells the limiter the call is done;
     /// dropping this future while it waits leaves the queue as if it never came.
+    ///
+    /// It cannot fail, so when a daily quota (`rpd`, `tpd`) is spent it waits for the
+    /// reset; [`acquire_timeout`](Self::acquire_timeout) fails at once instead.
     pub async fn acquire(&self) -> Ticket {
-        match self.acquire_with(Request::NEW, None).await {
+        match self.acquire_with(Request::PATIENT, None).await {
             Ok(t) => t,
             Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
         }
@@ -218,7 +221,7 @@ impl BucketRateLimiter {
             .acquire_with(
                 Request {
                     priority,
-                    ..Request::NEW
+                    ..Request::PATIENT
                 },
                 None,
             )
@@ -337,8 +340,9 @@ impl BucketRateLimiter {
     /// Blocks this thread until a ticket is free. For blocking clients only: never call
     /// it on an async runtime's worker thread (use [`acquire`](Self::acquire) there, or
     /// `tokio::task::spawn_blocking`), since it parks the thread that would drive others.
+    /// Like [`acquire`](Self::acquire), it waits for the reset of a spent daily quota.
     pub fn acquire_blocking(&self) -> Ticket {
-        match self.acquire_blocking_with(Request::NEW, None) {
+        match self.acquire_blocking_with(Request::PATIENT, None) {
             Ok(t) => t,
             Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
         }
@@ -470,7 +474,9 @@ impl Shared {
     /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
     /// the uncontended path then touches no queue and no slot.
     fn enqueue(&self, mut req: Request, deadline: Option<Instant>) -> Result<Enqueued, AcquireError> {
-        req.deadline = deadline.map(|d| d.saturating_duration_since(self.origin));
+        if let Some(d) = deadline {
+            req.deadline = Some(d.saturating_duration_since(self.origin));
+        }
         let now = self.now();
         let mut st = self.lock();
         if st.budget.is_none()
