@@ -234,3 +234,81 @@ impl Budgets {
         [&mut self.rpd, &mut self.tpd].map(|d| d.as_mut().map(|d| d.remaining(now)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::LimiterConfig;
+    use crate::pacer::{Outcome, Pacer, Poll, Priority, Request};
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// With one place in flight, the calls waiting for it still go in the usual order
+    /// when it comes back: the re-queued call first, then high priority, then normal.
+    #[test]
+    fn retries_first_and_priorities_hold_at_capacity() {
+        let mut p = Pacer::new(LimiterConfig {
+            rpm: 6_000,
+            max_in_flight: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let first = p.enqueue(s(0), Request::NEW).unwrap();
+        let Poll::Issued(out) = p.poll(s(0)) else {
+            panic!("the first call goes out")
+        };
+        assert_eq!(out.id, first);
+        let normal = p.enqueue(s(1), Request::NEW).unwrap();
+        let high = p
+            .enqueue(
+                s(1),
+                Request {
+                    priority: Priority::High,
+                    ..Request::NEW
+                },
+            )
+            .unwrap();
+        let retry = p.enqueue(s(1), Request::RETRY).unwrap();
+        assert_eq!(p.poll(s(2)), Poll::AtCapacity, "nothing goes out while full");
+        let mut order = Vec::new();
+        let mut held = out;
+        for at in 3..6 {
+            p.finish(s(at), &held, Outcome::Success);
+            let Poll::Issued(t) = p.poll(s(at)) else {
+                panic!("a place came back at {at} s")
+            };
+            let next = if at < 5 { Poll::AtCapacity } else { Poll::Idle };
+            assert_eq!(p.poll(s(at)), next);
+            order.push(t.id);
+            held = t;
+        }
+        assert_eq!(order, [retry, high, normal]);
+    }
+
+    /// A refused call (429) gives its daily request back: the provider did not count it.
+    #[test]
+    fn a_refused_call_does_not_count_against_the_day() {
+        let mut p = Pacer::new(LimiterConfig {
+            rpm: 6_000,
+            rpd: Some(10),
+            adaptive: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let Ok(t) = p.try_issue(s(0), Request::NEW) else {
+            panic!("free")
+        };
+        assert_eq!(p.daily_remaining(s(0)), [Some(9), None]);
+        p.finish(
+            s(1),
+            &t,
+            Outcome::RateLimited {
+                retry_after: Some(Duration::from_millis(10)),
+            },
+        );
+        assert_eq!(p.daily_remaining(s(1)), [Some(10), None]);
+    }
+}
