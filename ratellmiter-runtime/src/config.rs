@@ -73,6 +73,9 @@ pub struct LimiterConfig {
     pub day_reset: DayReset,
     /// At most this many tickets out at once (calls in flight).
     pub max_in_flight: Option<u32>,
+    /// Configure the budgets from the first answer's `*-limit-*` headers (see
+    /// [`LimiterBuilder::learn_limits`](crate::LimiterBuilder::learn_limits)).
+    pub learn_limits: bool,
     /// Share of the full per-second rate at which a ramp starts (default 0.22: the first
     /// second stays under an acceleration limit's floor of a quarter of the rate;
     /// rateLLMiter: 0.25).
@@ -150,6 +153,7 @@ impl Default for LimiterConfig {
             tpd: None,
             day_reset: DayReset::default(),
             max_in_flight: None,
+            learn_limits: false,
             ramp_start: 0.22,
             ramp_step: 1.0,
             ramp_shape: RampShape::SlowStart,
@@ -318,9 +322,7 @@ impl DayReset {
             DayReset::Midnight { utc_offset_secs } if utc_offset_secs.abs() > 14 * 3600 => {
                 Err(ConfigError::new(
                     "day_reset",
-                    format!(
-                        "a UTC offset of {utc_offset_secs} s is outside -14 h..=+14 h"
-                    ),
+                    format!("a UTC offset of {utc_offset_secs} s is outside -14 h..=+14 h"),
                 ))
             }
             _ => Ok(()),

@@ -163,12 +163,14 @@ impl Current {
         }
     }
 
-    /// What the provider's rate-limit headers said (see [`crate::headers`]): the
-    /// requests budget and the tightest token budget go to
-    /// [`observe_budget`](Self::observe_budget).
+    /// What the provider's rate-limit headers said (see [`crate::headers`]): each
+    /// family holds the budget of its kind (requests, tokens, input tokens, output
+    /// tokens), and a limiter that [learns its limits](crate::LimiterBuilder::learn_limits)
+    /// takes them from the first answer that names them.
     pub fn observe_rate_limits(&self, headers: &RateLimitHeaders) {
-        let (requests, tokens) = headers.budgets();
-        self.observe_budget(requests, tokens);
+        if let Some(t) = &self.0 {
+            t.shared.observe_headers(headers);
+        }
     }
 
     /// Reads the rate-limit headers of a response (feature `http`) and reports them

@@ -20,9 +20,7 @@ mod run;
 pub mod shared;
 mod telemetry;
 
-pub use config::{
-    ConfigError, DayReset, LimiterConfig, MonitorConfig, RampShape, UnknownServices,
-};
+pub use config::{ConfigError, DayReset, LimiterConfig, MonitorConfig, RampShape, UnknownServices};
 pub use current::{Current, current};
 pub use error::AcquireError;
 #[cfg(feature = "async-openai")]

@@ -249,10 +249,16 @@ async fn a_spent_daily_quota_fails_at_once_until_the_next_day() {
     let last = sent.iter().map(|s| s.at).max().unwrap();
     assert_eq!(sent.len(), 100);
     assert_eq!(failed.len(), 10);
-    assert!(failed.iter().all(|(at, e)| *e == spent && *at == last), "{failed:?}");
+    assert!(
+        failed.iter().all(|(at, e)| *e == spent && *at == last),
+        "{failed:?}"
+    );
     eprintln!("the 100th call went out {last:?} after 09:58:20");
     // Spent at about 10:00 of the simulated day (100 calls at 1/s after the ramp).
-    assert!(last >= Duration::from_secs(99) && last <= Duration::from_secs(104), "{last:?}");
+    assert!(
+        last >= Duration::from_secs(99) && last <= Duration::from_secs(104),
+        "{last:?}"
+    );
     assert_eq!(limiter.stats().requests_left_today, Some(0));
 
     // The 101st: at once, naming the reset.
@@ -396,15 +402,15 @@ async fn a_place_in_flight_comes_back_however_the_call_ends() {
     let first = next(wait).await.unwrap();
     returned.await.unwrap().unwrap().unwrap();
     let second = next(wait).await.unwrap();
-    assert_eq!(
-        failed.await.unwrap().unwrap().unwrap_err(),
-        Failure::Broken
-    );
+    assert_eq!(failed.await.unwrap().unwrap().unwrap_err(), Failure::Broken);
     let third = next(wait).await.unwrap();
     assert!(panicked.await.unwrap_err().is_panic());
     let lone = tokio::spawn(next(wait));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!lone.is_finished(), "the cancelled call still holds its place");
+    assert!(
+        !lone.is_finished(),
+        "the cancelled call still holds its place"
+    );
     cancelled.abort();
     let fourth = lone.await.unwrap().unwrap();
     assert!(first.1 <= Duration::from_millis(600), "{:?}", first.1);
@@ -459,7 +465,10 @@ async fn an_estimate_above_a_whole_budget_of_its_kind_fails_at_once() {
     );
     // A total without a split counts as input.
     let out = limiter.call().tokens(30_001).run(ok).await;
-    assert!(matches!(out, Err(AcquireError::CostExceedsBudget { tpm: 30_000, .. })));
+    assert!(matches!(
+        out,
+        Err(AcquireError::CostExceedsBudget { tpm: 30_000, .. })
+    ));
     let out = limiter
         .call()
         .input_tokens(15_000)

@@ -31,8 +31,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::pacer::{
-    AVOIDANCE_STEP, Cost, Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request,
-    WaiterId,
+    AVOIDANCE_STEP, Cost, Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
 };
 use ratellmiter_runtime::{LimiterConfig, RampShape};
 use ratellmiter_sim::metrics::max_weight_in_window;
@@ -563,7 +562,7 @@ impl<'a> Sim<'a> {
                         retry: false,
                         priority: spec.priority,
                         cost: Cost::tokens(spec.cost),
-            deadline: None,
+                        deadline: None,
                     };
                     if let Ok(t) = self.p.try_issue(self.now, req) {
                         prop_assert!(

@@ -402,11 +402,12 @@ impl ModelState {
     ) -> Option<(RejectKind, Option<Duration>)> {
         let c = &self.config;
         let (_, day_end) = DayCount::day_of(now, c.first_day_end);
-        if c.rpd.is_some_and(|n| self.day_requests.used(now, c.first_day_end) >= n) {
+        if c.rpd
+            .is_some_and(|n| self.day_requests.used(now, c.first_day_end) >= n)
+        {
             return Some((RejectKind::RequestsPerDay, Some(day_end)));
         }
-        if c
-            .tpd
+        if c.tpd
             .is_some_and(|n| self.day_tokens.used(now, c.first_day_end) + tokens > n)
         {
             return Some((RejectKind::TokensPerDay, Some(day_end)));

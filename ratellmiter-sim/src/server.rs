@@ -597,7 +597,11 @@ fn refusal_body(r: &Rejected, model: &str, tokens: u64) -> Value {
             format!(
                 "This request would exceed the rate limit for your organization of {} {} tokens per minute for {model}.{try_again}",
                 r.headers.tokens.map_or(0, |t| t.limit),
-                if r.kind == RejectKind::InputTokens { "input" } else { "output" },
+                if r.kind == RejectKind::InputTokens {
+                    "input"
+                } else {
+                    "output"
+                },
             ),
             "rate_limit_error",
             rate_limited,

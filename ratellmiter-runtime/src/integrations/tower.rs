@@ -399,10 +399,9 @@ impl Attempts {
             }
         };
         let headers = RateLimitHeaders::from_header_map(answer.headers());
-        let (requests, tokens) = headers.budgets();
         let status = answer.status();
         let ticket = guard.0.take().expect("ticket held");
-        ticket.observe_budget(requests, tokens);
+        ticket.observe_headers(&headers);
         if is_answer(status.as_u16(), &headers) {
             return Ok(Step::Done(
                 answer.hold(Settle::new(Some(ticket), self.settle_usage)),

@@ -90,6 +90,37 @@ impl LimiterBuilder {
         self.cfg.max_in_flight = Some(n);
         self
     }
+    /// Configure the budgets from the first answer's `*-limit-*` headers
+    /// (`x-ratelimit-limit-{requests,tokens}` of OpenAI and Groq,
+    /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-limit`), for a
+    /// user who does not know their tier: the configured `rpm` paces the calls until the
+    /// first answer comes. A request limit whose reset is more than a minute away (Groq)
+    /// is taken as `rpd`. Headers reach the limiter through the integrations
+    /// (`reqwest::check`, the tower layer) or `current().observe_rate_limits`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use ratellmiter::{BucketRateLimiter, current, headers::RateLimitHeaders};
+    ///
+    /// let limiter = BucketRateLimiter::builder().rpm(10).learn_limits(true).build().unwrap();
+    /// let answer = [
+    ///     ("anthropic-ratelimit-requests-limit", "50"),
+    ///     ("anthropic-ratelimit-input-tokens-limit", "30000"),
+    ///     ("anthropic-ratelimit-output-tokens-limit", "8000"),
+    /// ];
+    /// let headers = RateLimitHeaders::parse(|n| answer.iter().find(|h| h.0 == n).map(|h| h.1));
+    /// let out: Result<(), std::io::Error> = limiter
+    ///     .run(|| async { current().observe_rate_limits(&headers); Ok(()) })
+    ///     .await;
+    /// out.unwrap();
+    /// let cfg = limiter.config();
+    /// assert_eq!((cfg.rpm, cfg.input_tpm, cfg.output_tpm), (50, Some(30_000), Some(8_000)));
+    /// # }
+    /// ```
+    pub fn learn_limits(mut self, on: bool) -> Self {
+        self.cfg.learn_limits = on;
+        self
+    }
     /// The wall-clock time now, from which the day boundaries of the daily quotas are
     /// counted (default `SystemTime::now()`): a test in virtual time sets the simulated
     /// day's start here.

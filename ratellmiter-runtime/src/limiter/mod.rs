@@ -121,7 +121,10 @@ impl BucketRateLimiter {
         LimiterBuilder::default()
     }
 
-    fn from_config(cfg: LimiterConfig, wall_clock: Option<SystemTime>) -> Result<Self, ConfigError> {
+    fn from_config(
+        cfg: LimiterConfig,
+        wall_clock: Option<SystemTime>,
+    ) -> Result<Self, ConfigError> {
         let mut pacer = Pacer::new(cfg)?;
         let wall_origin = wall_clock.unwrap_or_else(SystemTime::now);
         pacer.set_wall_origin(
@@ -473,7 +476,11 @@ impl Shared {
 
     /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
     /// the uncontended path then touches no queue and no slot.
-    fn enqueue(&self, mut req: Request, deadline: Option<Instant>) -> Result<Enqueued, AcquireError> {
+    fn enqueue(
+        &self,
+        mut req: Request,
+        deadline: Option<Instant>,
+    ) -> Result<Enqueued, AcquireError> {
         if let Some(d) = deadline {
             req.deadline = Some(d.saturating_duration_since(self.origin));
         }
@@ -547,6 +554,18 @@ impl Shared {
         let now = self.now();
         let mut st = self.lock();
         st.pacer.observe_budget(now, requests, tokens);
+        st.after_change(now, self.name.get());
+    }
+
+    /// What a response's rate-limit headers said: each family holds the budget of its
+    /// kind, and the limits configure the limiter once when it learns them.
+    pub(crate) fn observe_headers(&self, headers: &crate::headers::RateLimitHeaders) {
+        let [requests, tokens, input, output] = headers.families();
+        let now = self.now();
+        let mut st = self.lock();
+        st.pacer.learn_limits(now, headers.learned());
+        st.pacer.observe_budget(now, requests, tokens);
+        st.pacer.observe_kinds(now, input, output);
         st.after_change(now, self.name.get());
     }
 

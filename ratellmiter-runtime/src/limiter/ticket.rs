@@ -76,6 +76,12 @@ impl Ticket {
         self.shared.record_usage(&self.issued, usage.into());
     }
 
+    /// What a response's rate-limit headers said (each family to its own budget, and
+    /// the limits to a limiter that learns them).
+    pub(crate) fn observe_headers(&self, headers: &crate::headers::RateLimitHeaders) {
+        self.shared.observe_headers(headers);
+    }
+
     /// What the provider's headers say is left: `(remaining, reset in)` for requests and
     /// tokens. The limiter holds issuing when nothing remains, before a 429.
     pub fn observe_budget(

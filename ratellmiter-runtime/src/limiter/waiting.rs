@@ -32,7 +32,10 @@ impl<'a> Waiting<'a> {
 
     /// Ready with the ticket once the driver task has put it in this call's slot, or
     /// with the reset of the daily quota that failed the call.
-    pub(super) fn poll_issued(&mut self, cx: &mut Context<'_>) -> TaskPoll<Result<Issued, Duration>> {
+    pub(super) fn poll_issued(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> TaskPoll<Result<Issued, Duration>> {
         let mut st = self.shared.lock();
         if let Some(t) = st.take_issued(self.id) {
             self.done = true;

@@ -139,12 +139,22 @@ impl Budgets {
 
     /// Ticket `id` was charged `old` and really used `new` (kind by kind): each budget
     /// is refunded or charged the difference. Returns whether any budget got tokens back.
-    pub(crate) fn correct(&mut self, now: Duration, id: WaiterId, old: &Charged, new: &Cost) -> bool {
+    pub(crate) fn correct(
+        &mut self,
+        now: Duration,
+        id: WaiterId,
+        old: &Charged,
+        new: &Cost,
+    ) -> bool {
         let mut refunded = false;
         for (b, was, is) in [
             (&mut self.total, old.cost.total(), new.total()),
             (&mut self.input, old.cost.input_charge(), new.input_charge()),
-            (&mut self.output, old.cost.output_charge(), new.output_charge()),
+            (
+                &mut self.output,
+                old.cost.output_charge(),
+                new.output_charge(),
+            ),
         ] {
             if let Some(b) = b {
                 b.correct(id, was, is);
@@ -272,7 +282,11 @@ mod tests {
             )
             .unwrap();
         let retry = p.enqueue(s(1), Request::RETRY).unwrap();
-        assert_eq!(p.poll(s(2)), Poll::AtCapacity, "nothing goes out while full");
+        assert_eq!(
+            p.poll(s(2)),
+            Poll::AtCapacity,
+            "nothing goes out while full"
+        );
         let mut order = Vec::new();
         let mut held = out;
         for at in 3..6 {

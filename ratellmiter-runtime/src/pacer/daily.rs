@@ -49,7 +49,8 @@ impl Daily {
             DayReset::Midnight { utc_offset_secs } => {
                 // Local time at engine time t is wall_origin + offset + t; midnights fall
                 // where that is a whole number of days.
-                let local0 = wall_origin.as_nanos() as i128 + utc_offset_secs as i128 * 1_000_000_000;
+                let local0 =
+                    wall_origin.as_nanos() as i128 + utc_offset_secs as i128 * 1_000_000_000;
                 let phase = (-local0).rem_euclid(DAY_NANOS);
                 Window::Fixed {
                     phase,
@@ -122,13 +123,24 @@ impl Daily {
         self.roll(now);
         self.used += amount;
         if let Window::Rolling { log } = &mut self.window {
-            log.push_back(Use { at: now, id, amount });
+            log.push_back(Use {
+                at: now,
+                id,
+                amount,
+            });
         }
     }
 
     /// Ticket `id`, charged `old` at `at`, really used `new`. A use of a day that has
     /// already started again is not counted twice.
-    pub(crate) fn correct(&mut self, now: Duration, at: Duration, id: WaiterId, old: u64, new: u64) {
+    pub(crate) fn correct(
+        &mut self,
+        now: Duration,
+        at: Duration,
+        id: WaiterId,
+        old: u64,
+        new: u64,
+    ) {
         self.roll(now);
         match &mut self.window {
             Window::Fixed { next_reset, .. } => {

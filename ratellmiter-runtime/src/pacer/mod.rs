@@ -166,6 +166,21 @@ impl Request {
     };
 }
 
+/// The budgets a provider's `*-limit-*` headers named (see [`Pacer::learn_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Learned {
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Requests per day.
+    pub rpd: Option<u64>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+    /// Input tokens per minute.
+    pub input_tpm: Option<u64>,
+    /// Output tokens per minute.
+    pub output_tpm: Option<u64>,
+}
+
 /// A request that can never be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
@@ -392,6 +407,8 @@ pub struct Pacer {
     told_when: bool,
     external_probe: bool,
     budgets: Budgets,
+    /// The limits were learned from the provider's headers (see [`Pacer::learn_limits`]).
+    learned: bool,
     /// Where engine time zero falls on the wall clock (since the UNIX epoch): day
     /// boundaries follow from it.
     wall_origin: Duration,
@@ -438,6 +455,7 @@ impl Pacer {
             told_when: false,
             external_probe: false,
             budgets: Budgets::new(&cfg, Duration::ZERO),
+            learned: false,
             wall_origin: Duration::ZERO,
             adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
             issued_costs: FxHashMap::default(),
@@ -635,7 +653,7 @@ impl Pacer {
     fn ready_at(&mut self, now: Duration, cost: &Cost) -> Duration {
         self.schedule
             .ready_at()
-            .max(self.holds.ready_at(cost.total()))
+            .max(self.holds.ready_at(cost))
             .max(self.budgets.minute_ready_at(now, cost))
             .max(self.budgets.daily_ready_at(now, cost))
     }
@@ -671,7 +689,7 @@ impl Pacer {
         }
         self.last_issue = Some(slot);
         self.schedule.record(slot, now, self.interval());
-        self.holds.on_issue(now, w.cost.total());
+        self.holds.on_issue(now, &w.cost);
         let share = self.rate / self.full_rate;
         if self.budgets.charges() {
             self.budgets.charge(now, slot, id, &w.cost, share);
@@ -961,8 +979,8 @@ impl Pacer {
         tokens: Option<(u64, Duration)>,
     ) {
         let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost.total());
-        let before = self.holds.ready_at(next_cost);
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
         // The newest answer of each family replaces what the older ones said.
         if let Some((remaining, reset)) = requests {
             self.holds.observe_requests(remaining, later(now, reset));
@@ -973,18 +991,61 @@ impl Pacer {
         self.held(now, before, next_cost);
     }
 
+    /// What Anthropic's input-token and output-token headers said is left, each until
+    /// its reset (relative to `now`): each holds the calls by their charge of its kind.
+    pub fn observe_kinds(
+        &mut self,
+        now: Duration,
+        input: Option<(u64, Duration)>,
+        output: Option<(u64, Duration)>,
+    ) {
+        let now = self.advance(now);
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
+        let at = |(n, reset): (u64, Duration)| (n, later(now, reset));
+        self.holds.observe_kinds(input.map(at), output.map(at));
+        self.held(now, before, next_cost);
+    }
+
+    /// Configures the budgets the provider's `*-limit-*` headers named, once: the first
+    /// answer that names any (with [`LimiterConfig::learn_limits`]); later ones change
+    /// nothing. A limit the engine cannot take is ignored.
+    pub fn learn_limits(&mut self, now: Duration, learned: Learned) {
+        if !self.cfg.learn_limits || self.learned || learned == Learned::default() {
+            return;
+        }
+        self.learned = true;
+        if let Some(rpm) = learned.rpm {
+            let rpm = u32::try_from(rpm).unwrap_or(u32::MAX);
+            let _ = self.set_rpm(now, rpm.min(crate::config::MAX_RPM));
+        }
+        for (field, value) in [
+            ("tpm", learned.tpm),
+            ("input_tpm", learned.input_tpm),
+            ("output_tpm", learned.output_tpm),
+            ("rpd", learned.rpd),
+        ] {
+            if let Some(v) = value {
+                let _ = self
+                    .budgets
+                    .set_limit(field, v, &mut self.cfg, self.wall_origin);
+            }
+        }
+        self.rebased = self.last_now;
+    }
+
     /// The shared budget is paused until `until` (another process saw a rate limit).
     pub fn hold_shared(&mut self, now: Duration, until: Duration) {
         let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost.total());
-        let before = self.holds.ready_at(next_cost);
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
         self.holds.hold_shared(until);
         self.held(now, before, next_cost);
     }
 
     /// Notes a hold that began, or was lifted, since the holds said `before`.
-    fn held(&mut self, now: Duration, before: Duration, next_cost: u64) {
-        let until = self.holds.ready_at(next_cost);
+    fn held(&mut self, now: Duration, before: Duration, next_cost: Cost) {
+        let until = self.holds.ready_at(&next_cost);
         if until > before.max(now) {
             // The provider's budget comes back at `until`: go on at the rate in force
             // (restarting the ramp would cost seconds at every reset of a budget paced
