@@ -136,4 +136,41 @@ mod tests {
             "gone with the next ticket"
         );
     }
+
+    /// Each token family holds calls by their charge of its own kind: Anthropic's
+    /// input headers hold a call of many input tokens, not one that reserves output
+    /// only, and its output headers the other way round.
+    #[test]
+    fn each_family_holds_its_own_kind() {
+        let mut h = Holds::default();
+        h.observe_kinds(Some((1_000, s(30))), Some((500, s(20))));
+        let prompt = Cost {
+            tokens: 0,
+            input: 2_000,
+            output: 100,
+        };
+        let answer = Cost {
+            tokens: 0,
+            input: 100,
+            output: 1_024,
+        };
+        let small = Cost {
+            tokens: 0,
+            input: 100,
+            output: 100,
+        };
+        assert_eq!(h.ready_at(&prompt), s(30));
+        assert_eq!(h.ready_at(&answer), s(20));
+        assert_eq!(h.ready_at(&small), Duration::ZERO);
+        h.on_issue(s(1), &small);
+        h.on_issue(s(1), &small);
+        assert_eq!(
+            h.ready_at(&Cost {
+                output: 301,
+                ..small
+            }),
+            s(20),
+            "counted down"
+        );
+    }
 }
