@@ -215,6 +215,37 @@ impl RateLimitHeaders {
     }
 }
 
+/// The wait an error message names, as OpenAI's 429 bodies do ("Please try again in
+/// 93ms.", "… in 1.5s.", "… in 6m0s."): a retry-after when no header says so.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::headers::retry_after_in_message;
+/// let m = "Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000. Please try again in 93ms.";
+/// assert_eq!(retry_after_in_message(m), Some(Duration::from_millis(93)));
+/// assert_eq!(retry_after_in_message("Please try again in 1.5s. Visit …"), Some(Duration::from_millis(1_500)));
+/// assert_eq!(retry_after_in_message("Please try again later."), None);
+/// ```
+pub fn retry_after_in_message(message: &str) -> Option<Duration> {
+    const MARK: &str = "try again in ";
+    let at = message.to_ascii_lowercase().find(MARK)? + MARK.len();
+    let word = message[at..].split_whitespace().next()?;
+    parse_reset(word.trim_end_matches(['.', ',', ';', ')']))
+}
+
+/// Whether a Gemini `QuotaFailure` quota id names a per-day quota
+/// (`GenerateRequestsPerDayPerProjectPerModel-FreeTier`): waiting minutes cannot cure
+/// it, so the refusal is final until the day's reset.
+///
+/// ```
+/// use ratellmiter::headers::is_daily_quota_id;
+/// assert!(is_daily_quota_id("GenerateRequestsPerDayPerProjectPerModel-FreeTier"));
+/// assert!(!is_daily_quota_id("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"));
+/// ```
+pub fn is_daily_quota_id(id: &str) -> bool {
+    id.contains("PerDay")
+}
+
 /// Whether an error code means a quota or spend limit (see [`FINAL_ERROR_CODES`]).
 pub fn is_final_code(code: &str) -> bool {
     FINAL_ERROR_CODES.contains(&code)
