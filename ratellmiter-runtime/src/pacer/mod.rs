@@ -1,7 +1,7 @@
 //! The pacing engine: a pure state machine over `now`.
 //!
 //! [`Pacer`] holds the queue of waiting calls, the ramp, the pause/probe cycle, the
-//! token budget and the learned ceiling. It reads no clock, does no I/O and never sleeps:
+//! budgets (tokens by kind, daily quotas, calls in flight) and the learned ceiling. It reads no clock, does no I/O and never sleeps:
 //! every method takes `now`, the time since an origin the driver chose, and answers what
 //! to do. The async and blocking drivers, the monitor and the shared Redis limiter are
 //! thin layers around it.
@@ -68,6 +68,33 @@
 //! rate limit from a ticket of an earlier epoch is stale — the server refused a call
 //! sent before it accepted the probe — so it neither pauses nor teaches the adaptive
 //! ceiling (the driver still re-queues that call at the front).
+//!
+//! # Budgets
+//! Beside the request pace a limiter holds any set of budgets (`budgets`), and a ticket
+//! goes out only when every one allows it:
+//!
+//! - tokens per minute, total (`tpm`), input (`input_tpm`) and output (`output_tpm`):
+//!   each paced like requests — a ticket pushes the next by its charge × 60 / budget,
+//!   slowed by the ramp's share — under a hard 60 s window. A call's [`Cost`] says what
+//!   each is charged: its `tokens` total (or input plus output) to `tpm`, its input
+//!   estimate (or, with no split, its total) to `input_tpm`, its output reservation
+//!   (`max_tokens`) to `output_tpm`. [`Pacer::record_usage`] replaces the charges by the
+//!   [`Usage`] the answer reported, kind by kind, so a reservation is held only until the
+//!   answer says what was used; a refused call is refunded in every budget;
+//! - requests and tokens per day (`rpd`, `tpd`, see `daily`): quotas, not paces. The
+//!   calls that fit go out at the per-minute pace; once a quota is spent a call fails at
+//!   once ([`RequestError::QuotaExhausted`] at [`Pacer::enqueue`],
+//!   [`Poll::QuotaExhausted`] for one that reaches the head of the line), unless its
+//!   deadline ([`Request::deadline`]) lets it wait for the reset. The day ends at
+//!   midnight of a UTC offset or 24 h after each use ([`DayReset`](crate::DayReset));
+//!   the engine reads no clock, so the driver says once where engine time zero falls on
+//!   the wall clock ([`Pacer::set_wall_origin`]);
+//! - calls in flight (`max_in_flight`): while that many tickets are out the engine
+//!   answers [`Poll::AtCapacity`]; a call that ends, any way ([`Pacer::finish`]), gives
+//!   its place back, and the queue order (re-tries first, priorities) holds as ever.
+//!
+//! The provider's headers hold each budget of their kind (`holds`), and can configure
+//! the budgets once ([`Pacer::learn_limits`]).
 //!
 //! # Queue
 //! Three FIFO queues: calls re-queued after a rate limit first, then high-priority
