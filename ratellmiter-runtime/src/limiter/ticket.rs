@@ -78,6 +78,7 @@ impl Ticket {
 
     /// What a response's rate-limit headers said (each family to its own budget, and
     /// the limits to a limiter that learns them).
+    #[cfg(feature = "tower")]
     pub(crate) fn observe_headers(&self, headers: &crate::headers::RateLimitHeaders) {
         self.shared.observe_headers(headers);
     }
