@@ -239,6 +239,11 @@ impl Budgets {
             .map(|b| b.as_mut().map_or(0, |t| t.used_in_window(now)))
     }
 
+    /// [`daily_remaining`](Self::daily_remaining) without forgetting what came back.
+    pub(crate) fn daily_left(&self, now: Duration) -> [Option<u64>; 2] {
+        [&self.rpd, &self.tpd].map(|d| d.as_ref().map(|d| d.left(now)))
+    }
+
     /// What is left of today's requests and tokens (`None` for a quota not set).
     pub(crate) fn daily_remaining(&mut self, now: Duration) -> [Option<u64>; 2] {
         [&mut self.rpd, &mut self.tpd].map(|d| d.as_mut().map(|d| d.remaining(now)))

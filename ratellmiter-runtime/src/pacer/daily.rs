@@ -157,6 +157,20 @@ impl Daily {
         }
     }
 
+    /// What is left of the quota at `now`, read without changing anything.
+    pub(crate) fn left(&self, now: Duration) -> u64 {
+        let used = match &self.window {
+            Window::Fixed { next_reset, .. } if now >= *next_reset => 0,
+            Window::Fixed { .. } => self.used,
+            Window::Rolling { log } => log
+                .iter()
+                .filter(|u| u.at + DAY > now)
+                .map(|u| u.amount)
+                .sum(),
+        };
+        self.limit.saturating_sub(used)
+    }
+
     /// What is left of today's quota.
     pub(crate) fn remaining(&mut self, now: Duration) -> u64 {
         self.roll(now);

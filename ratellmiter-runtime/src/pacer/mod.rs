@@ -258,8 +258,12 @@ impl std::error::Error for RequestError {}
 pub struct Issued {
     /// The waiter that holds the ticket now.
     pub id: WaiterId,
-    /// Its token estimate.
+    /// Its token estimate (the total-tokens charge).
     pub cost: u64,
+    /// Its input-token charge.
+    pub input: u64,
+    /// Its output-token reservation.
+    pub output: u64,
     /// Whether this ticket is the probe that decides if the server accepts calls again.
     pub probe: bool,
     /// Whether it re-issues a rate-limited call.
@@ -736,6 +740,8 @@ impl Pacer {
         Issued {
             id,
             cost: w.cost.total(),
+            input: w.cost.input_charge(),
+            output: w.cost.output_charge(),
             probe,
             retry: w.retry,
             waited: now - w.enqueued,
@@ -1161,6 +1167,12 @@ impl Pacer {
     pub fn tokens_in_window_by_kind(&mut self, now: Duration) -> [u64; 3] {
         let now = self.advance(now);
         self.budgets.in_window(now)
+    }
+
+    /// What is left today of the requests-per-day and tokens-per-day quotas, without
+    /// moving the engine's time (for the flow log's gauges).
+    pub(crate) fn daily_left(&self, now: Duration) -> [Option<u64>; 2] {
+        self.budgets.daily_left(now.max(self.last_now))
     }
 
     /// What is left today of the requests-per-day and tokens-per-day quotas.
