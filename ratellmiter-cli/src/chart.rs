@@ -454,6 +454,10 @@ mod tests {
             limit_rate: 10.0,
             paused,
             tokens: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            requests_left_today: None,
+            tokens_left_today: None,
             waits_ms: Vec::new(),
         }
     }

@@ -39,6 +39,37 @@ pub struct ServiceSummary {
     pub allowed_rate: Option<f64>,
     /// The configured limit in the last second logged, tickets per second.
     pub limit_rate: Option<f64>,
+    /// The use of each budget beside requests.
+    pub budgets: BudgetUse,
+}
+
+/// How much of each budget beside requests a service used (zero, or `None`, for a
+/// budget it does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BudgetUse {
+    /// The most tokens (total) charged in any 60 consecutive seconds.
+    pub peak_tokens_per_minute: u64,
+    /// The most input tokens charged in any 60 consecutive seconds.
+    pub peak_input_per_minute: u64,
+    /// The most output tokens reserved in any 60 consecutive seconds.
+    pub peak_output_per_minute: u64,
+    /// The most calls in flight at the end of any second.
+    pub peak_in_flight: u64,
+    /// Requests left today at the end of the log, under a daily quota.
+    pub requests_left_today: Option<u64>,
+    /// Tokens left today at the end of the log, under a daily quota.
+    pub tokens_left_today: Option<u64>,
+}
+
+impl BudgetUse {
+    /// Whether the log shows any budget beside requests.
+    fn any(&self) -> bool {
+        self.peak_tokens_per_minute > 0
+            || self.peak_input_per_minute > 0
+            || self.peak_output_per_minute > 0
+            || self.requests_left_today.is_some()
+            || self.tokens_left_today.is_some()
+    }
 }
 
 /// One summary per service of `log`, in the order the services appear.
@@ -65,7 +96,9 @@ fn summarize_service<'a>(
         p99_wait_ms: None,
         allowed_rate: None,
         limit_rate: None,
+        budgets: BudgetUse::default(),
     };
+    let mut by_kind: [BTreeMap<u64, u64>; 3] = Default::default();
     // Per second, in case a second was written twice.
     let mut issued: BTreeMap<u64, u64> = BTreeMap::new();
     let mut paused: BTreeMap<u64, ()> = BTreeMap::new();
@@ -81,6 +114,14 @@ fn summarize_service<'a>(
             paused.insert(s.t, ());
         }
         waits.extend_from_slice(&s.waits_ms);
+        for (m, v) in by_kind
+            .iter_mut()
+            .zip([s.tokens, s.input_tokens, s.output_tokens])
+        {
+            let e = m.entry(s.t).or_default();
+            *e = e.saturating_add(v);
+        }
+        sum.budgets.peak_in_flight = sum.budgets.peak_in_flight.max(s.in_flight);
         if last.is_none_or(|l| s.t >= l.t) {
             last = Some(s);
         }
@@ -96,6 +137,12 @@ fn summarize_service<'a>(
         let rank = (waits.len() * 99).div_ceil(100);
         sum.p99_wait_ms = Some(waits[rank.max(1) - 1]);
     }
+    let [tokens, input, output] = by_kind.map(|m| peak_in_window(&m, 60));
+    sum.budgets.peak_tokens_per_minute = tokens;
+    sum.budgets.peak_input_per_minute = input;
+    sum.budgets.peak_output_per_minute = output;
+    sum.budgets.requests_left_today = last.and_then(|l| l.requests_left_today);
+    sum.budgets.tokens_left_today = last.and_then(|l| l.tokens_left_today);
     sum.allowed_rate = last.map(|l| l.allowed_rate);
     sum.limit_rate = last.map(|l| l.limit_rate);
     sum
@@ -143,7 +190,41 @@ pub fn run(args: &SummaryArgs, console: &mut Console<'_>) -> Result<()> {
     ];
     rows.extend(summaries.iter().map(row));
     write_table(console.out, &rows)?;
+    // Budgets beside requests, for the services that have any.
+    let with_budgets: Vec<_> = summaries.iter().filter(|s| s.budgets.any()).collect();
+    if !with_budgets.is_empty() {
+        writeln!(console.out)?;
+        let mut rows = vec![
+            [
+                "service",
+                "tokens/min",
+                "input/min",
+                "output/min",
+                "in_flight",
+                "requests_left_today",
+                "tokens_left_today",
+            ]
+            .map(String::from),
+        ];
+        rows.extend(with_budgets.into_iter().map(budget_row));
+        write_table(console.out, &rows)?;
+    }
     Ok(())
+}
+
+/// Peaks are over any 60 consecutive seconds; what is left today is at the log's end.
+fn budget_row(s: &ServiceSummary) -> [String; 7] {
+    let b = &s.budgets;
+    let left = |v: Option<u64>| v.map_or_else(|| "-".into(), |n| n.to_string());
+    [
+        printable(&s.service, MAX_NAME_CHARS),
+        b.peak_tokens_per_minute.to_string(),
+        b.peak_input_per_minute.to_string(),
+        b.peak_output_per_minute.to_string(),
+        b.peak_in_flight.to_string(),
+        left(b.requests_left_today),
+        left(b.tokens_left_today),
+    ]
 }
 
 fn row(s: &ServiceSummary) -> [String; 11] {

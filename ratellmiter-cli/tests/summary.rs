@@ -3,7 +3,7 @@
 mod common;
 
 use common::{footer, header, llmiter, second, write_log};
-use ratellmiter_cli::summary::{ServiceSummary, summarize};
+use ratellmiter_cli::summary::{BudgetUse, ServiceSummary, summarize};
 use ratellmiter_runtime::flow_log::format::{Record, SecondRecord};
 
 /// `hand` asks 5 + 2 + 1 + 0 calls and gets 3, 4, 2, 6 tickets at 0 s, 1 s, 30 s, 65 s;
@@ -64,6 +64,7 @@ fn the_numbers_are_the_ones_worked_out_by_hand() {
             p99_wait_ms: Some(1000),
             allowed_rate: Some(7.5),
             limit_rate: Some(8.0),
+            budgets: BudgetUse::default(),
         }
     );
     let waits = &summaries[1];
@@ -128,4 +129,37 @@ fn the_table_prints_them() {
         ["idle", "0", "0", "0", "0", "0", "0", "-", "-", "-", "-"]
     );
     assert_eq!(lines.len(), 5);
+}
+
+/// Each budget's use: the peak minute of each kind of token, the most calls in flight,
+/// and what the daily quota had left at the end (2 000 input and 1 024 output at 0 s
+/// and 59 s, 2 000 and 1 024 at 60 s: [0, 60) and [59, 119) hold two each).
+#[test]
+fn each_budgets_use_is_summarised() {
+    let dir = tempfile::tempdir().unwrap();
+    let kinds = |t, in_flight, left| SecondRecord {
+        issued: 1,
+        input_tokens: 2_000,
+        output_tokens: 1_024,
+        tokens: 3_024,
+        in_flight,
+        requests_left_today: Some(left),
+        ..second("kinds", t)
+    };
+    let mut records = vec![header(&["kinds"])];
+    records.extend([kinds(0, 1, 99), kinds(59, 8, 98), kinds(60, 3, 97)].map(Record::Second));
+    records.push(footer());
+    let path = write_log(dir.path(), "1.jsonl", &records);
+    let log = ratellmiter_runtime::flow_log::format::read_log(&path).unwrap();
+    assert_eq!(
+        summarize(&log)[0].budgets,
+        BudgetUse {
+            peak_tokens_per_minute: 6_048,
+            peak_input_per_minute: 4_000,
+            peak_output_per_minute: 2_048,
+            peak_in_flight: 8,
+            requests_left_today: Some(97),
+            tokens_left_today: None,
+        }
+    );
 }

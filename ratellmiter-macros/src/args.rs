@@ -16,12 +16,14 @@ mod kw {
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(priority);
     syn::custom_keyword!(tokens);
+    syn::custom_keyword!(input_tokens);
+    syn::custom_keyword!(output_tokens);
     syn::custom_keyword!(high);
     syn::custom_keyword!(normal);
 }
 
 const KEYS: &str = "`service`, `limiter`, `monitor`, `max_retries`, `request_id`, `timeout`, \
-                    `priority`, `tokens`, `crate`";
+                    `priority`, `tokens`, `input_tokens`, `output_tokens`, `crate`";
 
 /// Which limiter a call uses.
 pub(crate) enum Source {
@@ -68,6 +70,8 @@ pub(crate) struct Config {
     pub(crate) timeout: Option<Timeout>,
     pub(crate) priority: Option<Priority>,
     pub(crate) tokens: Option<Expr>,
+    pub(crate) input_tokens: Option<Expr>,
+    pub(crate) output_tokens: Option<Expr>,
     pub(crate) krate: Path,
 }
 
@@ -75,7 +79,10 @@ impl Config {
     /// Whether the acquire can fail, so the function's error type must take an
     /// `AcquireError`.
     pub(crate) fn can_fail(&self) -> bool {
-        self.timeout.is_some() || self.tokens.is_some()
+        self.timeout.is_some()
+            || self.tokens.is_some()
+            || self.input_tokens.is_some()
+            || self.output_tokens.is_some()
     }
 
     /// `max_retries = 0`: the body runs once.
@@ -94,6 +101,8 @@ enum Arg {
     Timeout(Ident, Expr),
     Priority(Ident, Priority),
     Tokens(Ident, Expr),
+    InputTokens(Ident, Expr),
+    OutputTokens(Ident, Expr),
     Crate(Ident, Expr),
 }
 
@@ -108,6 +117,8 @@ impl Arg {
             | Arg::Timeout(k, _)
             | Arg::Priority(k, _)
             | Arg::Tokens(k, _)
+            | Arg::InputTokens(k, _)
+            | Arg::OutputTokens(k, _)
             | Arg::Crate(k, _) => k,
         }
     }
@@ -159,6 +170,12 @@ impl Parse for Arg {
         } else if lookahead.peek(kw::tokens) {
             let k = key("tokens", input.parse::<kw::tokens>()?);
             Arg::Tokens(k, value(input)?)
+        } else if lookahead.peek(kw::input_tokens) {
+            let k = key("input_tokens", input.parse::<kw::input_tokens>()?);
+            Arg::InputTokens(k, value(input)?)
+        } else if lookahead.peek(kw::output_tokens) {
+            let k = key("output_tokens", input.parse::<kw::output_tokens>()?);
+            Arg::OutputTokens(k, value(input)?)
         } else if lookahead.peek(Token![crate]) {
             let k = key("crate", input.parse::<Token![crate]>()?);
             Arg::Crate(k, value(input)?)
@@ -220,6 +237,8 @@ fn validate(args: Vec<Arg>) -> syn::Result<Config> {
         timeout: None,
         priority: None,
         tokens: None,
+        input_tokens: None,
+        output_tokens: None,
         krate: syn::parse_quote!(::ratellmiter),
     };
     let mut source_key: Option<&Ident> = None;
@@ -257,6 +276,18 @@ fn validate(args: Vec<Arg>) -> syn::Result<Config> {
                 non_string_literal(k, v, "tokens = 1_000` or `tokens = estimate(&prompt)")
                     .map(|()| config.tokens = Some(v.clone()))
             }
+            Arg::InputTokens(k, v) => non_string_literal(
+                k,
+                v,
+                "input_tokens = 2_000` or `input_tokens = estimate(&prompt)",
+            )
+            .map(|()| config.input_tokens = Some(v.clone())),
+            Arg::OutputTokens(k, v) => non_string_literal(
+                k,
+                v,
+                "output_tokens = 1_024` (the call's `max_tokens`) or `output_tokens = max_tokens",
+            )
+            .map(|()| config.output_tokens = Some(v.clone())),
             Arg::Crate(k, v) => string(k, v, "crate = \"my_facade::ratellmiter\"")
                 .and_then(|s| s.parse::<Path>())
                 .map(|p| config.krate = p),
@@ -313,7 +344,8 @@ fn string(k: &Ident, v: &Expr, example: &str) -> syn::Result<LitStr> {
 fn non_string_literal(k: &Ident, v: &Expr, example: &str) -> syn::Result<()> {
     let wrong = match v {
         Expr::Lit(lit) => match (&lit.lit, k.to_string().as_str()) {
-            (Lit::Str(_), "request_id") | (Lit::Int(_), "tokens") => None,
+            (Lit::Str(_), "request_id")
+            | (Lit::Int(_), "tokens" | "input_tokens" | "output_tokens") => None,
             (other, _) => Some(other.span()),
         },
         _ => None,

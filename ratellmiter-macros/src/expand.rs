@@ -414,6 +414,16 @@ fn call(config: &Config, params: &[Param], body: Block, is_async: bool, ret: Spa
     if let Some(e) = &config.tokens {
         options.extend(quote_spanned!(e.span()=> .tokens(#e)));
     }
+    if let Some(e) = &config.input_tokens {
+        options.extend(quote_spanned!(e.span()=> .input_tokens(#e)));
+    }
+    if let Some(e) = &config.output_tokens {
+        options.extend(quote_spanned!(e.span()=> .output_tokens(#e)));
+    }
+    if !config.can_fail() {
+        // It cannot return an `AcquireError`: a spent daily quota is waited for.
+        options.extend(quote!(.wait_for_quota()));
+    }
 
     let attempts = if config.runs_once() {
         once(&p, body, is_async, ret)

@@ -82,13 +82,18 @@ use proc_macro::TokenStream;
 /// | `request_id = <expr>` | an id (`&str`, `String`, …) carried into traces and `ratellmiter::current().request_id()` |
 /// | `timeout = "30s"` | give up waiting for a ticket after this long (`ms`, `s`, `m`, `h`, or sums like `"1m30s"`), checked at compile time; or a `Duration` expression (`timeout = Duration::from_secs(30)`) |
 /// | `priority = high` | queue ahead of normal calls (behind re-tries); `normal` is the default |
-/// | `tokens = <expr>` | the call's estimated tokens (`u64`), charged to the limiter's tokens-per-minute budget |
+/// | `tokens = <expr>` | the call's estimated tokens in all (`u64`), charged to the limiter's tokens-per-minute budget (`tpm`, and `input_tpm` when no split is given) |
+/// | `input_tokens = <expr>` | the call's estimated input tokens (`u64`), charged to `input_tpm` (and with `output_tokens` to `tpm`) |
+/// | `output_tokens = <expr>` | the output the call reserves, its `max_tokens` (`u64`), charged to `output_tpm` until `current().record_usage(Usage::new(input, output))` corrects it |
 /// | `crate = "path"` | where the `ratellmiter` facade is when it is renamed or re-exported |
 ///
 /// Without `service` or `limiter`, the monitor's default limiter is used. With
-/// `timeout` or `tokens` the wait itself can fail; the function then returns
+/// `timeout`, `tokens`, `input_tokens` or `output_tokens` the wait itself can fail (a
+/// deadline, an estimate above a whole budget, a spent daily quota:
+/// `AcquireError::QuotaExhausted`); the function then returns
 /// `Err(E::from(AcquireError))`, so its error type must implement
-/// `From<ratellmiter::AcquireError>` (a compile error says so otherwise).
+/// `From<ratellmiter::AcquireError>` (a compile error says so otherwise). Without any
+/// of them the wait cannot fail, so a spent daily quota (`rpd`, `tpd`) is waited for.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -8,6 +8,10 @@ use std::time::Duration;
 pub const MAX_RPM: u32 = 6_000_000;
 /// The largest tokens-per-minute budget a limiter accepts.
 pub const MAX_TPM: u64 = 100_000_000_000;
+/// The largest requests-per-day quota a limiter accepts.
+pub const MAX_RPD: u64 = MAX_RPM as u64 * 1440;
+/// The largest tokens-per-day quota a limiter accepts.
+pub const MAX_TPD: u64 = MAX_TPM * 1440;
 /// The longest probe interval a limiter accepts.
 pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -53,8 +57,25 @@ impl std::error::Error for ConfigError {}
 pub struct LimiterConfig {
     /// Requests per minute.
     pub rpm: u32,
-    /// Tokens per minute, when the provider also limits tokens.
+    /// Tokens per minute, when the provider also limits tokens (input and output
+    /// together, or a call's `tokens` total).
     pub tpm: Option<u64>,
+    /// Input (prompt) tokens per minute, as Anthropic and Gemini count them apart.
+    pub input_tpm: Option<u64>,
+    /// Output (completion) tokens per minute, charged with each call's output
+    /// reservation (its `max_tokens`) and corrected by the reported usage.
+    pub output_tpm: Option<u64>,
+    /// Requests per day: a quota, not a pace (see [`crate::pacer`], "Budgets").
+    pub rpd: Option<u64>,
+    /// Tokens per day: a quota, not a pace.
+    pub tpd: Option<u64>,
+    /// When the daily budgets start again.
+    pub day_reset: DayReset,
+    /// At most this many tickets out at once (calls in flight).
+    pub max_in_flight: Option<u32>,
+    /// Configure the budgets from the first answer's `*-limit-*` headers (see
+    /// [`LimiterBuilder::learn_limits`](crate::LimiterBuilder::learn_limits)).
+    pub learn_limits: bool,
     /// Share of the full per-second rate at which a ramp starts (default 0.22: the first
     /// second stays under an acceleration limit's floor of a quarter of the rate;
     /// rateLLMiter: 0.25).
@@ -126,6 +147,13 @@ impl Default for LimiterConfig {
         Self {
             rpm: 300,
             tpm: None,
+            input_tpm: None,
+            output_tpm: None,
+            rpd: None,
+            tpd: None,
+            day_reset: DayReset::default(),
+            max_in_flight: None,
+            learn_limits: false,
             ramp_start: 0.22,
             ramp_step: 1.0,
             ramp_shape: RampShape::SlowStart,
@@ -146,6 +174,27 @@ impl LimiterConfig {
         validate_rpm(self.rpm)?;
         if let Some(tpm) = self.tpm {
             validate_tpm(tpm)?;
+        }
+        for (field, value) in [
+            ("input_tpm", self.input_tpm),
+            ("output_tpm", self.output_tpm),
+        ] {
+            if let Some(v) = value {
+                validate_tokens(field, v, MAX_TPM, "tokens per minute")?;
+            }
+        }
+        if let Some(rpd) = self.rpd {
+            validate_tokens("rpd", rpd, MAX_RPD, "requests per day")?;
+        }
+        if let Some(tpd) = self.tpd {
+            validate_tokens("tpd", tpd, MAX_TPD, "tokens per day")?;
+        }
+        self.day_reset.validate()?;
+        if self.max_in_flight == Some(0) {
+            return Err(ConfigError::new(
+                "max_in_flight",
+                "must be at least 1 call in flight",
+            ));
         }
         fraction("ramp_start", self.ramp_start)?;
         fraction("ramp_step", self.ramp_step)?;
@@ -203,19 +252,82 @@ pub(crate) fn validate_rpm(rpm: u32) -> Result<(), ConfigError> {
 }
 
 pub(crate) fn validate_tpm(tpm: u64) -> Result<(), ConfigError> {
-    if tpm == 0 {
+    validate_tokens("tpm", tpm, MAX_TPM, "tokens per minute")
+}
+
+/// A budget of at least one `unit` and at most `max`.
+pub(crate) fn validate_tokens(
+    field: &'static str,
+    value: u64,
+    max: u64,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if value == 0 {
         return Err(ConfigError::new(
-            "tpm",
-            "must be at least 1 token per minute",
+            field,
+            format!("must be at least 1 ({unit})"),
         ));
     }
-    if tpm > MAX_TPM {
+    if value > max {
         return Err(ConfigError::new(
-            "tpm",
-            format!("{tpm} is above the supported maximum of {MAX_TPM} tokens per minute"),
+            field,
+            format!("{value} is above the supported maximum of {max} {unit}"),
         ));
     }
     Ok(())
+}
+
+/// When the daily budgets (`rpd`, `tpd`) start again.
+///
+/// ```
+/// use ratellmiter::{BucketRateLimiter, DayReset};
+/// // Gemini's quotas reset at midnight Pacific time (UTC−8; UTC−7 in summer).
+/// let limiter = BucketRateLimiter::builder()
+///     .rpm(15)
+///     .rpd(1_500)
+///     .day_reset(DayReset::midnight(-8 * 3600))
+///     .build()
+///     .unwrap();
+/// assert_eq!(limiter.config().rpd, Some(1_500));
+/// let bad = BucketRateLimiter::builder().rpm(15).day_reset(DayReset::midnight(20 * 3600)).build();
+/// assert_eq!(bad.unwrap_err().field(), "day_reset");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DayReset {
+    /// The whole day's budget comes back at midnight in a zone `utc_offset_secs` east
+    /// of UTC (negative west of it). The default is UTC midnight.
+    Midnight {
+        /// Seconds east of UTC, from −14 h to +14 h.
+        utc_offset_secs: i32,
+    },
+    /// Each use comes back 24 h after it was made (a sliding window).
+    Rolling,
+}
+
+impl Default for DayReset {
+    fn default() -> Self {
+        DayReset::Midnight { utc_offset_secs: 0 }
+    }
+}
+
+impl DayReset {
+    /// Midnight in the zone `utc_offset_secs` east of UTC.
+    pub fn midnight(utc_offset_secs: i32) -> Self {
+        DayReset::Midnight { utc_offset_secs }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match *self {
+            DayReset::Midnight { utc_offset_secs } if utc_offset_secs.abs() > 14 * 3600 => {
+                Err(ConfigError::new(
+                    "day_reset",
+                    format!("a UTC offset of {utc_offset_secs} s is outside -14 h..=+14 h"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn fraction(field: &'static str, value: f64) -> Result<(), ConfigError> {

@@ -10,7 +10,7 @@ use crate::headers::RateLimitHeaders;
 use crate::limiter::Shared;
 #[cfg(feature = "stream")]
 use crate::limiter::Ticket;
-use crate::pacer::Issued;
+use crate::pacer::{Issued, Usage};
 
 tokio::task_local! {
     static CURRENT: TicketRef;
@@ -141,10 +141,13 @@ impl Current {
         self.0.as_ref().is_some_and(|t| t.issued.probe)
     }
 
-    /// Replaces the call's token estimate by what it really used.
-    pub fn record_usage(&self, tokens: u64) {
+    /// Replaces the call's token estimate by what it really used, kind by kind: a
+    /// plain `u64` is a total, [`Usage::new(input, output)`](crate::Usage::new) the
+    /// split (with [`cached_input`](crate::Usage::cached_input)). Each budget is
+    /// refunded or charged the difference from the estimate.
+    pub fn record_usage(&self, usage: impl Into<Usage>) {
         if let Some(t) = &self.0 {
-            t.shared.record_usage(&t.issued, tokens);
+            t.shared.record_usage(&t.issued, usage.into());
         }
     }
 
@@ -160,12 +163,14 @@ impl Current {
         }
     }
 
-    /// What the provider's rate-limit headers said (see [`crate::headers`]): the
-    /// requests budget and the tightest token budget go to
-    /// [`observe_budget`](Self::observe_budget).
+    /// What the provider's rate-limit headers said (see [`crate::headers`]): each
+    /// family holds the budget of its kind (requests, tokens, input tokens, output
+    /// tokens), and a limiter that [learns its limits](crate::LimiterBuilder::learn_limits)
+    /// takes them from the first answer that names them.
     pub fn observe_rate_limits(&self, headers: &RateLimitHeaders) {
-        let (requests, tokens) = headers.budgets();
-        self.observe_budget(requests, tokens);
+        if let Some(t) = &self.0 {
+            t.shared.observe_headers(headers);
+        }
     }
 
     /// Reads the rate-limit headers of a response (feature `http`) and reports them

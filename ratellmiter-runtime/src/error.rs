@@ -1,6 +1,6 @@
 //! Why a call could not get a ticket.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::pacer::RequestError;
 
@@ -24,6 +24,43 @@ pub enum AcquireError {
         /// The tokens-per-minute budget.
         tpm: u64,
     },
+    /// The call's token estimate exceeds the whole per-day budget.
+    CostExceedsDailyBudget {
+        /// The estimate.
+        cost: u64,
+        /// The tokens-per-day budget.
+        tpd: u64,
+    },
+    /// A daily quota (`rpd`, `tpd`) is spent, and it comes back only after the call's
+    /// deadline (or the call has none): the call fails at once instead of waiting for
+    /// hours. A call whose deadline lets it wait for the reset waits.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use ratellmiter::{AcquireError, BucketRateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// // Two requests a day, and the day (UTC) started 22 h ago.
+    /// let midnight = SystemTime::UNIX_EPOCH + Duration::from_secs(20_000 * 86_400);
+    /// let limiter = BucketRateLimiter::builder()
+    ///     .rpm(60)
+    ///     .rpd(2)
+    ///     .wall_clock(midnight + Duration::from_secs(22 * 3600))
+    ///     .build()
+    ///     .unwrap();
+    /// drop(limiter.acquire().await);
+    /// drop(limiter.acquire().await);
+    /// let spent = limiter.acquire_timeout(Duration::from_secs(60)).await.unwrap_err();
+    /// let tomorrow = midnight + Duration::from_secs(86_400);
+    /// assert_eq!(spent, AcquireError::QuotaExhausted { resets_at: tomorrow });
+    /// // A deadline past the reset waits for it.
+    /// assert!(limiter.acquire_timeout(Duration::from_secs(3 * 3600)).await.is_ok());
+    /// # }
+    /// ```
+    QuotaExhausted {
+        /// When the quota comes back, on the wall clock.
+        resets_at: SystemTime,
+    },
 }
 
 impl std::fmt::Display for AcquireError {
@@ -39,18 +76,44 @@ impl std::fmt::Display for AcquireError {
                 f,
                 "a call estimated at {cost} tokens can never run under a budget of {tpm} tokens per minute"
             ),
+            AcquireError::CostExceedsDailyBudget { cost, tpd } => write!(
+                f,
+                "a call estimated at {cost} tokens can never run under a budget of {tpd} tokens per day"
+            ),
+            AcquireError::QuotaExhausted { resets_at } => {
+                let left = resets_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "the daily quota is spent; it resets in {}s ({} s after the UNIX epoch)",
+                    left.as_secs(),
+                    resets_at
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs()
+                )
+            }
         }
     }
 }
 
 impl std::error::Error for AcquireError {}
 
-impl From<RequestError> for AcquireError {
-    fn from(e: RequestError) -> Self {
+impl AcquireError {
+    /// The engine's refusal, with its engine times put on the wall clock
+    /// (`wall_origin` is the wall-clock time of engine time zero).
+    pub(crate) fn from_request(e: RequestError, wall_origin: SystemTime) -> Self {
         match e {
             RequestError::CostExceedsBudget { cost, tpm } => {
                 AcquireError::CostExceedsBudget { cost, tpm }
             }
+            RequestError::CostExceedsDailyBudget { cost, tpd } => {
+                AcquireError::CostExceedsDailyBudget { cost, tpd }
+            }
+            RequestError::QuotaExhausted { resets_at } => AcquireError::QuotaExhausted {
+                resets_at: wall_origin + resets_at,
+            },
         }
     }
 }

@@ -77,6 +77,28 @@ pub struct RateLimitHeaders {
     pub input_tokens: Option<Budget>,
     /// Anthropic's output-tokens budget.
     pub output_tokens: Option<Budget>,
+    /// The limits themselves (`x-ratelimit-limit-*`, `anthropic-ratelimit-*-limit`),
+    /// from which [`learn_limits`](crate::LimiterBuilder::learn_limits) configures a
+    /// limiter.
+    pub limits: Limits,
+}
+
+/// The limits a response's `*-limit-*` headers name (absent or malformed: `None`).
+///
+/// OpenAI's `x-ratelimit-limit-requests` is per minute; Groq's is per day, which shows
+/// in its reset (`x-ratelimit-reset-requests` of more than a minute): a limiter that
+/// learns from it takes it as `rpd` then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Requests (per minute, or per day as said above).
+    pub requests: Option<u64>,
+    /// Tokens per minute, input and output together.
+    pub tokens: Option<u64>,
+    /// Anthropic's input tokens per minute.
+    pub input_tokens: Option<u64>,
+    /// Anthropic's output tokens per minute.
+    pub output_tokens: Option<u64>,
 }
 
 impl RateLimitHeaders {
@@ -132,7 +154,17 @@ impl RateLimitHeaders {
                 reset: reset?,
             })
         };
+        let limit = |kind: &str| {
+            count(&format!("x-ratelimit-limit-{kind}"))
+                .or_else(|| count(&format!("anthropic-ratelimit-{kind}-limit")))
+        };
         Self {
+            limits: Limits {
+                requests: limit("requests"),
+                tokens: limit("tokens"),
+                input_tokens: limit("input-tokens"),
+                output_tokens: limit("output-tokens"),
+            },
             retry_after: header("retry-after-ms", &parse_millis)
                 .or_else(|| header("retry-after", &|v| parse_retry_after(v, now))),
             requests: openai("requests").or_else(|| anthropic("requests")),
@@ -142,11 +174,34 @@ impl RateLimitHeaders {
         }
     }
 
-    /// `(remaining, reset)` of the requests budget and of the tightest token budget, as
-    /// the limiter's `observe_budget` takes them.
-    pub(crate) fn budgets(&self) -> (Option<Left>, Option<Left>) {
-        let pair = |b: Option<Budget>| b.map(|b| (b.remaining, b.reset));
-        (pair(self.requests), pair(self.token_budget()))
+    /// `(remaining, reset)` of each family, for the limiter's holds: requests, tokens,
+    /// input tokens, output tokens. Each family holds the budget of its own kind.
+    pub(crate) fn families(&self) -> [Option<Left>; 4] {
+        [
+            self.requests,
+            self.tokens,
+            self.input_tokens,
+            self.output_tokens,
+        ]
+        .map(|b| b.map(|b| (b.remaining, b.reset)))
+    }
+
+    /// The budgets these limits stand for, as a limiter's settings.
+    pub(crate) fn learned(&self) -> crate::pacer::Learned {
+        let l = &self.limits;
+        // Groq's request limit is per day: its reset is then hours, not seconds.
+        let daily = self
+            .requests
+            .is_some_and(|b| b.reset > Duration::from_secs(60));
+        let split = l.input_tokens.is_some() || l.output_tokens.is_some();
+        crate::pacer::Learned {
+            rpm: l.requests.filter(|_| !daily),
+            rpd: l.requests.filter(|_| daily),
+            // Anthropic's `tokens` limit is the tightest of the input and output ones.
+            tpm: l.tokens.filter(|_| !split),
+            input_tpm: l.input_tokens,
+            output_tpm: l.output_tokens,
+        }
     }
 
     /// The tightest token budget: the one with the fewest tokens left among
@@ -158,6 +213,37 @@ impl RateLimitHeaders {
             .flatten()
             .min_by_key(|b| (b.remaining, std::cmp::Reverse(b.reset)))
     }
+}
+
+/// The wait an error message names, as OpenAI's 429 bodies do ("Please try again in
+/// 93ms.", "… in 1.5s.", "… in 6m0s."): a retry-after when no header says so.
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::headers::retry_after_in_message;
+/// let m = "Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000. Please try again in 93ms.";
+/// assert_eq!(retry_after_in_message(m), Some(Duration::from_millis(93)));
+/// assert_eq!(retry_after_in_message("Please try again in 1.5s. Visit …"), Some(Duration::from_millis(1_500)));
+/// assert_eq!(retry_after_in_message("Please try again later."), None);
+/// ```
+pub fn retry_after_in_message(message: &str) -> Option<Duration> {
+    const MARK: &str = "try again in ";
+    let at = message.to_ascii_lowercase().find(MARK)? + MARK.len();
+    let word = message[at..].split_whitespace().next()?;
+    parse_reset(word.trim_end_matches(['.', ',', ';', ')']))
+}
+
+/// Whether a Gemini `QuotaFailure` quota id names a per-day quota
+/// (`GenerateRequestsPerDayPerProjectPerModel-FreeTier`): waiting minutes cannot cure
+/// it, so the refusal is final until the day's reset.
+///
+/// ```
+/// use ratellmiter::headers::is_daily_quota_id;
+/// assert!(is_daily_quota_id("GenerateRequestsPerDayPerProjectPerModel-FreeTier"));
+/// assert!(!is_daily_quota_id("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"));
+/// ```
+pub fn is_daily_quota_id(id: &str) -> bool {
+    id.contains("PerDay")
 }
 
 /// Whether an error code means a quota or spend limit (see [`FINAL_ERROR_CODES`]).

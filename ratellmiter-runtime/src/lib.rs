@@ -20,7 +20,7 @@ mod run;
 pub mod shared;
 mod telemetry;
 
-pub use config::{ConfigError, LimiterConfig, MonitorConfig, RampShape, UnknownServices};
+pub use config::{ConfigError, DayReset, LimiterConfig, MonitorConfig, RampShape, UnknownServices};
 pub use current::{Current, current};
 pub use error::AcquireError;
 #[cfg(feature = "async-openai")]
@@ -37,7 +37,7 @@ pub use integrations::stream;
 pub use integrations::tower;
 pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
 pub use monitor::{DEFAULT_SERVICE, Monitor, RegistryError, monitor};
-pub use pacer::Priority;
+pub use pacer::{Priority, Usage};
 pub use rate_limit::{
     BoxFuture, CallOutcome, IsRateLimit, RateLimit, RateLimitKind, RateLimitedService,
 };

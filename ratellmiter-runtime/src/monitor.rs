@@ -461,5 +461,10 @@ fn settings(limiter: &BucketRateLimiter) -> ServiceSettings {
         probe_max_ms: c.probe_max.as_millis() as u64,
         max_retries: c.max_retries,
         adaptive: c.adaptive,
+        input_tpm: c.input_tpm,
+        output_tpm: c.output_tpm,
+        rpd: c.rpd,
+        tpd: c.tpd,
+        max_in_flight: c.max_in_flight,
     }
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::current::{TicketRef, was_taken};
 use crate::error::AcquireError;
 use crate::limiter::{BucketRateLimiter, Ticket};
-use crate::pacer::{Priority, Request};
+use crate::pacer::{Cost, Priority, Request};
 use crate::rate_limit::{CallOutcome, RateLimitKind};
 
 /// Options of one rate-limited call: what `#[llmiter(…)]` arguments set.
@@ -47,8 +47,10 @@ pub struct Call<'a> {
     limiter: &'a BucketRateLimiter,
     max_retries: Option<u32>,
     priority: Priority,
-    tokens: u64,
+    cost: Cost,
     deadline: Option<Instant>,
+    /// Waits for a spent daily quota instead of failing (the forms that cannot fail).
+    patient: bool,
     request_id: Option<Arc<str>>,
 }
 
@@ -65,8 +67,9 @@ impl BucketRateLimiter {
             limiter: self,
             max_retries: None,
             priority: Priority::Normal,
-            tokens: 0,
+            cost: Cost::ZERO,
             deadline: None,
+            patient: false,
             request_id: None,
         }
     }
@@ -89,7 +92,7 @@ impl BucketRateLimiter {
         Fut: Future<Output = R>,
         R: CallOutcome,
     {
-        match self.call().run(f).await {
+        match self.call().wait_for_quota().run(f).await {
             Ok(r) => r,
             Err(e) => unreachable!("a call without cost or deadline always gets a ticket: {e}"),
         }
@@ -102,7 +105,7 @@ impl BucketRateLimiter {
         F: FnMut() -> R,
         R: CallOutcome,
     {
-        match self.call().run_blocking(f) {
+        match self.call().wait_for_quota().run_blocking(f) {
             Ok(r) => r,
             Err(e) => unreachable!("a call without cost or deadline always gets a ticket: {e}"),
         }
@@ -122,9 +125,50 @@ impl Call<'_> {
         self
     }
 
-    /// The call's estimated tokens, charged to the token budget.
+    /// The call's estimated tokens in all, charged to the token budget (`tpm`, `tpd`;
+    /// without [`input_tokens`](Self::input_tokens) also to `input_tpm`).
     pub fn tokens(mut self, tokens: u64) -> Self {
-        self.tokens = tokens;
+        self.cost.tokens = tokens;
+        self
+    }
+
+    /// The call's estimated input (prompt) tokens, charged to `input_tpm` (and, without
+    /// a [`tokens`](Self::tokens) total, with the output reservation to `tpm`).
+    pub fn input_tokens(mut self, tokens: u64) -> Self {
+        self.cost.input = tokens;
+        self
+    }
+
+    /// The output tokens the call reserves (its `max_tokens`), charged to `output_tpm`
+    /// until [`record_usage`](crate::Current::record_usage) says what it used.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use ratellmiter::{BucketRateLimiter, Usage, current};
+    ///
+    /// let limiter = BucketRateLimiter::builder()
+    ///     .rpm(50)
+    ///     .input_tpm(30_000)
+    ///     .output_tpm(8_000)
+    ///     .build()
+    ///     .unwrap();
+    /// let out: Result<(), std::io::Error> = limiter
+    ///     .call()
+    ///     .input_tokens(2_000)
+    ///     .output_tokens(1_024) // max_tokens
+    ///     .run(|| async {
+    ///         current().record_usage(Usage::new(2_000, 300)); // what the answer said
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// out.unwrap();
+    /// assert_eq!(limiter.stats().input_tokens_in_window, 2_000);
+    /// assert_eq!(limiter.stats().output_tokens_in_window, 300, "724 refunded");
+    /// # }
+    /// ```
+    pub fn output_tokens(mut self, tokens: u64) -> Self {
+        self.cost.output = tokens;
         self
     }
 
@@ -132,6 +176,15 @@ impl Call<'_> {
     /// a timeout too long to represent means no deadline).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.deadline = Instant::now().checked_add(timeout);
+        self
+    }
+
+    /// Waits for a spent daily quota to come back instead of failing at once: what
+    /// the forms that cannot return an [`AcquireError`] do ([`BucketRateLimiter::run`],
+    /// `#[llmiter]` without `timeout` or token estimates).
+    #[doc(hidden)]
+    pub fn wait_for_quota(mut self) -> Self {
+        self.patient = true;
         self
     }
 
@@ -151,7 +204,9 @@ impl Call<'_> {
         Request {
             retry,
             priority: self.priority,
-            cost: self.tokens,
+            cost: self.cost,
+            // A patient call's deadline is set by `deadline`, if it has one, in the driver.
+            deadline: self.patient.then_some(Duration::MAX),
         }
     }
 

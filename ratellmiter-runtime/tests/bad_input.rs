@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::flow_log::format::sanitize_service_name;
-use ratellmiter_runtime::pacer::{Outcome, Pacer, Poll, Request};
+use ratellmiter_runtime::pacer::{Cost, Outcome, Pacer, Poll, Request};
 use ratellmiter_runtime::{
     AcquireError, BucketRateLimiter, LimiterBuilder, LimiterConfig, Monitor, MonitorConfig,
     TryAcquireError,
@@ -247,7 +247,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
     p.enqueue(
         s(0),
         Request {
-            cost: 10,
+            cost: Cost::tokens(10),
             ..Request::NEW
         },
     )
@@ -265,7 +265,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         p.enqueue(
             now,
             Request {
-                cost: 10,
+                cost: Cost::tokens(10),
                 ..Request::NEW
             },
         )

@@ -199,3 +199,60 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
     assert_eq!(t0.elapsed(), Duration::from_millis(787), "paced as usual");
     monitor.stop();
 }
+
+/// Each budget's use reaches the log: the budgets in the service's settings, the input
+/// and output tokens charged each second, and what the daily quota has left.
+#[tokio::test(start_paused = true)]
+async fn each_budgets_use_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::new();
+    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    let claude = monitor
+        .add_service(
+            "claude",
+            BucketRateLimiter::builder()
+                .rpm(600)
+                .input_tpm(1_000_000)
+                .output_tpm(100_000)
+                .rpd(1_000)
+                .max_in_flight(4)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    monitor.start();
+    for _ in 0..3 {
+        let out: Result<(), std::io::Error> = claude
+            .call()
+            .input_tokens(2_000)
+            .output_tokens(1_024)
+            .run(|| async { Ok(()) })
+            .await
+            .unwrap();
+        out.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let path = monitor.log_path().expect("logging on");
+    monitor.stop();
+    let records = read_records(&path);
+    let Some(Record::Header(h)) = records.first() else {
+        panic!("a header first")
+    };
+    let s = &h.services[0];
+    assert_eq!(
+        (s.input_tpm, s.output_tpm, s.rpd, s.max_in_flight),
+        (Some(1_000_000), Some(100_000), Some(1_000), Some(4))
+    );
+    let seconds: Vec<&SecondRecord> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Second(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let input: u64 = seconds.iter().map(|s| s.input_tokens).sum();
+    let output: u64 = seconds.iter().map(|s| s.output_tokens).sum();
+    assert_eq!((input, output), (6_000, 3_072));
+    let left = seconds.iter().filter_map(|s| s.requests_left_today).min();
+    assert_eq!(left, Some(997));
+}

@@ -173,9 +173,11 @@ fn openai_headers() {
             }),
             input_tokens: None,
             output_tokens: None,
+            limits: h.limits,
         }
     );
     assert_eq!(h.token_budget(), h.tokens);
+    assert_eq!(h.limits.tokens, Some(200_000));
 }
 
 #[test]
@@ -393,4 +395,57 @@ async fn remaining_zero_and_a_reset_pause_the_limiter_without_a_429() {
     assert_eq!(limiter.stats().rate_limited, 0);
     // 20 a minute for three minutes, and the calls that waited for the last reset.
     assert!((60..=65).contains(&m.accepted), "{m:?}");
+}
+
+/// The limits themselves, as a limiter that learns them takes them: Anthropic's
+/// per-kind token limits, and Groq's request limit, which is per day (its reset is
+/// hours away), beside its tokens per minute.
+#[test]
+fn limit_headers_of_anthropic_and_groq() {
+    use ratellmiter_runtime::{BucketRateLimiter, current};
+    let anthropic = parse(&[
+        ("anthropic-ratelimit-requests-limit", "50"),
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+    ]);
+    assert_eq!(anthropic.limits.requests, Some(50));
+    assert_eq!(anthropic.limits.input_tokens, Some(30_000));
+    assert_eq!(anthropic.limits.output_tokens, Some(8_000));
+    let groq = parse(&[
+        ("x-ratelimit-limit-requests", "14400"),
+        ("x-ratelimit-remaining-requests", "14370"),
+        ("x-ratelimit-reset-requests", "2m59.56s"),
+        ("x-ratelimit-limit-tokens", "18000"),
+        ("x-ratelimit-remaining-tokens", "17997"),
+        ("x-ratelimit-reset-tokens", "7.66s"),
+    ]);
+    let learn = |h: RateLimitHeaders| {
+        let limiter = BucketRateLimiter::builder()
+            .rpm(10)
+            .learn_limits(true)
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(limiter.run(|| async {
+            current().observe_rate_limits(&h);
+            Ok::<_, std::io::Error>(())
+        }))
+        .unwrap();
+        limiter.config()
+    };
+    let cfg = learn(anthropic);
+    // Anthropic's `tokens` limit is the tightest of the two kinds: not a budget of its own.
+    assert_eq!(
+        (cfg.rpm, cfg.tpm, cfg.input_tpm, cfg.output_tpm),
+        (50, None, Some(30_000), Some(8_000))
+    );
+    let cfg = learn(groq);
+    assert_eq!(
+        (cfg.rpm, cfg.rpd, cfg.tpm),
+        (10, Some(14_400), Some(18_000))
+    );
 }

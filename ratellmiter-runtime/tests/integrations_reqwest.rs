@@ -197,3 +197,32 @@ async fn a_refused_connection_is_not_a_rate_limit() {
     let e = reqwest::Client::new().post(url).send().await.unwrap_err();
     assert!(e.rate_limit().is_none());
 }
+
+/// A limiter that learns its limits starts at a guess (10 rpm, no token budget) and,
+/// after the first answer's `x-ratelimit-limit-*` headers, has the mock's configured
+/// limits: 450 rpm and 90 000 tpm.
+#[tokio::test]
+async fn limits_learned_from_the_first_answer_match_the_providers() {
+    let server = mock(ProviderConfig {
+        rpm: 450,
+        tpm: Some(90_000),
+        ..Default::default()
+    })
+    .await;
+    let limiter = BucketRateLimiter::builder()
+        .rpm(10)
+        .learn_limits(true)
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let out: Result<(), ChatError> = limiter
+        .run(|| async {
+            check(post(&client, &server).await).await?;
+            Ok(())
+        })
+        .await;
+    out.unwrap();
+    let cfg = limiter.config();
+    assert_eq!((cfg.rpm, cfg.tpm), (450, Some(90_000)));
+    assert_eq!(limiter.stats().limit_rate, 450.0 / 60.0);
+}

@@ -31,7 +31,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::pacer::{
-    AVOIDANCE_STEP, Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
+    AVOIDANCE_STEP, Cost, Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
 };
 use ratellmiter_runtime::{LimiterConfig, RampShape};
 use ratellmiter_sim::metrics::max_weight_in_window;
@@ -380,7 +380,8 @@ impl<'a> Sim<'a> {
         let req = Request {
             retry,
             priority: spec.priority,
-            cost: spec.cost,
+            cost: Cost::tokens(spec.cost),
+            deadline: None,
         };
         let class = match (retry, spec.priority) {
             (true, _) => Class::Retry,
@@ -560,7 +561,8 @@ impl<'a> Sim<'a> {
                     let req = Request {
                         retry: false,
                         priority: spec.priority,
-                        cost: spec.cost,
+                        cost: Cost::tokens(spec.cost),
+                        deadline: None,
                     };
                     if let Ok(t) = self.p.try_issue(self.now, req) {
                         prop_assert!(
@@ -695,6 +697,9 @@ impl<'a> Sim<'a> {
                     self.service_probe = Some(id);
                     let at = self.now + self.latency(self.probe_answers as u64);
                     self.agenda.insert((at, Action::ProbeAnswer), ());
+                }
+                Poll::QuotaExhausted { .. } | Poll::AtCapacity => {
+                    prop_assert!(false, "no daily quota or in-flight cap is configured here");
                 }
                 Poll::Idle => break,
             }

@@ -236,7 +236,7 @@ async fn a_hand_over_to_a_stream_is_told_only_to_its_own_call() {
     let plain = tokio::spawn({
         let l = limiter.clone();
         async move {
-            l.run(|| std::future::pending::<Result<(), std::io::Error>>())
+            l.run(std::future::pending::<Result<(), std::io::Error>>)
                 .await
         }
     });

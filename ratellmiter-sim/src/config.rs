@@ -189,6 +189,22 @@ pub struct ProviderConfig {
     pub latency: Latency,
     /// Seed of the latency generator: the same seed gives the same latencies.
     pub seed: u64,
+    /// Input tokens per minute (Anthropic's ITPM), over a sliding minute.
+    pub input_tpm: Option<u64>,
+    /// Output tokens per minute (Anthropic's OTPM): a request is charged its output
+    /// reservation (`max_tokens`) up front, corrected by
+    /// [`Provider::answered`](crate::Provider::answered).
+    pub output_tpm: Option<u64>,
+    /// Requests per day (Gemini's and Groq's RPD).
+    pub rpd: Option<u64>,
+    /// Tokens per day (Groq's TPD).
+    pub tpd: Option<u64>,
+    /// When the first day ends, after the scenario start; the next days are 24 h each
+    /// (default 24 h: the scenario starts at the day boundary).
+    pub first_day_end: Duration,
+    /// At most this many accepted requests unanswered at once
+    /// ([`Provider::answered`](crate::Provider::answered) ends one).
+    pub max_concurrent: Option<u32>,
 }
 
 impl Default for ProviderConfig {
@@ -209,6 +225,12 @@ impl Default for ProviderConfig {
             quota_exhausted: false,
             latency: Latency::default(),
             seed: 0,
+            input_tpm: None,
+            output_tpm: None,
+            rpd: None,
+            tpd: None,
+            first_day_end: Duration::from_secs(86_400),
+            max_concurrent: None,
         }
     }
 }
@@ -219,8 +241,17 @@ impl ProviderConfig {
         if self.rpm == 0 {
             return Err(ConfigError::new("rpm", "must be at least 1"));
         }
-        if self.tpm == Some(0) {
-            return Err(ConfigError::new("tpm", "must be at least 1 when set"));
+        for (field, v) in [
+            ("tpm", self.tpm),
+            ("input_tpm", self.input_tpm),
+            ("output_tpm", self.output_tpm),
+            ("rpd", self.rpd),
+            ("tpd", self.tpd),
+            ("max_concurrent", self.max_concurrent.map(u64::from)),
+        ] {
+            if v == Some(0) {
+                return Err(ConfigError::new(field, "must be at least 1 when set"));
+            }
         }
         if self.quantum.is_zero() || self.quantum > MINUTE {
             return Err(ConfigError::new(

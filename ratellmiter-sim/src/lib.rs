@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod headers;
+pub mod kinds;
 pub mod metrics;
 pub mod model;
 pub mod server;
@@ -45,6 +46,7 @@ mod window;
 pub use config::{
     AccelerationLimit, ConfigError, Latency, OutageWindow, PenaltyBox, ProviderConfig, parse_outage,
 };
+pub use kinds::Ask;
 pub use metrics::{Metrics, RequestRecord};
 pub use model::{Accepted, Decision, LimitState, Provider, RateLimitHeaders, RejectKind, Rejected};
 pub use server::{InProcess, MockServer, STREAM_EVENT_INTERVAL, in_process, serve, spawn};

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Latency, MINUTE, ProviderConfig};
+use crate::kinds::{Ask, DayCount, Ledger};
 use crate::metrics::{Metrics, RequestRecord};
 use crate::window::SlidingWindow;
 
@@ -34,6 +35,16 @@ pub enum RejectKind {
     Penalty,
     /// The account's quota is exhausted: final, never to be retried.
     InsufficientQuota,
+    /// Over the input tokens per minute.
+    InputTokens,
+    /// Over the output tokens per minute (reservations included).
+    OutputTokens,
+    /// The day's requests are spent, until the day boundary.
+    RequestsPerDay,
+    /// The day's tokens are spent, until the day boundary.
+    TokensPerDay,
+    /// Too many requests in flight.
+    Concurrency,
 }
 
 /// One limit's state as the `x-ratelimit-*` headers report it.
@@ -61,6 +72,8 @@ pub struct RateLimitHeaders {
 /// An accepted request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
+    /// Identifies the request for [`Provider::answered`].
+    pub id: u64,
     /// How long the provider takes to answer.
     pub latency: Duration,
     /// Tokens charged.
@@ -196,6 +209,28 @@ impl Provider {
 
     /// Decides `model`'s request of `tokens` tokens at `now`, and records it.
     pub fn request(&mut self, now: Duration, model: &str, tokens: u64) -> Decision {
+        self.request_kinds(now, model, tokens, Ask::default())
+    }
+
+    /// Decides `model`'s request at `now` of `ask.input` input tokens reserving
+    /// `ask.output` output tokens (`tokens`, their total, counts against `tpm`). Once
+    /// answered, [`answered`](Self::answered) corrects the output and ends the request.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ratellmiter_sim::{Ask, Decision, Provider, ProviderConfig, RejectKind};
+    ///
+    /// let config = ProviderConfig { output_tpm: Some(2_000), ..Default::default() };
+    /// let mut provider = Provider::new(config)?;
+    /// let ask = Ask { input: 100, output: 1_024 };
+    /// let Decision::Accept(a) = provider.request_kinds(Duration::ZERO, "m", 1_124, ask) else { panic!() };
+    /// let second = provider.request_kinds(Duration::from_secs(1), "m", 1_124, ask);
+    /// assert_eq!(second.reject_kind(), Some(RejectKind::OutputTokens));
+    /// provider.answered("m", a.id, 300); // the answer used 300: 724 come back
+    /// assert!(provider.request_kinds(Duration::from_secs(2), "m", 1_124, ask).is_accept());
+    /// # Ok::<(), ratellmiter_sim::ConfigError>(())
+    /// ```
+    pub fn request_kinds(&mut self, now: Duration, model: &str, tokens: u64, ask: Ask) -> Decision {
         let now = now.max(self.last_now);
         self.last_now = now;
         let state = match self.models.get_mut(model) {
@@ -205,7 +240,7 @@ impl Provider {
                 .entry(model.to_owned())
                 .or_insert_with(|| ModelState::new(self.default.clone())),
         };
-        let decision = state.request(now, tokens);
+        let decision = state.request(now, tokens, ask, self.log.len() as u64);
         self.log.push(RequestRecord {
             at: now,
             model: model.to_owned(),
@@ -217,6 +252,16 @@ impl Provider {
             rejection: decision.reject_kind(),
         });
         decision
+    }
+
+    /// The answer to `model`'s request `id` used `output` output tokens: the output
+    /// budget gets back the rest of the reservation, and the request no longer counts as
+    /// in flight.
+    pub fn answered(&mut self, model: &str, id: u64, output: u64) {
+        if let Some(state) = self.models.get_mut(model) {
+            state.output.correct(id, output);
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
     }
 
     /// Every request so far, in order.
@@ -243,6 +288,11 @@ struct ModelState {
     /// [`ProviderConfig::outages_after_first_request`].
     first_request: Option<Duration>,
     rng: ChaCha8Rng,
+    input: Ledger,
+    output: Ledger,
+    day_requests: DayCount,
+    day_tokens: DayCount,
+    in_flight: u32,
 }
 
 impl ModelState {
@@ -257,10 +307,15 @@ impl ModelState {
             refusals: SlidingWindow::default(),
             penalty_until: None,
             first_request: None,
+            input: Ledger::default(),
+            output: Ledger::default(),
+            day_requests: DayCount::default(),
+            day_tokens: DayCount::default(),
+            in_flight: 0,
         }
     }
 
-    fn request(&mut self, now: Duration, tokens: u64) -> Decision {
+    fn request(&mut self, now: Duration, tokens: u64, ask: Ask, id: u64) -> Decision {
         self.first_request.get_or_insert(now);
         self.requests.prune(now, MINUTE);
         self.tokens.prune(now, MINUTE);
@@ -271,8 +326,12 @@ impl ModelState {
             self.penalty_until = None;
         }
 
-        let (kind, mut retry_at) = match self.refusal(now, tokens) {
-            None => return Decision::Accept(self.accept(now, tokens)),
+        let refusal = match self.refusal(now, tokens) {
+            None => self.kind_refusal(now, tokens, ask),
+            other => other,
+        };
+        let (kind, mut retry_at) = match refusal {
+            None => return Decision::Accept(self.accept(now, tokens, ask, id)),
             Some(refusal) => refusal,
         };
         if matches!(
@@ -287,7 +346,7 @@ impl ModelState {
         }
         let announce = match kind {
             RejectKind::Outage => self.config.outage_retry_after,
-            RejectKind::InsufficientQuota | RejectKind::TooLarge => false,
+            RejectKind::InsufficientQuota | RejectKind::TooLarge | RejectKind::Concurrency => false,
             _ => self.config.retry_after,
         };
         Decision::Reject(Rejected {
@@ -331,6 +390,44 @@ impl ModelState {
             return None;
         };
         Some((kind, self.ready_at(now, tokens)))
+    }
+
+    /// The refusal by the limits by kind (see [`crate::kinds`]), if any, and when the
+    /// request would fit them (for a daily limit, the day boundary).
+    fn kind_refusal(
+        &mut self,
+        now: Duration,
+        tokens: u64,
+        ask: Ask,
+    ) -> Option<(RejectKind, Option<Duration>)> {
+        let c = &self.config;
+        let (_, day_end) = DayCount::day_of(now, c.first_day_end);
+        if c.rpd
+            .is_some_and(|n| self.day_requests.used(now, c.first_day_end) >= n)
+        {
+            return Some((RejectKind::RequestsPerDay, Some(day_end)));
+        }
+        if c.tpd
+            .is_some_and(|n| self.day_tokens.used(now, c.first_day_end) + tokens > n)
+        {
+            return Some((RejectKind::TokensPerDay, Some(day_end)));
+        }
+        if c.max_concurrent.is_some_and(|n| self.in_flight >= n) {
+            return Some((RejectKind::Concurrency, None));
+        }
+        if let Some(n) = c.input_tpm {
+            let at = self.input.ready_at(now, n, ask.input);
+            if at > now {
+                return Some((RejectKind::InputTokens, Some(at)));
+            }
+        }
+        if let Some(n) = c.output_tpm {
+            let at = self.output.ready_at(now, n, ask.output);
+            if at > now {
+                return Some((RejectKind::OutputTokens, Some(at)));
+            }
+        }
+        None
     }
 
     /// Whether `extra` fits under `per_minute`, both per quantum and per minute, at `now`.
@@ -415,10 +512,19 @@ impl ModelState {
         }
     }
 
-    fn accept(&mut self, now: Duration, tokens: u64) -> Accepted {
+    fn accept(&mut self, now: Duration, tokens: u64, ask: Ask, id: u64) -> Accepted {
         self.requests.push(now, 1);
         self.tokens.push(now, tokens);
+        self.input.push(now, id, ask.input);
+        self.output.push(now, id, ask.output);
+        let first_day_end = self.config.first_day_end;
+        self.day_requests.add(now, first_day_end, 1);
+        self.day_tokens.add(now, first_day_end, tokens);
+        if self.config.max_concurrent.is_some() {
+            self.in_flight += 1;
+        }
         Accepted {
+            id,
             latency: self.sample_latency(),
             tokens,
             headers: self.headers(now),

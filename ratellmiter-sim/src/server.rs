@@ -592,6 +592,38 @@ fn refusal_body(r: &Rejected, model: &str, tokens: u64) -> Value {
             "insufficient_quota",
             Some("insufficient_quota"),
         ),
+        RejectKind::InputTokens | RejectKind::OutputTokens => (
+            // Anthropic's wording: its limits are per kind of token.
+            format!(
+                "This request would exceed the rate limit for your organization of {} {} tokens per minute for {model}.{try_again}",
+                r.headers.tokens.map_or(0, |t| t.limit),
+                if r.kind == RejectKind::InputTokens {
+                    "input"
+                } else {
+                    "output"
+                },
+            ),
+            "rate_limit_error",
+            rate_limited,
+        ),
+        RejectKind::RequestsPerDay | RejectKind::TokensPerDay => (
+            // Gemini's RESOURCE_EXHAUSTED names the per-day quota that is spent.
+            format!(
+                "You exceeded your current quota. Quota exceeded for metric: {}, limit per day for {model}.",
+                if r.kind == RejectKind::RequestsPerDay {
+                    "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+                } else {
+                    "GenerateContentInputTokensPerDayPerProjectPerModel-FreeTier"
+                }
+            ),
+            "requests",
+            rate_limited,
+        ),
+        RejectKind::Concurrency => (
+            format!("Too many concurrent requests for {model}.{try_again}"),
+            "requests",
+            rate_limited,
+        ),
     };
     error_body(&message, kind, code)
 }

@@ -23,6 +23,11 @@ pub fn settings(name: &str) -> ServiceSettings {
         probe_max_ms: 65_000,
         max_retries: 20,
         adaptive: true,
+        input_tpm: None,
+        output_tpm: None,
+        rpd: None,
+        tpd: None,
+        max_in_flight: None,
     }
 }
 
@@ -58,6 +63,10 @@ pub fn second(service: &str, t: u64) -> SecondRecord {
         limit_rate: 10.0,
         paused: false,
         tokens: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        requests_left_today: None,
+        tokens_left_today: None,
         waits_ms: Vec::new(),
     }
 }

@@ -28,6 +28,7 @@ struct Gauges {
     allowed_rate: f64,
     limit_rate: f64,
     paused: bool,
+    daily_left: [Option<u64>; 2],
 }
 
 impl Gauges {
@@ -57,6 +58,7 @@ impl Recorder {
             allowed_rate: pacer.allowed_rate(),
             limit_rate: pacer.full_rate(),
             paused: pacer.is_paused(),
+            daily_left: pacer.daily_left(pacer.last_now()),
         }
     }
 
@@ -79,6 +81,10 @@ impl Recorder {
             limit_rate: self.last.limit_rate,
             paused: self.last.paused,
             tokens: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            requests_left_today: self.last.daily_left[0],
+            tokens_left_today: self.last.daily_left[1],
             waits_ms: Vec::new(),
         }
     }
@@ -113,6 +119,8 @@ impl Recorder {
         let b = self.bucket(now);
         b.issued += 1;
         b.tokens += t.cost;
+        b.input_tokens += t.input;
+        b.output_tokens += t.output;
         if t.retry {
             b.reissued += 1;
         }
@@ -203,6 +211,8 @@ impl Recorder {
         b.allowed_rate = g.allowed_rate;
         b.limit_rate = g.limit_rate;
         b.paused |= g.paused;
+        b.requests_left_today = g.daily_left[0];
+        b.tokens_left_today = g.daily_left[1];
     }
 
     /// Takes the seconds that are over at `now` (all of them when `all`) and the events.

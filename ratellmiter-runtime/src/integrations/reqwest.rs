@@ -38,7 +38,8 @@ use crate::rate_limit::{IsRateLimit, RateLimit};
 #[derive(Debug, Clone)]
 pub struct RateLimitError {
     status: StatusCode,
-    headers: RateLimitHeaders,
+    // Boxed: an error enum holding it stays small (clippy's `large_enum_variant`).
+    headers: Box<RateLimitHeaders>,
     code: Option<String>,
     message: Option<String>,
     limit: RateLimit,
@@ -130,7 +131,7 @@ pub async fn check(response: Response) -> Result<Response, RateLimitError> {
         .expect("a status that is no answer is a refusal, whatever its body");
     Err(RateLimitError {
         status,
-        headers,
+        headers: Box::new(headers),
         limit,
         code,
         message,

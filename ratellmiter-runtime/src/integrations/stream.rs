@@ -190,8 +190,8 @@ impl Settle {
     /// Settles the budget with what was seen and gives the ticket back to the caller.
     fn record(&mut self) -> Option<Ticket> {
         let ticket = self.ticket.take()?;
-        if let Some(tokens) = self.tokens() {
-            ticket.record_usage(tokens);
+        if let Some(usage) = self.usage.as_ref().and_then(|u| u.usage.settled()) {
+            ticket.record_usage(usage);
         }
         Some(ticket)
     }
@@ -228,6 +228,11 @@ struct Usage {
     input: Option<u64>,
     output: Option<u64>,
     total: Option<u64>,
+    /// Input tokens read from the prompt cache, counted in `input` (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`).
+    cached: Option<u64>,
+    /// Anthropic's cache reads, which its `input_tokens` does not count.
+    cache_reads: Option<u64>,
 }
 
 impl UsageScanner {
@@ -293,6 +298,25 @@ impl Usage {
         if let Some(n) = count("completion_tokens").or_else(|| count("output_tokens")) {
             self.output = Some(n);
         }
+        if let Some(n) = usage["prompt_tokens_details"]["cached_tokens"].as_u64() {
+            self.cached = Some(n);
+        }
+        if let Some(n) = count("cache_read_input_tokens") {
+            self.cache_reads = Some(n);
+        }
+    }
+
+    /// The usage to settle the ticket with, by kind when the answer gave the kinds.
+    fn settled(&self) -> Option<crate::pacer::Usage> {
+        if self.input.is_none() && self.output.is_none() {
+            return self.total.map(crate::pacer::Usage::from);
+        }
+        let reads = self.cache_reads.unwrap_or(0);
+        let input = self.input.unwrap_or(0).saturating_add(reads);
+        Some(
+            crate::pacer::Usage::new(input, self.output.unwrap_or(0))
+                .cached_input(self.cached.unwrap_or(0).saturating_add(reads)),
+        )
     }
 
     fn tokens(&self) -> Option<u64> {
@@ -313,6 +337,40 @@ mod tests {
             s.feed(c.as_bytes());
         }
         s.tokens()
+    }
+
+    fn settled(chunks: &[&str]) -> Option<crate::pacer::Usage> {
+        let mut s = UsageScanner::default();
+        for c in chunks {
+            s.feed(c.as_bytes());
+        }
+        s.usage.settled()
+    }
+
+    /// The usage settles each budget by its kind: Anthropic's cache reads are input the
+    /// input budget does not count; OpenAI's cached tokens are inside its prompt tokens.
+    #[test]
+    fn usage_is_settled_by_kind_with_cache_reads() {
+        let anthropic = settled(&[
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":200,\"cache_read_input_tokens\":1800,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":300}}\n\n",
+        ])
+        .unwrap();
+        assert_eq!(
+            (anthropic.input(), anthropic.cached(), anthropic.output()),
+            (2_000, 1_800, 300)
+        );
+        let openai = settled(&[r#"{"usage":{"prompt_tokens":900,"completion_tokens":50,"total_tokens":950,"prompt_tokens_details":{"cached_tokens":512}}}"#]).unwrap();
+        assert_eq!(
+            (openai.input(), openai.cached(), openai.total()),
+            (900, 512, 950)
+        );
+        assert_eq!(
+            settled(&[r#"{"usage":{"total_tokens":42}}"#])
+                .unwrap()
+                .total(),
+            42
+        );
     }
 
     #[test]

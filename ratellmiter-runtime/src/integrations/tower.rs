@@ -376,7 +376,8 @@ impl Attempts {
         let request = Request {
             retry: self.attempt > 0,
             priority: Priority::Normal,
-            cost: self.cost,
+            cost: crate::pacer::Cost::tokens(self.cost),
+            deadline: None,
         };
         let ticket = self.limiter.acquire_with(request, None).await?;
         Ok(InFlight(Some(ticket)))
@@ -398,10 +399,9 @@ impl Attempts {
             }
         };
         let headers = RateLimitHeaders::from_header_map(answer.headers());
-        let (requests, tokens) = headers.budgets();
         let status = answer.status();
         let ticket = guard.0.take().expect("ticket held");
-        ticket.observe_budget(requests, tokens);
+        ticket.observe_headers(&headers);
         if is_answer(status.as_u16(), &headers) {
             return Ok(Step::Done(
                 answer.hold(Settle::new(Some(ticket), self.settle_usage)),

@@ -1,16 +1,16 @@
 //! [`LimiterBuilder`]: every setting of a limiter, validated at `build()`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::BucketRateLimiter;
-use crate::config::{ConfigError, LimiterConfig, RampShape};
+use crate::config::{ConfigError, DayReset, LimiterConfig, RampShape};
 use crate::shared::{SharedBackend, SharedBudget};
 
 /// Builds a [`BucketRateLimiter`] with settings other than rateLLMiter's defaults.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, SystemTime};
 /// use ratellmiter::BucketRateLimiter;
 ///
 /// let limiter = BucketRateLimiter::builder()
@@ -38,6 +38,7 @@ pub struct LimiterBuilder {
     rpm_given: bool,
     name: Option<String>,
     shared: Option<Arc<dyn SharedBackend>>,
+    wall_clock: Option<SystemTime>,
 }
 
 impl LimiterBuilder {
@@ -47,9 +48,84 @@ impl LimiterBuilder {
         self.rpm_given = true;
         self
     }
-    /// Tokens per minute, beside the requests per minute.
+    /// Tokens per minute, beside the requests per minute: input and output together
+    /// (OpenAI's TPM).
     pub fn tpm(mut self, tpm: u64) -> Self {
         self.cfg.tpm = Some(tpm);
+        self
+    }
+    /// Input tokens per minute (Anthropic's and Gemini's ITPM), charged with each
+    /// call's input estimate (or its total, when it gives no split).
+    pub fn input_tpm(mut self, n: u64) -> Self {
+        self.cfg.input_tpm = Some(n);
+        self
+    }
+    /// Output tokens per minute (Anthropic's OTPM), charged with each call's output
+    /// reservation (its `max_tokens`) and corrected by the reported usage.
+    pub fn output_tpm(mut self, n: u64) -> Self {
+        self.cfg.output_tpm = Some(n);
+        self
+    }
+    /// Requests per day: a quota counted from the day boundary
+    /// ([`day_reset`](Self::day_reset)). Once spent a call fails at once with
+    /// [`AcquireError::QuotaExhausted`](crate::AcquireError::QuotaExhausted), unless its
+    /// deadline lets it wait for the reset.
+    pub fn rpd(mut self, n: u64) -> Self {
+        self.cfg.rpd = Some(n);
+        self
+    }
+    /// Tokens per day (Groq's TPD), a quota like [`rpd`](Self::rpd).
+    pub fn tpd(mut self, n: u64) -> Self {
+        self.cfg.tpd = Some(n);
+        self
+    }
+    /// When the daily quotas start again (default: UTC midnight).
+    pub fn day_reset(mut self, reset: DayReset) -> Self {
+        self.cfg.day_reset = reset;
+        self
+    }
+    /// At most `n` tickets out at once: a ticket comes back when its call ends, any
+    /// way (return, error, panic, cancellation), or when a streamed answer ends.
+    pub fn max_in_flight(mut self, n: u32) -> Self {
+        self.cfg.max_in_flight = Some(n);
+        self
+    }
+    /// Configure the budgets from the first answer's `*-limit-*` headers
+    /// (`x-ratelimit-limit-{requests,tokens}` of OpenAI and Groq,
+    /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-limit`), for a
+    /// user who does not know their tier: the configured `rpm` paces the calls until the
+    /// first answer comes. A request limit whose reset is more than a minute away (Groq)
+    /// is taken as `rpd`. Headers reach the limiter through the integrations
+    /// (`reqwest::check`, the tower layer) or `current().observe_rate_limits`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use ratellmiter::{BucketRateLimiter, current, headers::RateLimitHeaders};
+    ///
+    /// let limiter = BucketRateLimiter::builder().rpm(10).learn_limits(true).build().unwrap();
+    /// let answer = [
+    ///     ("anthropic-ratelimit-requests-limit", "50"),
+    ///     ("anthropic-ratelimit-input-tokens-limit", "30000"),
+    ///     ("anthropic-ratelimit-output-tokens-limit", "8000"),
+    /// ];
+    /// let headers = RateLimitHeaders::parse(|n| answer.iter().find(|h| h.0 == n).map(|h| h.1));
+    /// let out: Result<(), std::io::Error> = limiter
+    ///     .run(|| async { current().observe_rate_limits(&headers); Ok(()) })
+    ///     .await;
+    /// out.unwrap();
+    /// let cfg = limiter.config();
+    /// assert_eq!((cfg.rpm, cfg.input_tpm, cfg.output_tpm), (50, Some(30_000), Some(8_000)));
+    /// # }
+    /// ```
+    pub fn learn_limits(mut self, on: bool) -> Self {
+        self.cfg.learn_limits = on;
+        self
+    }
+    /// The wall-clock time now, from which the day boundaries of the daily quotas are
+    /// counted (default `SystemTime::now()`): a test in virtual time sets the simulated
+    /// day's start here.
+    pub fn wall_clock(mut self, now: SystemTime) -> Self {
+        self.wall_clock = Some(now);
         self
     }
     /// Share of the full rate a ramp starts at (default 0.22).
@@ -135,7 +211,7 @@ impl LimiterBuilder {
                 "not set: every limiter needs a request budget, e.g. `.rpm(500)`",
             ));
         }
-        let limiter = BucketRateLimiter::from_config(self.cfg)?;
+        let limiter = BucketRateLimiter::from_config(self.cfg, self.wall_clock)?;
         if let Some(name) = self.name {
             limiter.set_name(&name);
         }

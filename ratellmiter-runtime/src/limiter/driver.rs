@@ -63,6 +63,9 @@ impl State {
                     self.hand_over(now, t);
                 }
                 Poll::WaitUntil(at) => return Drive::Sleep(at),
+                Poll::QuotaExhausted { id, resets_at } => self.refuse(id, resets_at),
+                // A call that ends changes the state and tells the driver.
+                Poll::AtCapacity => return Drive::Wait,
                 Poll::ProbeService(id) => match shared.prober() {
                     Some(service) => return Drive::Probe(id, service),
                     // The service is gone: fall back to probing with a call.
@@ -91,6 +94,16 @@ impl State {
                 if let Some(r) = &mut self.recorder {
                     r.finished(now, Outcome::Abandoned);
                 }
+            }
+        }
+    }
+
+    /// Fails the waiting call `id`: a daily quota is spent until `resets_at`.
+    fn refuse(&mut self, id: crate::pacer::WaiterId, resets_at: Duration) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.refused = Some(resets_at);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::future::poll_fn;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Poll as TaskPoll, Waker};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
@@ -14,7 +14,9 @@ use tracing::Instrument;
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
-use crate::pacer::{Issued, Outcome, Pacer, Priority, ProbeId, Request, TryIssueError, WaiterId};
+use crate::pacer::{
+    Cost, Issued, Outcome, Pacer, Priority, ProbeId, Request, TryIssueError, Usage, WaiterId,
+};
 use crate::rate_limit::RateLimitedService;
 use crate::shared::SharedBudget;
 use crate::telemetry::{self, trace_event};
@@ -57,6 +59,8 @@ pub struct BucketRateLimiter {
 pub(crate) struct Shared {
     name: OnceLock<Arc<str>>,
     origin: Instant,
+    /// The wall-clock time at `origin`: daily quotas reset by it.
+    wall_origin: SystemTime,
     pub(crate) state: Mutex<State>,
     prober: RwLock<Option<Weak<dyn RateLimitedService>>>,
 }
@@ -81,6 +85,8 @@ enum Enqueued {
 struct Slot {
     waker: Option<Waker>,
     issued: Option<Issued>,
+    /// The engine failed the call: a daily quota is spent until then (engine time).
+    refused: Option<Duration>,
 }
 
 impl std::fmt::Debug for BucketRateLimiter {
@@ -115,12 +121,22 @@ impl BucketRateLimiter {
         LimiterBuilder::default()
     }
 
-    fn from_config(cfg: LimiterConfig) -> Result<Self, ConfigError> {
-        let pacer = Pacer::new(cfg)?;
+    fn from_config(
+        cfg: LimiterConfig,
+        wall_clock: Option<SystemTime>,
+    ) -> Result<Self, ConfigError> {
+        let mut pacer = Pacer::new(cfg)?;
+        let wall_origin = wall_clock.unwrap_or_else(SystemTime::now);
+        pacer.set_wall_origin(
+            wall_origin
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
         Ok(Self {
             shared: Arc::new(Shared {
                 name: OnceLock::new(),
                 origin: Instant::now(),
+                wall_origin,
                 state: Mutex::new(State {
                     pacer,
                     slots: FxHashMap::default(),
@@ -166,6 +182,8 @@ impl BucketRateLimiter {
         let now = self.shared.now();
         let mut st = self.shared.lock();
         let c = st.pacer.counters();
+        let by_kind = st.pacer.tokens_in_window_by_kind(now);
+        let daily = st.pacer.daily_remaining(now);
         Stats {
             requested: c.requested,
             issued: c.issued,
@@ -179,14 +197,22 @@ impl BucketRateLimiter {
             learned_rate: st.pacer.learned_rate(now),
             limit_rate: st.pacer.full_rate(),
             paused: st.pacer.is_paused(),
-            tokens_in_window: st.pacer.tokens_in_window(now),
+            tokens_in_window: by_kind[0],
+            input_tokens_in_window: by_kind[1],
+            output_tokens_in_window: by_kind[2],
+            requests_left_today: daily[0],
+            tokens_left_today: daily[1],
+            max_in_flight: st.pacer.config().max_in_flight,
         }
     }
 
     /// Waits for a ticket. Dropping the [`Ticket`] tells the limiter the call is done;
     /// dropping this future while it waits leaves the queue as if it never came.
+    ///
+    /// It cannot fail, so when a daily quota (`rpd`, `tpd`) is spent it waits for the
+    /// reset; [`acquire_timeout`](Self::acquire_timeout) fails at once instead.
     pub async fn acquire(&self) -> Ticket {
-        match self.acquire_with(Request::NEW, None).await {
+        match self.acquire_with(Request::PATIENT, None).await {
             Ok(t) => t,
             Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
         }
@@ -198,7 +224,7 @@ impl BucketRateLimiter {
             .acquire_with(
                 Request {
                     priority,
-                    ..Request::NEW
+                    ..Request::PATIENT
                 },
                 None,
             )
@@ -214,7 +240,7 @@ impl BucketRateLimiter {
     pub async fn acquire_weighted(&self, tokens: u64) -> Result<Ticket, AcquireError> {
         self.acquire_with(
             Request {
-                cost: tokens,
+                cost: Cost::tokens(tokens),
                 ..Request::NEW
             },
             None,
@@ -251,7 +277,7 @@ impl BucketRateLimiter {
         match st.pacer.try_issue(
             now,
             Request {
-                cost: tokens,
+                cost: Cost::tokens(tokens),
                 ..Request::NEW
             },
         ) {
@@ -270,6 +296,7 @@ impl BucketRateLimiter {
             )),
             Err(TryIssueError::Queued) => Err(TryAcquireError::Queued),
             Err(TryIssueError::Paused) => Err(TryAcquireError::Paused),
+            Err(TryIssueError::AtCapacity) => Err(TryAcquireError::AtCapacity),
         }
     }
 
@@ -279,7 +306,7 @@ impl BucketRateLimiter {
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req)? {
+        let id = match self.shared.enqueue(req, deadline)? {
             Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
             Enqueued::Waiting(id) => id,
         };
@@ -302,7 +329,8 @@ impl BucketRateLimiter {
         ))
         .await;
         match issued {
-            Some(t) => Ok(Ticket::new(self.shared.clone(), t)),
+            Some(Ok(t)) => Ok(Ticket::new(self.shared.clone(), t)),
+            Some(Err(resets_at)) => Err(self.shared.quota_exhausted(resets_at)),
             None => {
                 drop(waiting); // leaves the queue
                 Err(AcquireError::Timeout {
@@ -315,8 +343,9 @@ impl BucketRateLimiter {
     /// Blocks this thread until a ticket is free. For blocking clients only: never call
     /// it on an async runtime's worker thread (use [`acquire`](Self::acquire) there, or
     /// `tokio::task::spawn_blocking`), since it parks the thread that would drive others.
+    /// Like [`acquire`](Self::acquire), it waits for the reset of a spent daily quota.
     pub fn acquire_blocking(&self) -> Ticket {
-        match self.acquire_blocking_with(Request::NEW, None) {
+        match self.acquire_blocking_with(Request::PATIENT, None) {
             Ok(t) => t,
             Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
         }
@@ -332,7 +361,7 @@ impl BucketRateLimiter {
         req: Request,
         deadline: Option<Instant>,
     ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req)? {
+        let id = match self.shared.enqueue(req, deadline)? {
             Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
             Enqueued::Waiting(id) => id,
         };
@@ -340,7 +369,8 @@ impl BucketRateLimiter {
         // Read the clock only on the slow path: the fast one never reports a wait.
         let start = Instant::now();
         match waiting.wait_blocking(deadline) {
-            Some(t) => Ok(Ticket::new(self.shared.clone(), t)),
+            Some(Ok(t)) => Ok(Ticket::new(self.shared.clone(), t)),
+            Some(Err(resets_at)) => Err(self.shared.quota_exhausted(resets_at)),
             None => {
                 drop(waiting); // leaves the queue
                 Err(AcquireError::Timeout {
@@ -398,6 +428,8 @@ pub enum TryAcquireError {
     Queued,
     /// The limiter is paused after a rate limit.
     Paused,
+    /// `max_in_flight` calls are in flight.
+    AtCapacity,
 }
 
 impl std::fmt::Display for TryAcquireError {
@@ -412,6 +444,9 @@ impl std::fmt::Display for TryAcquireError {
             }
             TryAcquireError::Queued => f.write_str("calls are queued ahead for a ticket"),
             TryAcquireError::Paused => f.write_str("the limiter is paused after a rate limit"),
+            TryAcquireError::AtCapacity => {
+                f.write_str("the most calls the limiter allows in flight are in flight")
+            }
         }
     }
 }
@@ -432,9 +467,23 @@ impl Shared {
         Locked::new(self.state.lock())
     }
 
+    /// A spent daily quota's error, its reset (engine time) on the wall clock.
+    fn quota_exhausted(&self, resets_at: Duration) -> AcquireError {
+        AcquireError::QuotaExhausted {
+            resets_at: self.wall_origin + resets_at,
+        }
+    }
+
     /// Queues `req`, or issues its ticket at once when it is free and nobody waits:
     /// the uncontended path then touches no queue and no slot.
-    fn enqueue(&self, req: Request) -> Result<Enqueued, AcquireError> {
+    fn enqueue(
+        &self,
+        mut req: Request,
+        deadline: Option<Instant>,
+    ) -> Result<Enqueued, AcquireError> {
+        if let Some(d) = deadline {
+            req.deadline = Some(d.saturating_duration_since(self.origin));
+        }
         let now = self.now();
         let mut st = self.lock();
         if st.budget.is_none()
@@ -446,7 +495,10 @@ impl Shared {
             }
             return Ok(Enqueued::Issued(issued));
         }
-        let id = st.pacer.enqueue(now, req)?;
+        let id = st
+            .pacer
+            .enqueue(now, req)
+            .map_err(|e| AcquireError::from_request(e, self.wall_origin))?;
         st.slots.insert(id, Slot::default());
         if let Some(r) = &mut st.recorder {
             r.requested(now);
@@ -490,8 +542,8 @@ impl Shared {
         st.after_change(now, self.name.get());
     }
 
-    pub(crate) fn record_usage(&self, t: &Issued, tokens: u64) {
-        self.lock().pacer.record_usage(t, tokens);
+    pub(crate) fn record_usage(&self, t: &Issued, usage: Usage) {
+        self.lock().pacer.record_usage(t, usage);
     }
 
     pub(crate) fn observe_budget(
@@ -502,6 +554,18 @@ impl Shared {
         let now = self.now();
         let mut st = self.lock();
         st.pacer.observe_budget(now, requests, tokens);
+        st.after_change(now, self.name.get());
+    }
+
+    /// What a response's rate-limit headers said: each family holds the budget of its
+    /// kind, and the limits configure the limiter once when it learns them.
+    pub(crate) fn observe_headers(&self, headers: &crate::headers::RateLimitHeaders) {
+        let [requests, tokens, input, output] = headers.families();
+        let now = self.now();
+        let mut st = self.lock();
+        st.pacer.learn_limits(now, headers.learned());
+        st.pacer.observe_budget(now, requests, tokens);
+        st.pacer.observe_kinds(now, input, output);
         st.after_change(now, self.name.get());
     }
 

@@ -27,6 +27,16 @@ pub struct Stats {
     pub limit_rate: f64,
     /// Whether issuing is stopped after a rate limit.
     pub paused: bool,
-    /// Tokens charged in the last 60 s (0 without a token budget).
+    /// Tokens charged in the last 60 s to the `tpm` budget (0 without one).
     pub tokens_in_window: u64,
+    /// Input tokens charged in the last 60 s to the `input_tpm` budget (0 without one).
+    pub input_tokens_in_window: u64,
+    /// Output tokens charged in the last 60 s to the `output_tpm` budget (0 without one).
+    pub output_tokens_in_window: u64,
+    /// Requests left today under the `rpd` quota (`None` without one).
+    pub requests_left_today: Option<u64>,
+    /// Tokens left today under the `tpd` quota (`None` without one).
+    pub tokens_left_today: Option<u64>,
+    /// The most tickets allowed out at once (`None`: no cap).
+    pub max_in_flight: Option<u32>,
 }

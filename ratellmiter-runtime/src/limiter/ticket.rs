@@ -72,8 +72,15 @@ impl Ticket {
     }
 
     /// Replaces the token estimate by what the call really used (refund or extra charge).
-    pub fn record_usage(&self, tokens: u64) {
-        self.shared.record_usage(&self.issued, tokens);
+    pub fn record_usage(&self, usage: impl Into<crate::pacer::Usage>) {
+        self.shared.record_usage(&self.issued, usage.into());
+    }
+
+    /// What a response's rate-limit headers said (each family to its own budget, and
+    /// the limits to a limiter that learns them).
+    #[cfg(feature = "tower")]
+    pub(crate) fn observe_headers(&self, headers: &crate::headers::RateLimitHeaders) {
+        self.shared.observe_headers(headers);
     }
 
     /// What the provider's headers say is left: `(remaining, reset in)` for requests and

@@ -30,8 +30,12 @@ impl<'a> Waiting<'a> {
         }
     }
 
-    /// Ready with the ticket once the driver task has put it in this call's slot.
-    pub(super) fn poll_issued(&mut self, cx: &mut Context<'_>) -> TaskPoll<Issued> {
+    /// Ready with the ticket once the driver task has put it in this call's slot, or
+    /// with the reset of the daily quota that failed the call.
+    pub(super) fn poll_issued(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> TaskPoll<Result<Issued, Duration>> {
         let mut st = self.shared.lock();
         if let Some(t) = st.take_issued(self.id) {
             self.done = true;
@@ -48,7 +52,10 @@ impl<'a> Waiting<'a> {
 
     /// Blocks this thread until the ticket comes or `deadline` passes. Without a driver
     /// task the blocking waiters drive the engine themselves.
-    pub(super) fn wait_blocking(&mut self, deadline: Option<Instant>) -> Option<Issued> {
+    pub(super) fn wait_blocking(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Option<Result<Issued, Duration>> {
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         loop {
             let now = self.shared.now();
@@ -121,15 +128,21 @@ impl<'a> Waiting<'a> {
 }
 
 impl super::State {
-    /// The ticket the driver left in `id`'s slot, if it came.
-    fn take_issued(&mut self, id: WaiterId) -> Option<Issued> {
-        let t = self.slots.get_mut(&id)?.issued.take()?;
+    /// The ticket the driver left in `id`'s slot, if it came (or the reset of the
+    /// daily quota that failed the call).
+    fn take_issued(&mut self, id: WaiterId) -> Option<Result<Issued, Duration>> {
+        let slot = self.slots.get_mut(&id)?;
+        if let Some(resets_at) = slot.refused {
+            self.slots.remove(&id);
+            return Some(Err(resets_at));
+        }
+        let t = slot.issued.take()?;
         self.slots.remove(&id);
         if t.retry {
             // Here rather than in the driver: inside the waiting call's span.
             tracing::debug!("re-issuing a rate-limited call");
         }
-        Some(t)
+        Some(Ok(t))
     }
 
     /// Keeps the waker to call when `id`'s ticket comes (or it becomes the head).
@@ -158,6 +171,7 @@ impl Drop for Waiting<'_> {
                         r.finished(now, Outcome::Abandoned);
                     }
                 }
+                None if slot.refused.is_some() => {}
                 None => {
                     st.pacer.cancel(now, self.id);
                 }

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use super::Cost;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Family {
     remaining: u64,
@@ -18,6 +20,8 @@ struct Family {
 pub(super) struct Holds {
     requests: Option<Family>,
     tokens: Option<Family>,
+    input: Option<Family>,
+    output: Option<Family>,
     /// The shared budget is paused until then (another process saw a rate limit).
     shared_until: Duration,
 }
@@ -33,6 +37,20 @@ impl Holds {
         self.tokens = Some(Family { remaining, reset });
     }
 
+    /// The newest input-token and output-token answers (Anthropic's).
+    pub(super) fn observe_kinds(
+        &mut self,
+        input: Option<(u64, Duration)>,
+        output: Option<(u64, Duration)>,
+    ) {
+        if let Some((remaining, reset)) = input {
+            self.input = Some(Family { remaining, reset });
+        }
+        if let Some((remaining, reset)) = output {
+            self.output = Some(Family { remaining, reset });
+        }
+    }
+
     pub(super) fn hold_shared(&mut self, until: Duration) {
         self.shared_until = self.shared_until.max(until);
     }
@@ -40,24 +58,36 @@ impl Holds {
     /// Earliest time a ticket of `cost` tokens may go out, as far as holds go. A hold
     /// that ended still says when it ended, until the next ticket: the ticket's slot on
     /// the schedule is then the hold's end, not an earlier one.
-    pub(super) fn ready_at(&self, cost: u64) -> Duration {
+    /// Each token family holds the calls by their charge of its kind.
+    pub(super) fn ready_at(&self, cost: &Cost) -> Duration {
         let mut at = self.shared_until;
         if let Some(f) = self.requests
             && f.remaining == 0
         {
             at = at.max(f.reset);
         }
-        if let Some(f) = self.tokens
-            && f.remaining < cost.max(1)
-        {
-            at = at.max(f.reset);
+        for (f, charge) in [
+            (self.tokens, cost.total()),
+            (self.input, cost.input_charge()),
+            (self.output, cost.output_charge()),
+        ] {
+            if let Some(f) = f
+                && f.remaining < charge.max(1)
+            {
+                at = at.max(f.reset);
+            }
         }
         at
     }
 
-    /// A ticket of `cost` tokens went out at `now`: count it against what is left.
-    pub(super) fn on_issue(&mut self, now: Duration, cost: u64) {
-        for (f, used) in [(&mut self.requests, 1), (&mut self.tokens, cost)] {
+    /// A ticket of `cost` went out at `now`: count it against what is left.
+    pub(super) fn on_issue(&mut self, now: Duration, cost: &Cost) {
+        for (f, used) in [
+            (&mut self.requests, 1),
+            (&mut self.tokens, cost.total()),
+            (&mut self.input, cost.input_charge()),
+            (&mut self.output, cost.output_charge()),
+        ] {
             match f {
                 Some(fam) if now >= fam.reset => *f = None,
                 Some(fam) => fam.remaining = fam.remaining.saturating_sub(used),
@@ -79,27 +109,68 @@ mod tests {
     fn the_newest_answer_lifts_a_hold() {
         let mut h = Holds::default();
         h.observe_requests(0, s(30));
-        assert_eq!(h.ready_at(0), s(30));
+        assert_eq!(h.ready_at(&Cost::tokens(0)), s(30));
         h.observe_requests(50, s(40));
-        assert_eq!(h.ready_at(0), Duration::ZERO);
+        assert_eq!(h.ready_at(&Cost::tokens(0)), Duration::ZERO);
         h.observe_tokens(10, s(20));
-        assert_eq!(h.ready_at(11), s(20));
+        assert_eq!(h.ready_at(&Cost::tokens(11)), s(20));
         h.observe_tokens(1_000, s(20));
-        assert_eq!(h.ready_at(11), Duration::ZERO);
+        assert_eq!(h.ready_at(&Cost::tokens(11)), Duration::ZERO);
     }
 
     #[test]
     fn issues_count_down_until_the_reset() {
         let mut h = Holds::default();
         h.observe_requests(1, s(30));
-        h.on_issue(s(1), 0);
-        assert_eq!(h.ready_at(0), s(30), "the one left is spent");
+        h.on_issue(s(1), &Cost::tokens(0));
+        assert_eq!(h.ready_at(&Cost::tokens(0)), s(30), "the one left is spent");
         assert_eq!(
-            h.ready_at(0),
+            h.ready_at(&Cost::tokens(0)),
             s(30),
             "an ended hold still says when it ended"
         );
-        h.on_issue(s(30), 0);
-        assert_eq!(h.ready_at(0), Duration::ZERO, "gone with the next ticket");
+        h.on_issue(s(30), &Cost::tokens(0));
+        assert_eq!(
+            h.ready_at(&Cost::tokens(0)),
+            Duration::ZERO,
+            "gone with the next ticket"
+        );
+    }
+
+    /// Each token family holds calls by their charge of its own kind: Anthropic's
+    /// input headers hold a call of many input tokens, not one that reserves output
+    /// only, and its output headers the other way round.
+    #[test]
+    fn each_family_holds_its_own_kind() {
+        let mut h = Holds::default();
+        h.observe_kinds(Some((1_000, s(30))), Some((500, s(20))));
+        let prompt = Cost {
+            tokens: 0,
+            input: 2_000,
+            output: 100,
+        };
+        let answer = Cost {
+            tokens: 0,
+            input: 100,
+            output: 1_024,
+        };
+        let small = Cost {
+            tokens: 0,
+            input: 100,
+            output: 100,
+        };
+        assert_eq!(h.ready_at(&prompt), s(30));
+        assert_eq!(h.ready_at(&answer), s(20));
+        assert_eq!(h.ready_at(&small), Duration::ZERO);
+        h.on_issue(s(1), &small);
+        h.on_issue(s(1), &small);
+        assert_eq!(
+            h.ready_at(&Cost {
+                output: 301,
+                ..small
+            }),
+            s(20),
+            "counted down"
+        );
     }
 }

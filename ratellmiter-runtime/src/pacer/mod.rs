@@ -1,7 +1,7 @@
 //! The pacing engine: a pure state machine over `now`.
 //!
 //! [`Pacer`] holds the queue of waiting calls, the ramp, the pause/probe cycle, the
-//! token budget and the learned ceiling. It reads no clock, does no I/O and never sleeps:
+//! budgets (tokens by kind, daily quotas, calls in flight) and the learned ceiling. It reads no clock, does no I/O and never sleeps:
 //! every method takes `now`, the time since an origin the driver chose, and answers what
 //! to do. The async and blocking drivers, the monitor and the shared Redis limiter are
 //! thin layers around it.
@@ -69,6 +69,33 @@
 //! sent before it accepted the probe — so it neither pauses nor teaches the adaptive
 //! ceiling (the driver still re-queues that call at the front).
 //!
+//! # Budgets
+//! Beside the request pace a limiter holds any set of budgets (`budgets`), and a ticket
+//! goes out only when every one allows it:
+//!
+//! - tokens per minute, total (`tpm`), input (`input_tpm`) and output (`output_tpm`):
+//!   each paced like requests — a ticket pushes the next by its charge × 60 / budget,
+//!   slowed by the ramp's share — under a hard 60 s window. A call's [`Cost`] says what
+//!   each is charged: its `tokens` total (or input plus output) to `tpm`, its input
+//!   estimate (or, with no split, its total) to `input_tpm`, its output reservation
+//!   (`max_tokens`) to `output_tpm`. [`Pacer::record_usage`] replaces the charges by the
+//!   [`Usage`] the answer reported, kind by kind, so a reservation is held only until the
+//!   answer says what was used; a refused call is refunded in every budget;
+//! - requests and tokens per day (`rpd`, `tpd`, see `daily`): quotas, not paces. The
+//!   calls that fit go out at the per-minute pace; once a quota is spent a call fails at
+//!   once ([`RequestError::QuotaExhausted`] at [`Pacer::enqueue`],
+//!   [`Poll::QuotaExhausted`] for one that reaches the head of the line), unless its
+//!   deadline ([`Request::deadline`]) lets it wait for the reset. The day ends at
+//!   midnight of a UTC offset or 24 h after each use ([`DayReset`](crate::DayReset));
+//!   the engine reads no clock, so the driver says once where engine time zero falls on
+//!   the wall clock ([`Pacer::set_wall_origin`]);
+//! - calls in flight (`max_in_flight`): while that many tickets are out the engine
+//!   answers [`Poll::AtCapacity`]; a call that ends, any way ([`Pacer::finish`]), gives
+//!   its place back, and the queue order (re-tries first, priorities) holds as ever.
+//!
+//! The provider's headers hold each budget of their kind (`holds`), and can configure
+//! the budgets once ([`Pacer::learn_limits`]).
+//!
 //! # Queue
 //! Three FIFO queues: calls re-queued after a rate limit first, then high-priority
 //! calls, then normal ones. At most `high_priority_streak` high-priority tickets go out
@@ -85,6 +112,9 @@
 //! [`FLOOR`].
 
 mod adaptive;
+mod budgets;
+mod cost;
+mod daily;
 mod holds;
 mod queue;
 mod schedule;
@@ -93,9 +123,11 @@ mod tokens;
 use std::time::Duration;
 
 pub use adaptive::{AT_CEILING, BETA, CUBIC_C, FLOOR, REPEAT_SHARE, REPEAT_WINDOW};
+pub use cost::{Cost, Usage};
 
 use crate::config::{ConfigError, LimiterConfig, RampShape, validate_rpm, validate_tpm};
 use adaptive::Adaptive;
+use budgets::{Budgets, Charged};
 use holds::Holds;
 use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
 use rustc_hash::FxHashMap;
@@ -109,7 +141,6 @@ pub const AVOIDANCE_STEP: f64 = 0.10;
 /// of the two before teaches the adaptive limit nothing: acceleration limits refuse
 /// jumps, not rates.
 pub const JUMP: f64 = 2.0;
-use tokens::TokenBudget;
 
 /// Identifies one waiting call and, once issued, its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,8 +163,11 @@ pub struct Request {
     pub retry: bool,
     /// Queue of a new call.
     pub priority: Priority,
-    /// Estimated tokens the call uses (counts only with a token budget).
-    pub cost: u64,
+    /// Estimated tokens the call uses, by kind (counts only with token budgets).
+    pub cost: Cost,
+    /// When the call gives up waiting (engine time), if it does: a spent daily quota
+    /// fails the call at once unless it returns by then.
+    pub deadline: Option<Duration>,
 }
 
 impl Request {
@@ -141,14 +175,37 @@ impl Request {
     pub const NEW: Request = Request {
         retry: false,
         priority: Priority::Normal,
-        cost: 0,
+        cost: Cost::ZERO,
+        deadline: None,
+    };
+    /// A new call that waits for a spent daily quota to come back rather than fail
+    /// (the acquires that cannot fail).
+    pub const PATIENT: Request = Request {
+        deadline: Some(Duration::MAX),
+        ..Request::NEW
     };
     /// A call re-queued after a rate limit.
     pub const RETRY: Request = Request {
         retry: true,
         priority: Priority::Normal,
-        cost: 0,
+        cost: Cost::ZERO,
+        deadline: None,
     };
+}
+
+/// The budgets a provider's `*-limit-*` headers named (see [`Pacer::learn_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Learned {
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Requests per day.
+    pub rpd: Option<u64>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+    /// Input tokens per minute.
+    pub input_tpm: Option<u64>,
+    /// Output tokens per minute.
+    pub output_tpm: Option<u64>,
 }
 
 /// A request that can never be served.
@@ -161,6 +218,18 @@ pub enum RequestError {
         /// The tokens-per-minute budget.
         tpm: u64,
     },
+    /// The call's estimated tokens exceed the whole per-day budget.
+    CostExceedsDailyBudget {
+        /// The estimate.
+        cost: u64,
+        /// The tokens-per-day budget.
+        tpd: u64,
+    },
+    /// A daily quota is spent and comes back only after the call's deadline.
+    QuotaExhausted {
+        /// When the quota comes back (engine time).
+        resets_at: Duration,
+    },
 }
 
 impl std::fmt::Display for RequestError {
@@ -169,6 +238,14 @@ impl std::fmt::Display for RequestError {
             RequestError::CostExceedsBudget { cost, tpm } => write!(
                 f,
                 "a call estimated at {cost} tokens can never run under a budget of {tpm} tokens per minute"
+            ),
+            RequestError::CostExceedsDailyBudget { cost, tpd } => write!(
+                f,
+                "a call estimated at {cost} tokens can never run under a budget of {tpd} tokens per day"
+            ),
+            RequestError::QuotaExhausted { resets_at } => write!(
+                f,
+                "the daily quota is spent until {resets_at:?} (engine time)"
             ),
         }
     }
@@ -181,8 +258,12 @@ impl std::error::Error for RequestError {}
 pub struct Issued {
     /// The waiter that holds the ticket now.
     pub id: WaiterId,
-    /// Its token estimate.
+    /// Its token estimate (the total-tokens charge).
     pub cost: u64,
+    /// Its input-token charge.
+    pub input: u64,
+    /// Its output-token reservation.
+    pub output: u64,
     /// Whether this ticket is the probe that decides if the server accepts calls again.
     pub probe: bool,
     /// Whether it re-issues a rate-limited call.
@@ -208,6 +289,17 @@ pub enum Poll {
     /// The pause is over: ask the service whether it still refuses calls, then report
     /// with [`Pacer::probe_result`]; unanswered after `probe_timeout`, it counts as refused.
     ProbeService(ProbeId),
+    /// A daily quota is spent until `resets_at`, after the deadline of call `id` (or it
+    /// has none): the call left the queue and fails now.
+    QuotaExhausted {
+        /// The call that fails.
+        id: WaiterId,
+        /// When the quota comes back.
+        resets_at: Duration,
+    },
+    /// `max_in_flight` tickets are out: nothing goes out before a call ends
+    /// ([`Pacer::finish`]).
+    AtCapacity,
     /// Nobody waits (a probe may be out: polling again after its timeout notices it).
     Idle,
 }
@@ -221,6 +313,8 @@ pub enum TryIssueError {
     Queued,
     /// The limiter is paused after a rate limit.
     Paused,
+    /// `max_in_flight` tickets are out.
+    AtCapacity,
 }
 
 /// How a ticket's call ended.
@@ -281,7 +375,8 @@ pub struct Counters {
     pub finished: u64,
     /// Rate-limit errors reported.
     pub rate_limited: u64,
-    /// Requests withdrawn before their ticket came.
+    /// Requests withdrawn before their ticket came, or failed because a daily quota
+    /// was spent.
     pub cancelled: u64,
 }
 
@@ -342,9 +437,14 @@ pub struct Pacer {
     /// The pause came with the server's `retry_after` and no probe has failed since.
     told_when: bool,
     external_probe: bool,
-    tokens: Option<TokenBudget>,
+    budgets: Budgets,
+    /// The limits were learned from the provider's headers (see [`Pacer::learn_limits`]).
+    learned: bool,
+    /// Where engine time zero falls on the wall clock (since the UNIX epoch): day
+    /// boundaries follow from it.
+    wall_origin: Duration,
     adaptive: Option<Adaptive>,
-    issued_costs: FxHashMap<WaiterId, u64>,
+    issued_costs: FxHashMap<WaiterId, Charged>,
     next_id: u64,
     in_flight: u64,
     counters: Counters,
@@ -385,7 +485,9 @@ impl Pacer {
             doubling: true,
             told_when: false,
             external_probe: false,
-            tokens: cfg.tpm.map(TokenBudget::new),
+            budgets: Budgets::new(&cfg, Duration::ZERO),
+            learned: false,
+            wall_origin: Duration::ZERO,
             adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
             issued_costs: FxHashMap::default(),
             next_id: 0,
@@ -404,6 +506,15 @@ impl Pacer {
     /// The configuration in force.
     pub fn config(&self) -> &LimiterConfig {
         &self.cfg
+    }
+
+    /// Where engine time zero falls on the wall clock, as time since the UNIX epoch
+    /// (default zero: engine time zero is a UTC midnight). The daily budgets' day
+    /// boundaries follow from it; the engine reads no clock, so the driver tells it once,
+    /// before the first ticket.
+    pub fn set_wall_origin(&mut self, since_epoch: Duration) {
+        self.wall_origin = since_epoch;
+        self.budgets = Budgets::new(&self.cfg, since_epoch);
     }
 
     /// Probe by asking the driver ([`Poll::ProbeService`]) instead of by issuing a call.
@@ -425,7 +536,10 @@ impl Pacer {
     /// Queues a call for a ticket.
     pub fn enqueue(&mut self, now: Duration, req: Request) -> Result<WaiterId, RequestError> {
         let now = self.advance(now);
-        self.check_cost(req.cost)?;
+        self.check_cost(&req.cost)?;
+        if let Some(resets_at) = self.quota_refuses(now, &req.cost, req.deadline) {
+            return Err(RequestError::QuotaExhausted { resets_at });
+        }
         let id = WaiterId(self.next_id);
         self.next_id += 1;
         self.queues.push(
@@ -435,6 +549,7 @@ impl Pacer {
                 cost: req.cost,
                 enqueued: now,
                 retry: req.retry,
+                deadline: req.deadline,
             },
         );
         self.counters.requested += 1;
@@ -444,13 +559,21 @@ impl Pacer {
         Ok(id)
     }
 
-    fn check_cost(&self, cost: u64) -> Result<(), RequestError> {
-        match &self.tokens {
-            Some(t) if cost > t.tpm() => {
-                Err(RequestError::CostExceedsBudget { cost, tpm: t.tpm() })
-            }
-            _ => Ok(()),
-        }
+    fn check_cost(&self, cost: &Cost) -> Result<(), RequestError> {
+        self.budgets.check(cost)
+    }
+
+    /// When a daily quota has no room for `cost` now and comes back only after
+    /// `deadline` (or the call has none), the reset: the call fails at once rather than
+    /// queueing for hours.
+    fn quota_refuses(
+        &mut self,
+        now: Duration,
+        cost: &Cost,
+        deadline: Option<Duration>,
+    ) -> Option<Duration> {
+        let back = self.budgets.daily_ready_at(now, cost);
+        (back > now && deadline.is_none_or(|d| d < back)).then_some(back)
     }
 
     /// Withdraws a waiting call. Returns false when it was not waiting (already issued
@@ -521,6 +644,19 @@ impl Pacer {
         let Some((q, head)) = self.next_in_line() else {
             return Poll::Idle;
         };
+        if let Some(resets_at) = self.quota_refuses(now, &head.cost, head.deadline) {
+            let popped = self.queues.pop(q);
+            debug_assert_eq!(popped.id, head.id);
+            self.counters.cancelled += 1;
+            self.rebased = now;
+            return Poll::QuotaExhausted {
+                id: head.id,
+                resets_at,
+            };
+        }
+        if self.budgets.full(self.in_flight) {
+            return Poll::AtCapacity;
+        }
         if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
             let id = ProbeId(self.next_id);
             self.next_id += 1;
@@ -533,7 +669,7 @@ impl Pacer {
             self.events.push((now, Event::Probe));
             return Poll::ProbeService(id);
         }
-        let at = self.ready_at(now, head.cost);
+        let at = self.ready_at(now, &head.cost);
         if now < at {
             self.promised = at;
             return Poll::WaitUntil(at);
@@ -543,13 +679,14 @@ impl Pacer {
         Poll::Issued(self.issue(now, at, q, head))
     }
 
-    /// Earliest time a ticket of `cost` may go out, as far as spacing, holds and tokens go.
-    fn ready_at(&mut self, now: Duration, cost: u64) -> Duration {
-        let mut at = self.schedule.ready_at().max(self.holds.ready_at(cost));
-        if let Some(t) = &mut self.tokens {
-            at = at.max(t.ready_at(now, cost));
-        }
-        at
+    /// Earliest time a ticket of `cost` may go out, as far as spacing, holds, tokens
+    /// and daily quotas (for a call whose deadline lets it wait for them) go.
+    fn ready_at(&mut self, now: Duration, cost: &Cost) -> Duration {
+        self.schedule
+            .ready_at()
+            .max(self.holds.ready_at(cost))
+            .max(self.budgets.minute_ready_at(now, cost))
+            .max(self.budgets.daily_ready_at(now, cost))
     }
 
     /// Hands the ticket to `w`, which left queue `q` (or never queued, from `try_issue`).
@@ -583,11 +720,17 @@ impl Pacer {
         }
         self.last_issue = Some(slot);
         self.schedule.record(slot, now, self.interval());
-        self.holds.on_issue(now, w.cost);
+        self.holds.on_issue(now, &w.cost);
         let share = self.rate / self.full_rate;
-        if let Some(t) = &mut self.tokens {
-            t.charge(now, slot, id, w.cost, share);
-            self.issued_costs.insert(id, w.cost);
+        if self.budgets.charges() {
+            self.budgets.charge(now, slot, id, &w.cost, share);
+            self.issued_costs.insert(
+                id,
+                Charged {
+                    cost: w.cost,
+                    at: now,
+                },
+            );
         }
         self.in_flight += 1;
         self.counters.issued += 1;
@@ -596,7 +739,9 @@ impl Pacer {
         }
         Issued {
             id,
-            cost: w.cost,
+            cost: w.cost.total(),
+            input: w.cost.input_charge(),
+            output: w.cost.output_charge(),
             probe,
             retry: w.retry,
             waited: now - w.enqueued,
@@ -677,13 +822,14 @@ impl Pacer {
         if self.waiting() > 0 {
             return Err(TryIssueError::Queued);
         }
-        if let Some(t) = &self.tokens
-            && req.cost > t.tpm()
-        {
+        if self.budgets.full(self.in_flight) {
+            return Err(TryIssueError::AtCapacity);
+        }
+        if self.check_cost(&req.cost).is_err() {
             // Never free: say so as a wait that cannot end rather than a false promise.
             return Err(TryIssueError::NotBefore(Duration::MAX));
         }
-        let at = self.ready_at(now, req.cost);
+        let at = self.ready_at(now, &req.cost);
         if now < at {
             return Err(TryIssueError::NotBefore(at));
         }
@@ -695,6 +841,7 @@ impl Pacer {
             cost: req.cost,
             enqueued: now,
             retry: req.retry,
+            deadline: req.deadline,
         };
         Ok(self.issue(now, at, queue_for(req), w))
     }
@@ -702,13 +849,15 @@ impl Pacer {
     /// Reports how the call holding ticket `t` ended.
     pub fn finish(&mut self, now: Duration, t: &Issued, outcome: Outcome) {
         let now = self.advance(now);
+        if self.budgets.full(self.in_flight) {
+            // A place came free: the head's slot is no earlier than now.
+            self.rebased = now;
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
         let charged = self.issued_costs.remove(&t.id);
-        if let (Outcome::RateLimited { .. }, Some(b), Some(estimate)) =
-            (outcome, &mut self.tokens, charged)
-        {
-            // A refused call used no tokens: its re-run is charged anew.
-            b.correct(t.id, estimate, 0);
+        if let (Outcome::RateLimited { .. }, Some(charged)) = (outcome, charged) {
+            // A refused call used nothing: its re-run is charged anew.
+            self.budgets.refund(now, t.id, &charged);
         }
         let stale = t.epoch < self.epoch;
         // The probe the engine waits for now; an earlier probe of this episode that
@@ -838,17 +987,18 @@ impl Pacer {
         self.events.push((now, Event::Resume));
     }
 
-    /// Replaces ticket `t`'s token estimate by the tokens the call really used.
-    pub fn record_usage(&mut self, t: &Issued, actual: u64) {
+    /// Replaces ticket `t`'s token estimate by the tokens the call really used, kind by
+    /// kind: each budget is refunded or charged the difference.
+    pub fn record_usage(&mut self, t: &Issued, actual: impl Into<Usage>) {
         // No call uses more than the largest budget a limiter accepts; the clamp keeps
         // the window's sum and the token spacing from overflowing on a wild report.
-        let actual = actual.min(crate::config::MAX_TPM);
-        if let (Some(b), Some(estimate)) = (&mut self.tokens, self.issued_costs.get_mut(&t.id)) {
-            b.correct(t.id, *estimate, actual);
-            if actual < *estimate {
-                self.rebased = self.last_now;
+        let actual = actual.into().as_cost().clamp(crate::config::MAX_TPM);
+        let now = self.last_now;
+        if let Some(charged) = self.issued_costs.get_mut(&t.id) {
+            if self.budgets.correct(now, t.id, charged, &actual) {
+                self.rebased = now;
             }
-            *estimate = actual;
+            charged.cost = actual;
         }
     }
 
@@ -862,8 +1012,8 @@ impl Pacer {
         tokens: Option<(u64, Duration)>,
     ) {
         let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost);
-        let before = self.holds.ready_at(next_cost);
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
         // The newest answer of each family replaces what the older ones said.
         if let Some((remaining, reset)) = requests {
             self.holds.observe_requests(remaining, later(now, reset));
@@ -874,18 +1024,61 @@ impl Pacer {
         self.held(now, before, next_cost);
     }
 
+    /// What Anthropic's input-token and output-token headers said is left, each until
+    /// its reset (relative to `now`): each holds the calls by their charge of its kind.
+    pub fn observe_kinds(
+        &mut self,
+        now: Duration,
+        input: Option<(u64, Duration)>,
+        output: Option<(u64, Duration)>,
+    ) {
+        let now = self.advance(now);
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
+        let at = |(n, reset): (u64, Duration)| (n, later(now, reset));
+        self.holds.observe_kinds(input.map(at), output.map(at));
+        self.held(now, before, next_cost);
+    }
+
+    /// Configures the budgets the provider's `*-limit-*` headers named, once: the first
+    /// answer that names any (with [`LimiterConfig::learn_limits`]); later ones change
+    /// nothing. A limit the engine cannot take is ignored.
+    pub fn learn_limits(&mut self, now: Duration, learned: Learned) {
+        if !self.cfg.learn_limits || self.learned || learned == Learned::default() {
+            return;
+        }
+        self.learned = true;
+        if let Some(rpm) = learned.rpm {
+            let rpm = u32::try_from(rpm).unwrap_or(u32::MAX);
+            let _ = self.set_rpm(now, rpm.min(crate::config::MAX_RPM));
+        }
+        for (field, value) in [
+            ("tpm", learned.tpm),
+            ("input_tpm", learned.input_tpm),
+            ("output_tpm", learned.output_tpm),
+            ("rpd", learned.rpd),
+        ] {
+            if let Some(v) = value {
+                let _ = self
+                    .budgets
+                    .set_limit(field, v, &mut self.cfg, self.wall_origin);
+            }
+        }
+        self.rebased = self.last_now;
+    }
+
     /// The shared budget is paused until `until` (another process saw a rate limit).
     pub fn hold_shared(&mut self, now: Duration, until: Duration) {
         let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(1, |(_, w)| w.cost);
-        let before = self.holds.ready_at(next_cost);
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
         self.holds.hold_shared(until);
         self.held(now, before, next_cost);
     }
 
     /// Notes a hold that began, or was lifted, since the holds said `before`.
-    fn held(&mut self, now: Duration, before: Duration, next_cost: u64) {
-        let until = self.holds.ready_at(next_cost);
+    fn held(&mut self, now: Duration, before: Duration, next_cost: Cost) {
+        let until = self.holds.ready_at(&next_cost);
         if until > before.max(now) {
             // The provider's budget comes back at `until`: go on at the rate in force
             // (restarting the ramp would cost seconds at every reset of a budget paced
@@ -923,10 +1116,7 @@ impl Pacer {
         validate_tpm(tpm)?;
         self.advance(now);
         self.cfg.tpm = Some(tpm);
-        match &mut self.tokens {
-            Some(t) => t.set_tpm(tpm),
-            None => self.tokens = Some(TokenBudget::new(tpm)),
-        }
+        self.budgets.set_tpm(tpm);
         Ok(())
     }
 
@@ -969,7 +1159,26 @@ impl Pacer {
     /// Tokens charged in the last 60 s (0 without a token budget).
     pub fn tokens_in_window(&mut self, now: Duration) -> u64 {
         let now = self.advance(now);
-        self.tokens.as_mut().map_or(0, |t| t.used_in_window(now))
+        self.budgets.in_window(now)[0]
+    }
+
+    /// Tokens charged in the last 60 s to the total, input and output budgets (0 for a
+    /// budget not set).
+    pub fn tokens_in_window_by_kind(&mut self, now: Duration) -> [u64; 3] {
+        let now = self.advance(now);
+        self.budgets.in_window(now)
+    }
+
+    /// What is left today of the requests-per-day and tokens-per-day quotas, without
+    /// moving the engine's time (for the flow log's gauges).
+    pub(crate) fn daily_left(&self, now: Duration) -> [Option<u64>; 2] {
+        self.budgets.daily_left(now.max(self.last_now))
+    }
+
+    /// What is left today of the requests-per-day and tokens-per-day quotas.
+    pub fn daily_remaining(&mut self, now: Duration) -> [Option<u64>; 2] {
+        let now = self.advance(now);
+        self.budgets.daily_remaining(now)
     }
 
     /// Takes the state changes since the last call.

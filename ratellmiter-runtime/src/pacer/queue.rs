@@ -22,8 +22,11 @@ pub(super) const NORMAL: usize = 2;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Waiter {
     pub(super) id: WaiterId,
-    pub(super) cost: u64,
+    pub(super) cost: super::Cost,
     pub(super) enqueued: Duration,
+    /// When the call gives up waiting, if it does (a spent daily quota fails it at once
+    /// unless the quota returns before then).
+    pub(super) deadline: Option<Duration>,
     pub(super) retry: bool,
 }
 
@@ -89,7 +92,8 @@ mod tests {
     fn w(id: u64) -> Waiter {
         Waiter {
             id: WaiterId(id),
-            cost: 0,
+            cost: crate::pacer::Cost::ZERO,
+            deadline: None,
             enqueued: Duration::ZERO,
             retry: false,
         }

@@ -402,7 +402,7 @@ fn token_budget_bounds_every_minute_and_paces_tokens() {
     })
     .unwrap();
     let req = Request {
-        cost: 1000,
+        cost: Cost::tokens(1000),
         ..Request::NEW
     };
     for _ in 0..300 {
@@ -421,7 +421,7 @@ fn token_budget_bounds_every_minute_and_paces_tokens() {
         p.enqueue(
             Duration::ZERO,
             Request {
-                cost: 60_001,
+                cost: Cost::tokens(60_001),
                 ..Request::NEW
             }
         ),
@@ -441,7 +441,7 @@ fn usage_corrections_refund_the_budget() {
     })
     .unwrap();
     let req = Request {
-        cost: 1000,
+        cost: Cost::tokens(1000),
         ..Request::NEW
     };
     p.enqueue(Duration::ZERO, req).unwrap();
@@ -694,13 +694,13 @@ fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() 
     })
     .unwrap();
     let whole = Request {
-        cost: 6_000,
+        cost: Cost::tokens(6_000),
         ..Request::NEW
     };
     let id = p.enqueue(Duration::ZERO, whole).unwrap();
     assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == id && t.cost == 6_000));
     let over = Request {
-        cost: 6_001,
+        cost: Cost::tokens(6_001),
         ..Request::NEW
     };
     let err = p.enqueue(Duration::ZERO, over).unwrap_err();

@@ -23,6 +23,8 @@ impl Client {
     async fn by_mut(&mut self, extra: &mut Vec<u8>) -> Result<usize, ApiError> { extra.push(1); Ok(self.model.len()) }
     #[llmiter(max_retries = 0)]
     async fn once(self, arg: NotClone) -> Result<NotClone, ApiError> { let _ = self; Ok(arg) }
+    #[llmiter(input_tokens = 2_000, output_tokens = self.model.len() as u64)]
+    async fn by_kind(&self) -> Result<(), ApiError> { Ok(()) }
     #[llmiter]
     fn blocking(self: Arc<Self>) -> Result<usize, ApiError> { Ok(self.model.len()) }
 }

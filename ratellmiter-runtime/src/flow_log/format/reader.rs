@@ -311,6 +311,11 @@ mod tests {
             probe_max_ms: 65_000,
             max_retries: 20,
             adaptive: true,
+            input_tpm: None,
+            output_tpm: None,
+            rpd: None,
+            tpd: None,
+            max_in_flight: None,
         }
     }
 
@@ -338,6 +343,10 @@ mod tests {
             limit_rate: 10.0,
             paused: false,
             tokens: 1234,
+            input_tokens: 0,
+            output_tokens: 0,
+            requests_left_today: None,
+            tokens_left_today: None,
             waits_ms: vec![0, 12, 340],
         }
     }

@@ -66,6 +66,21 @@ pub struct ServiceSettings {
     pub max_retries: u32,
     /// Whether the limiter learns a lower ceiling from rate limits.
     pub adaptive: bool,
+    /// Input tokens per minute allowed, when there is such a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tpm: Option<u64>,
+    /// Output tokens per minute allowed, when there is such a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tpm: Option<u64>,
+    /// Requests per day allowed, when there is a daily quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpd: Option<u64>,
+    /// Tokens per day allowed, when there is a daily quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpd: Option<u64>,
+    /// The most calls in flight allowed, when capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
 }
 
 /// One service's activity during one second.
@@ -98,6 +113,18 @@ pub struct SecondRecord {
     pub paused: bool,
     /// Tokens charged (0 without a token budget).
     pub tokens: u64,
+    /// Input tokens charged to the input budget (0 without one).
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Output tokens reserved against the output budget (0 without one).
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Requests left today at the end of the second, under a daily quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_left_today: Option<u64>,
+    /// Tokens left today at the end of the second, under a daily quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_left_today: Option<u64>,
     /// How long each ticket issued this second waited, milliseconds.
     pub waits_ms: Vec<u64>,
 }
