@@ -32,7 +32,7 @@ pub fn table(
     let mut rows = Vec::new();
     for &kind in scenarios {
         let scenario = Scenario::new(kind, rpm, calls)?;
-        for &client in clients {
+        for &client in clients.iter().filter(|&&c| kind.runs(c)) {
             rows.push(run_virtual(&scenario, client)?);
         }
     }

@@ -25,6 +25,9 @@ pub struct RequestRecord {
     pub model: String,
     /// Tokens the request asked for.
     pub tokens: u64,
+    /// Of them, input tokens, when the request said ([`Ask::input`](crate::Ask::input)).
+    #[serde(default)]
+    pub input: u64,
     /// HTTP status answered: 200, 429, or the outage status.
     pub status: u16,
     /// Why it was refused, if it was.
@@ -240,6 +243,7 @@ mod tests {
             at: ms(at_ms),
             model: "m".into(),
             tokens,
+            input: 0,
             status: if rejection.is_some() { 429 } else { 200 },
             rejection,
         }

@@ -245,6 +245,7 @@ impl Provider {
             at: now,
             model: model.to_owned(),
             tokens,
+            input: ask.input,
             status: match &decision {
                 Decision::Accept(_) => 200,
                 Decision::Reject(r) => r.status,

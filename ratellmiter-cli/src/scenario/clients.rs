@@ -5,7 +5,7 @@
 use std::num::NonZeroU32;
 use std::ops::Add;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use governor::clock::{Clock, Reference};
@@ -13,9 +13,11 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, current};
+use ratellmiter_runtime::{AcquireError, BucketRateLimiter, IsRateLimit, Usage, current};
+use ratellmiter_sim::Ask;
 use tokio::time::Instant;
 
+use super::CallSpec;
 use super::openai_client::Stack;
 use super::rate_llmiter::RateLlmiter;
 use super::transport::{ApiError, Reply, Transport};
@@ -98,13 +100,23 @@ impl ClientKind {
     }
 }
 
-/// What a client is told about one model's limits.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a client is told about one model's limits. Only ratellmiter uses more than
+/// `rpm`: the others have no way to say the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Configured {
     /// Requests per minute the user configured.
     pub rpm: u32,
     /// Tokens per minute the user configured, if any.
     pub tpm: Option<u64>,
+    /// Input tokens per minute, if any.
+    pub input_tpm: Option<u64>,
+    /// Output tokens per minute, if any.
+    pub output_tpm: Option<u64>,
+    /// Requests per day, if any, with the wall-clock time at the scenario start (the
+    /// day ends at the next UTC midnight).
+    pub rpd: Option<(u64, SystemTime)>,
+    /// Calls in flight at most, if capped.
+    pub max_in_flight: Option<u32>,
 }
 
 /// One model's client state.
@@ -163,19 +175,24 @@ impl ModelClient {
         })
     }
 
-    /// Makes one call for `model` estimated at `tokens`, retrying rate limits the
-    /// client's way; the last error when retries run out.
+    /// Makes the call `spec` for `model`, retrying rate limits the client's way; the
+    /// last error when retries run out.
     pub async fn call(
         &self,
         transport: &Transport,
         model: &str,
-        tokens: u64,
+        spec: &CallSpec,
         seed: u64,
     ) -> Result<Reply, ApiError> {
+        let tokens = spec.tokens;
+        let ask = Ask {
+            input: spec.input,
+            output: spec.reserve,
+        };
+        let send = || transport.send_kinds(model, tokens, ask, spec.used_output);
         match self {
             ModelClient::Backoff => {
-                (|| transport.send(model, tokens))
-                    .retry(backoff(seed))
+                send.retry(backoff(seed))
                     .sleep(tokio::time::sleep)
                     .when(|e: &ApiError| e.rate_limit().is_some())
                     .await
@@ -183,7 +200,7 @@ impl ModelClient {
             ModelClient::Governor(bucket, clock) => {
                 (|| async {
                     until_ready(bucket, clock).await;
-                    transport.send(model, tokens).await
+                    send().await
                 })
                 .retry(backoff(seed))
                 .sleep(tokio::time::sleep)
@@ -197,11 +214,21 @@ impl ModelClient {
                 } else {
                     call
                 };
+                let by_kind = spec.input > 0 || spec.reserve > 0;
+                let call = if by_kind {
+                    call.input_tokens(spec.input).output_tokens(spec.reserve)
+                } else {
+                    call
+                };
                 let out = call
                     .run(|| async {
-                        let reply = transport.send(model, tokens).await;
+                        let reply = send().await;
                         if let Ok(r) = &reply {
-                            current().record_usage(r.tokens);
+                            if by_kind {
+                                current().record_usage(Usage::new(spec.input, spec.used_output));
+                            } else {
+                                current().record_usage(r.tokens);
+                            }
                             if *headers {
                                 current().observe_budget(r.requests_left, r.tokens_left);
                             }
@@ -209,7 +236,10 @@ impl ModelClient {
                         reply
                     })
                     .await;
-                out.map_err(|e| ApiError::Other(e.to_string()))?
+                out.map_err(|e| match e {
+                    AcquireError::QuotaExhausted { .. } => ApiError::QuotaExhausted,
+                    e => ApiError::Other(e.to_string()),
+                })?
             }
             ModelClient::AsyncOpenai(stack) => {
                 super::openai_client::call(stack, transport, model, tokens).await
@@ -226,7 +256,7 @@ impl ModelClient {
                         )
                     }
                 };
-                limiter.run(|| transport.send(model, tokens), probe).await
+                limiter.run(send, probe).await
             }
         }
     }
@@ -237,6 +267,18 @@ fn full_limiter(cfg: Configured) -> anyhow::Result<Arc<BucketRateLimiter>> {
     let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
     if let Some(tpm) = cfg.tpm {
         b = b.tpm(tpm);
+    }
+    if let Some(n) = cfg.input_tpm {
+        b = b.input_tpm(n);
+    }
+    if let Some(n) = cfg.output_tpm {
+        b = b.output_tpm(n);
+    }
+    if let Some((n, now)) = cfg.rpd {
+        b = b.rpd(n).wall_clock(now);
+    }
+    if let Some(n) = cfg.max_in_flight {
+        b = b.max_in_flight(n);
     }
     Ok(Arc::new(b.max_retries(MAX_RETRIES).build()?))
 }

@@ -1,6 +1,7 @@
 //! Workloads against the mock provider and the measures taken of them: the scenarios
 //! of the benchmark (burst, over-demand, outages, an over-configured client, an
-//! acceleration limit, three models, a token budget), run by each client either in
+//! acceleration limit, three models, a token budget, and issue 14's budgets by kind:
+//! input and output tokens, a daily quota, a cap in flight), run by each client either in
 //! virtual time against the pure model or over HTTP against the mock server.
 
 pub mod clients;
@@ -20,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 pub use clients::{ClientKind, Configured, ModelClient};
-pub use report::{Row, SHORT_GAP, markdown_table};
+pub use report::{BudgetUse, Row, SHORT_GAP, markdown_table};
 pub use transport::{ApiError, Reply, Transport};
 
 /// The scenarios, by name on the command line.
@@ -48,11 +49,20 @@ pub enum ScenarioKind {
     /// Calls of 500 tokens against a token-per-minute limit that binds before the
     /// request limit.
     Tokens,
+    /// An Anthropic-style model (50 RPM, 30 000 input and 8 000 output tokens a
+    /// minute): 150 calls of about 2 000 input tokens, each reserving 1 024 output
+    /// tokens and using about 300. The input budget binds (15 calls a minute).
+    InputOutput,
+    /// 110 calls against 100 requests a day, the day ending 14 h after the start (the
+    /// client's wall clock reads 10:00 UTC): 100 go out, the rest cannot today.
+    DailyQuota,
+    /// 160 calls of 10 s each against a server that refuses a 9th call in flight.
+    InFlight,
 }
 
 impl ScenarioKind {
     /// Every scenario, in table order.
-    pub const ALL: [ScenarioKind; 9] = [
+    pub const ALL: [ScenarioKind; 12] = [
         ScenarioKind::Burst,
         ScenarioKind::OverDemand,
         ScenarioKind::Outage,
@@ -62,8 +72,31 @@ impl ScenarioKind {
         ScenarioKind::Acceleration,
         ScenarioKind::ThreeModels,
         ScenarioKind::Tokens,
+        ScenarioKind::InputOutput,
+        ScenarioKind::DailyQuota,
+        ScenarioKind::InFlight,
     ];
+
+    /// Whether `client` can run this scenario: async-openai's stack sends one total
+    /// per call (`max_tokens`), so it cannot give input and output apart; and a
+    /// spent quota cannot be told apart from other errors through it.
+    pub fn runs(self, client: ClientKind) -> bool {
+        let stack = matches!(
+            client,
+            ClientKind::AsyncOpenai | ClientKind::AsyncOpenaiLayer
+        );
+        match self {
+            ScenarioKind::InputOutput => !stack,
+            ScenarioKind::DailyQuota => client != ClientKind::AsyncOpenaiLayer,
+            _ => true,
+        }
+    }
 }
+
+/// The daily-quota scenario's midnight UTC before the start (day 20 000 of the epoch),
+/// and the start, 10:00 UTC: the day ends 14 h in.
+const QUOTA_DAY_START: Duration = Duration::from_secs(20_000 * 86_400);
+const QUOTA_OPENED: Duration = Duration::from_secs(10 * 3_600);
 
 /// One model of a scenario: what the server enforces and what the client is told.
 #[derive(Debug, Clone)]
@@ -83,8 +116,28 @@ pub struct CallSpec {
     pub model: usize,
     /// When the call arrives, since the scenario start.
     pub arrive: Duration,
-    /// Its tokens.
+    /// Its tokens (their total, for a call that gives them by kind).
     pub tokens: u64,
+    /// Of them, input tokens, when the call gives them by kind (else 0).
+    pub input: u64,
+    /// Output tokens reserved (`max_tokens`), when the call gives them by kind.
+    pub reserve: u64,
+    /// Output tokens the answer uses.
+    pub used_output: u64,
+}
+
+impl CallSpec {
+    /// A call of `tokens` tokens in total, none given by kind.
+    fn total(model: usize, arrive: Duration, tokens: u64) -> Self {
+        CallSpec {
+            model,
+            arrive,
+            tokens,
+            input: 0,
+            reserve: 0,
+            used_output: 0,
+        }
+    }
 }
 
 /// A workload against a provider.
@@ -120,22 +173,14 @@ fn server(rpm: u32) -> ProviderConfig {
 }
 
 fn burst(model: usize, n: usize) -> impl Iterator<Item = CallSpec> {
-    (0..n).map(move |_| CallSpec {
-        model,
-        arrive: Duration::ZERO,
-        tokens: CALL_TOKENS,
-    })
+    (0..n).map(move |_| CallSpec::total(model, Duration::ZERO, CALL_TOKENS))
 }
 
 /// `per_sec` calls a second, evenly, for `secs` seconds.
 fn steady(per_sec: f64, secs: u64) -> Vec<CallSpec> {
     let n = (per_sec * secs as f64) as usize;
     (0..n)
-        .map(|i| CallSpec {
-            model: 0,
-            arrive: Duration::from_secs_f64(i as f64 / per_sec),
-            tokens: CALL_TOKENS,
-        })
+        .map(|i| CallSpec::total(0, Duration::from_secs_f64(i as f64 / per_sec), CALL_TOKENS))
         .collect()
 }
 
@@ -154,6 +199,7 @@ impl Scenario {
             configured: Configured {
                 rpm: server.rpm,
                 tpm: server.tpm,
+                ..Configured::default()
             },
             server,
         };
@@ -197,7 +243,10 @@ impl Scenario {
                 Scenario {
                     kind,
                     models: vec![ModelSpec {
-                        configured: Configured { rpm, tpm: None },
+                        configured: Configured {
+                            rpm,
+                            ..Configured::default()
+                        },
                         ..known(server(real))
                     }],
                     calls: burst(0, calls).collect(),
@@ -210,7 +259,7 @@ impl Scenario {
                 models: vec![ModelSpec {
                     configured: Configured {
                         rpm: rpm + rpm / 10,
-                        tpm: None,
+                        ..Configured::default()
                     },
                     ..known(server(rpm))
                 }],
@@ -263,6 +312,92 @@ impl Scenario {
                     outage: None,
                 }
             }
+            ScenarioKind::InputOutput => {
+                const ITPM: u64 = 30_000;
+                // 1 900 to 2 100 input tokens, counted before sending; 250 to 350 used.
+                let calls: Vec<CallSpec> = (0..150u64)
+                    .map(|i| {
+                        let input = 1_900 + (i * 7_919) % 201;
+                        CallSpec {
+                            model: 0,
+                            arrive: Duration::ZERO,
+                            tokens: input + 1_024,
+                            input,
+                            reserve: 1_024,
+                            used_output: 250 + (i * 104_729) % 101,
+                        }
+                    })
+                    .collect();
+                let input: u64 = calls.iter().map(|c| c.input).sum();
+                let server = ProviderConfig {
+                    input_tpm: Some(ITPM),
+                    output_tpm: Some(8_000),
+                    ..server(50)
+                };
+                Scenario {
+                    kind,
+                    models: vec![ModelSpec {
+                        name: "claude-sonnet".into(),
+                        configured: Configured {
+                            rpm: 50,
+                            input_tpm: server.input_tpm,
+                            output_tpm: server.output_tpm,
+                            ..Configured::default()
+                        },
+                        server,
+                    }],
+                    ideal: Duration::from_secs_f64(input as f64 * 60.0 / ITPM as f64),
+                    calls,
+                    outage: None,
+                }
+            }
+            ScenarioKind::DailyQuota => {
+                let server = ProviderConfig {
+                    rpd: Some(100),
+                    first_day_end: Duration::from_secs(86_400) - QUOTA_OPENED,
+                    ..server(60)
+                };
+                let opened = std::time::SystemTime::UNIX_EPOCH + QUOTA_DAY_START + QUOTA_OPENED;
+                Scenario {
+                    kind,
+                    models: vec![ModelSpec {
+                        name: "gemini-flash".into(),
+                        configured: Configured {
+                            rpm: 60,
+                            rpd: Some((100, opened)),
+                            ..Configured::default()
+                        },
+                        server,
+                    }],
+                    calls: burst(0, 110).collect(),
+                    // The 100 the day allows; the other 10 cannot go today.
+                    ideal: secs_for(100, 60),
+                    outage: None,
+                }
+            }
+            ScenarioKind::InFlight => {
+                let server = ProviderConfig {
+                    max_concurrent: Some(8),
+                    latency: Latency::Fixed(Duration::from_secs(10)),
+                    ..server(600)
+                };
+                Scenario {
+                    kind,
+                    models: vec![ModelSpec {
+                        name: "mistral-large".into(),
+                        configured: Configured {
+                            rpm: 600,
+                            max_in_flight: Some(8),
+                            ..Configured::default()
+                        },
+                        server,
+                    }],
+                    calls: burst(0, 160).collect(),
+                    // 8 calls every 10 s.
+                    ideal: Duration::from_secs(200),
+                    outage: None,
+                }
+            }
         };
         Ok(scenario)
     }
@@ -284,6 +419,10 @@ pub struct Observed {
     pub completion: Duration,
     /// Calls that returned an error (retries ran out).
     pub failed: u64,
+    /// Of them, calls the client failed itself because the day's quota was spent.
+    pub quota_exhausted: u64,
+    /// When the last failing call returned.
+    pub last_failure: Option<Duration>,
 }
 
 /// The clients of `kind` for each model of `scenario`. Must run inside the tokio
@@ -322,13 +461,16 @@ pub async fn run_workload(
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            let ok = client
-                .call(&transport, &model, call.tokens, i as u64)
-                .await
-                .is_ok();
+            let out = client.call(&transport, &model, &call, i as u64).await;
+            let ok = out.is_ok();
             let mut o = observed.lock();
-            o.completion = o.completion.max(start.elapsed());
+            let at = start.elapsed();
+            o.completion = o.completion.max(at);
             o.failed += u64::from(!ok);
+            if let Err(e) = &out {
+                o.quota_exhausted += u64::from(*e == ApiError::QuotaExhausted);
+                o.last_failure = o.last_failure.max(Some(at));
+            }
             drop(o);
             on_done(ok);
         });
@@ -443,6 +585,37 @@ mod tests {
         assert_eq!(ours.refused, 0, "{ours:?}");
         assert!(rate_only.refused > 0, "{rate_only:?}");
         assert!(ours.completion < rate_only.completion);
+    }
+
+    /// Issue 14's three scenarios, as BENCHMARKS.md shows them (the runs are
+    /// deterministic, so the figures are exact): no refusal in any; the input budget
+    /// at ≥ 90 % every whole minute once warm; the 10 calls a spent day cannot take
+    /// fail as `QuotaExhausted` the moment the 100th goes out; 8 calls of 10 s in
+    /// flight give 0.8 calls a second.
+    #[test]
+    fn budgets_by_kind_are_used_without_refusals() {
+        let io = run(ScenarioKind::InputOutput, ClientKind::Ratellmiter, 1);
+        assert_eq!((io.refused, io.failed), (0, 0), "{io:?}");
+        let Some(BudgetUse::InputPerMinute(share)) = io.budget else {
+            panic!("{io:?}")
+        };
+        assert_eq!(format!("{share:.3}"), "0.930", "{io:?}");
+        assert_eq!(format!("{:.1}", io.completion.as_secs_f64()), "650.7");
+
+        let day = run(ScenarioKind::DailyQuota, ClientKind::Ratellmiter, 1);
+        assert_eq!((day.refused, day.failed), (0, 10), "{day:?}");
+        assert_eq!(
+            day.budget,
+            Some(BudgetUse::Quota {
+                sent: 100,
+                exhausted: 10,
+                fail_lag: Some(Duration::ZERO),
+            })
+        );
+
+        let cap = run(ScenarioKind::InFlight, ClientKind::Ratellmiter, 1);
+        assert_eq!((cap.refused, cap.failed), (0, 0), "{cap:?}");
+        assert_eq!(cap.budget, Some(BudgetUse::CallsPerSecond(0.8)), "{cap:?}");
     }
 
     #[test]

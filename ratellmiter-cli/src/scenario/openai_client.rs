@@ -130,7 +130,9 @@ async fn answer(
             }
             serde_json::json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})
         }
-        Err(ApiError::Other(why)) => return Err(OpenAIError::InvalidArgument(why)),
+        Err(e @ (ApiError::Other(_) | ApiError::QuotaExhausted)) => {
+            return Err(OpenAIError::InvalidArgument(e.to_string()));
+        }
     };
     let response = response
         .body(body.to_string())

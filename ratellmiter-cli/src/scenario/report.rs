@@ -39,6 +39,71 @@ pub struct Row {
     pub short_gaps: Option<f64>,
     /// From the outage's end to the first accepted request.
     pub outage_lag: Option<Duration>,
+    /// How the scenario's budget was used, for the scenarios of budgets by kind.
+    pub budget: Option<BudgetUse>,
+}
+
+/// The figure that tells how a scenario's binding budget was used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BudgetUse {
+    /// The least share of the input tokens per minute accepted in any whole minute
+    /// once warm (from the second minute to the last whole minute before the last
+    /// accepted request).
+    InputPerMinute(f64),
+    /// A daily quota: the requests accepted, the calls the client itself failed with
+    /// `QuotaExhausted`, and from the last accepted request to the last failure
+    /// (zero: the rest failed as soon as the quota was known spent).
+    Quota {
+        /// Requests the server accepted.
+        sent: u64,
+        /// Calls failed by the client as a spent quota.
+        exhausted: u64,
+        /// Last accepted request → last failed call.
+        fail_lag: Option<Duration>,
+    },
+    /// Requests accepted per second, sustained: over the middle 80 % of the ideal run.
+    CallsPerSecond(f64),
+}
+
+impl std::fmt::Display for BudgetUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetUse::InputPerMinute(share) => {
+                write!(f, "ITPM ≥ {:.1} %/min", share * 100.0)
+            }
+            BudgetUse::Quota {
+                sent,
+                exhausted,
+                fail_lag,
+            } => {
+                write!(f, "{sent} sent, {exhausted} QuotaExhausted")?;
+                if let Some(lag) = fail_lag {
+                    write!(f, ", last failure +{:.1} s", lag.as_secs_f64())?;
+                }
+                Ok(())
+            }
+            BudgetUse::CallsPerSecond(rate) => write!(f, "{rate:.3} calls/s"),
+        }
+    }
+}
+
+/// The least share of `limit` input tokens accepted per whole minute once warm.
+fn input_per_minute(log: &[RequestRecord], limit: u64) -> Option<f64> {
+    const MINUTE: Duration = Duration::from_secs(60);
+    let accepted: Vec<&RequestRecord> = log.iter().filter(|r| r.accepted()).collect();
+    let last = accepted.iter().map(|r| r.at).max()?;
+    (1u32..)
+        .map(|m| (MINUTE * m, MINUTE * (m + 1)))
+        .take_while(|(_, to)| *to <= last)
+        .map(|(from, to)| {
+            let used: u64 = accepted
+                .iter()
+                .filter(|r| r.at >= from && r.at < to)
+                .map(|r| r.input)
+                .sum();
+            used as f64 / limit as f64
+        })
+        .min_by(f64::total_cmp)
 }
 
 impl Row {
@@ -59,7 +124,34 @@ impl Row {
             .outage
             .as_ref()
             .map_or(observed.completion, |o| o.start);
+        let accepted = log.iter().filter(|r| r.accepted());
+        let budget = match scenario.kind {
+            ScenarioKind::InputOutput => scenario.models[0]
+                .server
+                .input_tpm
+                .and_then(|limit| input_per_minute(log, limit))
+                .map(BudgetUse::InputPerMinute),
+            ScenarioKind::DailyQuota => Some(BudgetUse::Quota {
+                sent: accepted.clone().count() as u64,
+                exhausted: observed.quota_exhausted,
+                fail_lag: observed.last_failure.and_then(|failed| {
+                    let sent = accepted.map(|r| r.at).max()?;
+                    Some(failed.saturating_sub(sent))
+                }),
+            }),
+            ScenarioKind::InFlight => {
+                // Sustained: the middle 80 % of the ideal run, past the first calls'
+                // ramp and before the last ones drain.
+                let (from, to) = (scenario.ideal / 10, scenario.ideal * 9 / 10);
+                let n = accepted.filter(|r| r.at >= from && r.at < to).count();
+                Some(BudgetUse::CallsPerSecond(
+                    n as f64 / (to - from).as_secs_f64(),
+                ))
+            }
+            _ => None,
+        };
         Row {
+            budget,
             scenario: scenario.kind,
             client,
             completion: observed.completion,
@@ -102,8 +194,8 @@ fn slash(values: &[u64]) -> String {
 /// A markdown table of `rows`, one line each.
 pub fn markdown_table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | client | completion | ÷ ideal | 429s | failed | max/1 s | max/60 s | gap CV | gaps < 10 ms | outage → 1st success |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | client | completion | ÷ ideal | 429s | failed | max/1 s | max/60 s | gap CV | gaps < 10 ms | outage → 1st success | budget use |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let scenario = clap::ValueEnum::to_possible_value(&r.scenario)
@@ -111,7 +203,7 @@ pub fn markdown_table(rows: &[Row]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {scenario} | {} | {:.1} s | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {scenario} | {} | {:.1} s | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.client.label(),
             r.completion.as_secs_f64(),
             r.vs_ideal,
@@ -124,6 +216,7 @@ pub fn markdown_table(rows: &[Row]) -> String {
                 .map_or("–".into(), |share| format!("{:.0} %", share * 100.0)),
             r.outage_lag
                 .map_or("–".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            r.budget.map_or("–".into(), |b| b.to_string()),
         );
     }
     out

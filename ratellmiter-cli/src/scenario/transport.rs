@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use ratellmiter_runtime::{IsRateLimit, RateLimit};
-use ratellmiter_sim::{Decision, Provider};
+use ratellmiter_sim::{Ask, Decision, Provider};
 use tokio::time::Instant;
 
 /// A successful completion: the tokens the provider charged and what its rate-limit
@@ -31,6 +31,9 @@ pub enum ApiError {
         /// The provider's `retry-after`, when it sent one.
         retry_after: Option<Duration>,
     },
+    /// The client's daily quota is spent: the limiter failed the call at once, naming
+    /// when the quota comes back, instead of sending it.
+    QuotaExhausted,
     /// Anything else: a broken connection, an unexpected status, a bad body.
     Other(String),
 }
@@ -45,6 +48,7 @@ impl std::fmt::Display for ApiError {
                 f,
                 "rate limited (HTTP {status}, retry-after {retry_after:?})"
             ),
+            ApiError::QuotaExhausted => f.write_str("the day's quota is spent"),
             ApiError::Other(why) => f.write_str(why),
         }
     }
@@ -56,7 +60,7 @@ impl IsRateLimit for ApiError {
     fn rate_limit(&self) -> Option<RateLimit> {
         match self {
             ApiError::RateLimited { retry_after, .. } => Some(RateLimit::retry(*retry_after)),
-            ApiError::Other(_) => None,
+            ApiError::QuotaExhausted | ApiError::Other(_) => None,
         }
     }
 }
@@ -84,13 +88,28 @@ pub enum Transport {
 impl Transport {
     /// One chat completion for `model`, costing about `tokens` tokens.
     pub async fn send(&self, model: &str, tokens: u64) -> Result<Reply, ApiError> {
+        self.send_kinds(model, tokens, Ask::default(), 0).await
+    }
+
+    /// One chat completion for `model` of `ask.input` input tokens reserving
+    /// `ask.output` (its `max_tokens`; `tokens` is their total) whose answer uses
+    /// `used_output`. Over HTTP only the total is sent.
+    pub async fn send_kinds(
+        &self,
+        model: &str,
+        tokens: u64,
+        ask: Ask,
+        used_output: u64,
+    ) -> Result<Reply, ApiError> {
         match self {
             Transport::Model { provider, origin } => {
                 let now = Instant::now().saturating_duration_since(*origin);
-                let decision = provider.lock().request(now, model, tokens);
+                let decision = provider.lock().request_kinds(now, model, tokens, ask);
                 match decision {
                     Decision::Accept(a) => {
                         tokio::time::sleep(a.latency).await;
+                        // Ends the request in flight and corrects its output reservation.
+                        provider.lock().answered(model, a.id, used_output);
                         Ok(Reply {
                             tokens: a.tokens,
                             requests_left: Some((
