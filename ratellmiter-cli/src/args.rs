@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ratellmiter_sim::OutageWindow;
+use ratellmiter_sim::{ErrorStyle, OutageWindow};
 
 use crate::lines::Lines;
 use crate::scenario::{ClientKind, ScenarioKind};
@@ -185,9 +185,43 @@ pub struct MockServerArgs {
     /// Seed of the latency draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Requests per day (Gemini's and Groq's RPD), the day ending 24 h after the
+    /// server starts [default: unlimited].
+    #[arg(long)]
+    pub rpd: Option<u64>,
+    /// At most this many requests in flight; one more is refused [default: no cap].
+    #[arg(long)]
+    pub max_concurrent: Option<u32>,
+    /// The shape of refusals: OpenAI's body and `x-ratelimit-*`/`retry-after` headers;
+    /// Gemini's `RESOURCE_EXHAUSTED` body with `QuotaFailure` and
+    /// `RetryInfo.retryDelay` and no header; or Anthropic's `rate_limit_error` body
+    /// with `anthropic-ratelimit-*` and `retry-after` headers.
+    #[arg(long, value_enum, default_value_t = ErrorStyleArg::Openai)]
+    pub error_style: ErrorStyleArg,
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
+}
+
+/// `--error-style`: whose refusals the mock server imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ErrorStyleArg {
+    /// OpenAI's.
+    Openai,
+    /// Gemini's.
+    Gemini,
+    /// Anthropic's.
+    Anthropic,
+}
+
+impl From<ErrorStyleArg> for ErrorStyle {
+    fn from(arg: ErrorStyleArg) -> Self {
+        match arg {
+            ErrorStyleArg::Openai => ErrorStyle::OpenAi,
+            ErrorStyleArg::Gemini => ErrorStyle::Gemini,
+            ErrorStyleArg::Anthropic => ErrorStyle::Anthropic,
+        }
+    }
 }
 
 fn parse_outage(spec: &str) -> Result<OutageWindow, String> {

@@ -26,6 +26,9 @@ impl MockServerArgs {
                 sigma: 0.5,
             },
             seed: self.seed,
+            rpd: self.rpd,
+            max_concurrent: self.max_concurrent,
+            error_style: self.error_style.into(),
             ..Default::default()
         };
         let config = self

@@ -388,3 +388,149 @@ async fn a_probe_answered_through_the_layer_resumes_the_limiter() {
         "the rate climbs after the resume: {gaps:?}"
     );
 }
+
+/// One refusal of a Gemini-style mock as the recorder read it from the body.
+#[derive(Debug, Clone)]
+struct GeminiSent {
+    call: u32,
+    at: Duration,
+    status: u16,
+    retry_delay: Option<Duration>,
+    quota_id: Option<String>,
+    has_retry_header: bool,
+}
+
+/// The mock's routes behind a recorder that reads each answer's Gemini error body
+/// (`RetryInfo.retryDelay`, `QuotaFailure` quota id) and passes it on unchanged.
+type GeminiLog = Arc<Mutex<Vec<GeminiSent>>>;
+
+fn gemini_recorded(
+    mock: &InProcess,
+) -> (
+    GeminiLog,
+    impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<Full<Bytes>>,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static,
+) {
+    let (log, router, start) = (GeminiLog::default(), mock.router(), Instant::now());
+    let service = service_fn({
+        let log = log.clone();
+        move |req: Request<Full<Bytes>>| {
+            let (log, router) = (log.clone(), router.clone());
+            async move {
+                let call = req.headers()["x-call"].to_str().unwrap().parse().unwrap();
+                let at = start.elapsed();
+                let (parts, body) = router.oneshot(req).await?.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let details = json["error"]["details"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let retry_delay = details.iter().find_map(|d| {
+                    let v = d["retryDelay"].as_str()?;
+                    Some(Duration::from_secs_f64(
+                        v.trim_end_matches('s').parse().ok()?,
+                    ))
+                });
+                let quota_id = details
+                    .iter()
+                    .find_map(|d| d["violations"][0]["quotaId"].as_str().map(str::to_owned));
+                log.lock().unwrap().push(GeminiSent {
+                    call,
+                    at,
+                    status: parts.status.as_u16(),
+                    retry_delay,
+                    quota_id,
+                    has_retry_header: parts.headers.contains_key("retry-after"),
+                });
+                Ok(Response::from_parts(parts, Full::from(bytes)))
+            }
+        }
+    });
+    (log, service)
+}
+
+/// A Gemini-style provider (60 rpm, 4 requests a day) refuses with no retry-after
+/// header, only `RetryInfo.retryDelay` and a `QuotaFailure` in the body. Six calls at
+/// once through a limiter told 600 rpm: after each per-minute refusal nothing is sent
+/// before the body's retryDelay has passed, and the 4 the day allows are answered; the
+/// other two get the per-day refusal, which the layer treats as final: it hands back
+/// the 429 and never re-sends that call.
+#[tokio::test(start_paused = true)]
+async fn a_gemini_body_s_retry_delay_is_honoured_and_a_daily_quota_is_final() {
+    let mock = mock(ProviderConfig {
+        rpm: 60,
+        rpd: Some(4),
+        error_style: ratellmiter_sim::ErrorStyle::Gemini,
+        ..Default::default()
+    });
+    let (log, provider) = gemini_recorded(&mock);
+    let limiter = BucketRateLimiter::new(600);
+    let client = Layer::new(limiter.clone()).layer(provider);
+    let calls: Vec<_> = (0..6)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let response = client.oneshot(chat(i, "gemini-flash")).await.unwrap();
+                let status = response.status();
+                response.into_body().collect().await.unwrap();
+                status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap().as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    let log = log.lock().unwrap().clone();
+    assert!(log.iter().all(|s| !s.has_retry_header), "{log:?}");
+    let per_minute: Vec<&GeminiSent> = log
+        .iter()
+        .filter(|s| {
+            s.status == 429
+                && s.quota_id
+                    .as_deref()
+                    .is_some_and(|q| q.contains("PerMinute"))
+        })
+        .collect();
+    assert!(
+        !per_minute.is_empty(),
+        "the burst meets the per-second limit: {log:?}"
+    );
+    for r in &per_minute {
+        let wait = r.retry_delay.expect("a per-minute refusal says how long");
+        let next = log.iter().find(|s| s.at > r.at).expect("a re-send follows");
+        assert!(
+            next.at >= r.at + wait,
+            "sent {:?} after a refusal asking {wait:?}",
+            next.at - r.at
+        );
+        assert!(
+            next.at - r.at < wait + Duration::from_secs(1),
+            "the body's wait, not a 10 s probe: {:?}",
+            next.at - r.at
+        );
+    }
+    let daily: Vec<&GeminiSent> = log
+        .iter()
+        .filter(|s| {
+            s.quota_id.as_deref() == Some("GenerateRequestsPerDayPerProjectPerModel-FreeTier")
+        })
+        .collect();
+    assert_eq!(daily.len(), 2, "{log:?}");
+    for d in daily {
+        assert!(
+            !log.iter().any(|s| s.call == d.call && s.at > d.at),
+            "call {} re-sent after a per-day refusal: {log:?}",
+            d.call
+        );
+    }
+}

@@ -146,6 +146,23 @@ impl Default for Latency {
     }
 }
 
+/// Whose shape the server's refusals take (the pure model's decisions are the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorStyle {
+    /// OpenAI's: `{"error": {"message", "type", "code"}}`, `x-ratelimit-*` and
+    /// `retry-after`/`retry-after-ms` headers.
+    #[default]
+    OpenAi,
+    /// Gemini's `RESOURCE_EXHAUSTED`: no rate-limit or retry-after header; the body's
+    /// `details` carry a `QuotaFailure` naming the quota (per minute or per day) and a
+    /// `RetryInfo.retryDelay` (`"34s"`) when the wait is known.
+    Gemini,
+    /// Anthropic's: `{"type": "error", "error": {"type": "rate_limit_error", "message"}}`,
+    /// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` headers (the
+    /// reset an RFC 3339 time) and `retry-after`.
+    Anthropic,
+}
+
 /// The limits and behaviour of one simulated model. Build with struct update syntax
 /// from [`Default`]; [`Provider::new`](crate::Provider::new) validates it.
 ///
@@ -205,6 +222,8 @@ pub struct ProviderConfig {
     /// At most this many accepted requests unanswered at once
     /// ([`Provider::answered`](crate::Provider::answered) ends one).
     pub max_concurrent: Option<u32>,
+    /// The shape of refusals over HTTP (default OpenAI's).
+    pub error_style: ErrorStyle,
 }
 
 impl Default for ProviderConfig {
@@ -231,6 +250,7 @@ impl Default for ProviderConfig {
             tpd: None,
             first_day_end: Duration::from_secs(86_400),
             max_concurrent: None,
+            error_style: ErrorStyle::OpenAi,
         }
     }
 }

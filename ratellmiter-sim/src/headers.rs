@@ -1,7 +1,7 @@
 //! OpenAI's rate-limit response headers and their duration format (`6m0s`, `1s`, `250ms`).
 
 use std::fmt::Write;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -78,6 +78,55 @@ pub(crate) fn rate_limit(headers: &RateLimitHeaders) -> HeaderMap {
         put([LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS], tokens);
     }
     map
+}
+
+/// Anthropic's `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` for
+/// `headers`, the reset an RFC 3339 time from `now` (`2024-05-01T12:00:30Z`).
+pub(crate) fn anthropic(headers: &RateLimitHeaders, now: SystemTime) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    let mut put = |kind: &str, state: &LimitState| {
+        let name = |part: &str| format!("anthropic-ratelimit-{kind}-{part}");
+        for (part, value) in [
+            ("limit", state.limit.to_string()),
+            ("remaining", state.remaining.to_string()),
+            ("reset", rfc3339(now + state.reset)),
+        ] {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::try_from(name(part)),
+                HeaderValue::try_from(value),
+            ) {
+                map.insert(n, v);
+            }
+        }
+    };
+    put("requests", &headers.requests);
+    if let Some(tokens) = &headers.tokens {
+        put("tokens", tokens);
+    }
+    map
+}
+
+/// `t` as an RFC 3339 UTC time, whole seconds rounded up.
+fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// Adds `retry-after` (whole seconds) and `retry-after-ms`, both rounded up.

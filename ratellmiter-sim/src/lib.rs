@@ -44,7 +44,8 @@ pub mod server;
 mod window;
 
 pub use config::{
-    AccelerationLimit, ConfigError, Latency, OutageWindow, PenaltyBox, ProviderConfig, parse_outage,
+    AccelerationLimit, ConfigError, ErrorStyle, Latency, OutageWindow, PenaltyBox, ProviderConfig,
+    parse_outage,
 };
 pub use kinds::Ask;
 pub use metrics::{Metrics, RequestRecord};

@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::config::ErrorStyle;
 use crate::headers;
 use crate::metrics::{Metrics, RequestRecord};
 use crate::model::{Decision, Provider, RejectKind, Rejected};
@@ -304,15 +305,25 @@ async fn complete(
     };
     let (prompt, completion) = (request.prompt_tokens(), request.completion_tokens());
     let tokens = prompt.saturating_add(completion);
-    let decision = {
+    let (decision, error_style) = {
         let mut provider = shared.provider();
-        provider.request(shared.start.elapsed(), &request.model, tokens)
+        let decision = provider.request(shared.start.elapsed(), &request.model, tokens);
+        (decision, provider.config(&request.model).error_style)
     };
     tracing::debug!(model = %request.model, tokens, ?decision, "chat completion");
-    let mut headers = headers::rate_limit(decision.headers());
+    let mut headers = match error_style {
+        ErrorStyle::OpenAi => headers::rate_limit(decision.headers()),
+        // Gemini sends no rate-limit header at all.
+        ErrorStyle::Gemini => axum::http::HeaderMap::new(),
+        ErrorStyle::Anthropic => headers::anthropic(decision.headers(), SystemTime::now()),
+    };
     match decision {
         Decision::Accept(accepted) => {
             tokio::time::sleep(accepted.latency).await;
+            // The call is answered: it no longer counts as in flight.
+            shared
+                .provider()
+                .answered(&request.model, accepted.id, completion);
             let n = shared.completions.fetch_add(1, Ordering::Relaxed) + 1;
             let answer = Answer {
                 n,
@@ -333,6 +344,29 @@ async fn complete(
                 Style::Anthropic => answer.anthropic(),
             };
             (headers, Json(body)).into_response()
+        }
+        Decision::Reject(rejected) if error_style == ErrorStyle::Gemini => {
+            // Gemini says nothing in headers: the wait and the quota are in the body.
+            let status =
+                StatusCode::from_u16(rejected.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let body = gemini_refusal(&rejected, &request.model);
+            (status, Json(body)).into_response()
+        }
+        Decision::Reject(rejected) if error_style == ErrorStyle::Anthropic => {
+            if let Some(retry_after) = rejected.retry_after {
+                headers::insert_retry_after(&mut headers, retry_after);
+            }
+            let status =
+                StatusCode::from_u16(rejected.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let message =
+                refusal_body(&rejected, &request.model, tokens)["error"]["message"].clone();
+            let kind = if rejected.status == 529 {
+                "overloaded_error"
+            } else {
+                "rate_limit_error"
+            };
+            let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+            (status, headers, Json(body)).into_response()
         }
         Decision::Reject(rejected) => {
             if let Some(retry_after) = rejected.retry_after {
@@ -626,6 +660,48 @@ fn refusal_body(r: &Rejected, model: &str, tokens: u64) -> Value {
         ),
     };
     error_body(&message, kind, code)
+}
+
+/// Gemini's `RESOURCE_EXHAUSTED` body: a `QuotaFailure` naming the quota that refused
+/// and, when the wait is known, a `RetryInfo` with it (`"34s"`, `"0.250s"`).
+fn gemini_refusal(r: &Rejected, model: &str) -> Value {
+    let quota_id = match r.kind {
+        RejectKind::RequestsPerDay => "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        RejectKind::TokensPerDay => "GenerateContentInputTokensPerDayPerProjectPerModel-FreeTier",
+        RejectKind::Tokens | RejectKind::TooLarge | RejectKind::InputTokens => {
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier"
+        }
+        RejectKind::OutputTokens => "GenerateContentOutputTokensPerModelPerMinute-FreeTier",
+        _ => "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+    };
+    let mut details = vec![json!({
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{
+            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+            "quotaId": quota_id,
+            "quotaDimensions": {"location": "global", "model": model},
+        }],
+    })];
+    if let Some(wait) = r.retry_after {
+        // protobuf's Duration in JSON: seconds with up to 9 decimals, rounded up to
+        // the millisecond so a client waiting for it is never early.
+        let ms = wait.as_nanos().div_ceil(1_000_000);
+        let delay = if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{}.{:03}s", ms / 1000, ms % 1000)
+        };
+        details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": delay,
+        }));
+    }
+    json!({"error": {
+        "code": r.status,
+        "message": format!("You exceeded your current quota, please check your plan and billing details. Quota exceeded for metric: {quota_id}, model: {model}."),
+        "status": if r.status == 429 { "RESOURCE_EXHAUSTED" } else { "UNAVAILABLE" },
+        "details": details,
+    }})
 }
 
 fn error_body(message: &str, kind: &str, code: Option<&str>) -> Value {
