@@ -427,3 +427,86 @@ async fn anthropic_messages_answer_and_stream_in_anthropic_s_shape() {
         (Some("message_delta"), Some(10))
     );
 }
+
+/// `error_style: Anthropic`: the refusal is Anthropic's envelope with
+/// `anthropic-ratelimit-*` headers (the reset an RFC 3339 time) and `retry-after`, and
+/// no OpenAI header.
+#[tokio::test]
+async fn an_anthropic_style_refusal_has_its_envelope_and_headers() {
+    let mock = start_with(ProviderConfig {
+        error_style: ratellmiter_sim::ErrorStyle::Anthropic,
+        ..rpm(1)
+    })
+    .await;
+    let client = Client::new();
+    assert_eq!(
+        chat(&client, &mock, hello("claude")).await.status(),
+        StatusCode::OK
+    );
+    let refused = chat(&client, &mock, hello("claude")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&refused, "anthropic-ratelimit-requests-limit"),
+        Some("1")
+    );
+    assert_eq!(
+        header(&refused, "anthropic-ratelimit-requests-remaining"),
+        Some("0")
+    );
+    let reset = header(&refused, "anthropic-ratelimit-requests-reset").unwrap();
+    assert!(
+        reset.len() == 20 && reset.ends_with('Z') && reset.as_bytes()[10] == b'T',
+        "{reset}"
+    );
+    assert!(header(&refused, "retry-after").is_some());
+    assert_eq!(header(&refused, "x-ratelimit-limit-requests"), None);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}
+
+/// `error_style: Gemini`: a spent daily quota is `RESOURCE_EXHAUSTED` with no header,
+/// a `QuotaFailure` naming the per-day quota and a `RetryInfo.retryDelay`.
+#[tokio::test]
+async fn a_gemini_style_refusal_says_everything_in_its_body() {
+    let mock = start_with(ProviderConfig {
+        rpd: Some(1),
+        error_style: ratellmiter_sim::ErrorStyle::Gemini,
+        ..rpm(600)
+    })
+    .await;
+    let client = Client::new();
+    assert_eq!(
+        chat(&client, &mock, hello("gemini")).await.status(),
+        StatusCode::OK
+    );
+    let refused = chat(&client, &mock, hello("gemini")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "retry-after"), None);
+    assert_eq!(header(&refused, "x-ratelimit-limit-requests"), None);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 429);
+    assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(
+        details[0]["@type"],
+        "type.googleapis.com/google.rpc.QuotaFailure"
+    );
+    assert_eq!(
+        details[0]["violations"][0]["quotaId"],
+        "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+    );
+    assert_eq!(
+        details[1]["@type"],
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
+    let delay = details[1]["retryDelay"].as_str().unwrap();
+    // The day ends 24 h after the server started: about 86 400 s.
+    let secs: f64 = delay.trim_end_matches('s').parse().unwrap();
+    assert!((86_000.0..=86_400.0).contains(&secs), "{delay}");
+}
