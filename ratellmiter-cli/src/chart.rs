@@ -9,8 +9,11 @@
 //! mean of the tickets issued. A burst of requests far above the rest is cut at the
 //! top of the axis with its peak written there.
 //! The lower one holds the queue, counts of calls rather than rates, so that a hundred
-//! waiting calls do not flatten the rates. The compare chart gives every service a
-//! colour of [`COMPARE_PALETTE`] in one panel.
+//! waiting calls do not flatten the rates (calls in flight there are the ones a
+//! `max_in_flight` cap holds). When the log has budgets by kind, panels of their own
+//! follow: tokens charged per second (total, input, output reserved), and the
+//! requests a daily quota has left. The compare chart gives every service a colour of
+//! [`COMPARE_PALETTE`] in one panel.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -55,6 +58,19 @@ pub const LOW_RATE: f64 = 10.0;
 
 /// The seconds the mean of [`LOW_RATE`] spans.
 const MEAN_SECONDS: u64 = 10;
+
+/// The y-axis label of the budgets panel: tokens charged per second, by kind.
+pub const BUDGET_LABEL: &str = "tokens per second";
+/// The y-axis label of the daily panel.
+pub const TODAY_LABEL: &str = "left today";
+/// Tokens charged (the total budget), in the budgets panel.
+pub const TOKENS_COLOUR: Rgb = Rgb(0x7F, 0x7F, 0x7F);
+/// Input tokens, in the budgets panel.
+pub const INPUT_COLOUR: Rgb = Rgb(0x17, 0xBE, 0xCF);
+/// Output tokens reserved, in the budgets panel.
+pub const OUTPUT_COLOUR: Rgb = Rgb(0xBC, 0xBD, 0x22);
+/// Requests left today, in the daily panel.
+pub const TODAY_COLOUR: Rgb = Rgb(0xE3, 0x77, 0xC2);
 
 /// The y-axis label of the queue panel.
 pub const QUEUE_LABEL: &str = "calls waiting / in flight";
@@ -234,6 +250,7 @@ pub fn service_chart(log: &FlowLog, service: &str, lines: &Lines) -> Chart {
     if !queue.is_empty() {
         panels.push(Panel::new(QUEUE_LABEL, queue));
     }
+    panels.extend(budget_panels(&seconds, x_end));
     let probes = log
         .events_for(service)
         .filter(|e| e.kind == EventKind::Probe)
@@ -252,6 +269,47 @@ pub fn service_chart(log: &FlowLog, service: &str, lines: &Lines) -> Chart {
         pauses: pauses(&seconds),
         probes,
     }
+}
+
+/// The budgets' own panels, each drawn only when the log has it: tokens charged per
+/// second by kind (total, input, output), and what a daily quota has left.
+fn budget_panels(seconds: &[&SecondRecord], x_end: f64) -> Vec<Panel> {
+    type Kind = (&'static str, Rgb, fn(&SecondRecord) -> u64);
+    let kinds: [Kind; 3] = [
+        ("tokens", TOKENS_COLOUR, |s| s.tokens),
+        ("input tokens", INPUT_COLOUR, |s| s.input_tokens),
+        ("output tokens reserved", OUTPUT_COLOUR, |s| s.output_tokens),
+    ];
+    let tokens: Vec<Series> = kinds
+        .into_iter()
+        .filter(|(_, _, value)| seconds.iter().any(|s| value(s) > 0))
+        .map(|(label, colour, value)| Series {
+            label: label.into(),
+            colour,
+            stroke: Stroke::Solid,
+            points: counts(seconds, value),
+        })
+        .collect();
+    let mut panels = Vec::new();
+    if !tokens.is_empty() {
+        panels.push(Panel::new(BUDGET_LABEL, tokens));
+    }
+    // Seconds without a daily quota give NaN, which `gauge` leaves out.
+    let today = gauge(seconds, |s| {
+        s.requests_left_today.map_or(f64::NAN, |n| n as f64)
+    });
+    if !today.is_empty() {
+        panels.push(Panel::new(
+            TODAY_LABEL,
+            vec![Series {
+                label: "requests left today".into(),
+                colour: TODAY_COLOUR,
+                stroke: Stroke::Solid,
+                points: steps(&today, x_end),
+            }],
+        ));
+    }
+    panels
 }
 
 /// When the monitor started, as an HTTP date (`Sat, 29 Nov 2025 00:10:00 GMT`).

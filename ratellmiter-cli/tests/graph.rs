@@ -10,8 +10,8 @@ use std::path::Path;
 
 use common::{Image, llmiter, llmiter_with_path, standard_log};
 use ratellmiter_cli::chart::{
-    ALLOWED_COLOUR, COMPARE_PALETTE, IN_FLIGHT_COLOUR, LIMIT_COLOUR, MEAN_COLOUR, PAUSE_COLOUR,
-    PROBE_COLOUR, QUEUE_LABEL,
+    ALLOWED_COLOUR, BUDGET_LABEL, COMPARE_PALETTE, IN_FLIGHT_COLOUR, INPUT_COLOUR, LIMIT_COLOUR,
+    MEAN_COLOUR, OUTPUT_COLOUR, PAUSE_COLOUR, PROBE_COLOUR, QUEUE_LABEL, TODAY_COLOUR, TODAY_LABEL,
 };
 use ratellmiter_cli::lines::Line;
 
@@ -394,4 +394,53 @@ fn the_binary_does_not_link_a_font_library() {
             "{name}"
         );
     }
+}
+
+/// A log with budgets by kind gets their own panels under the others: input and
+/// output tokens per second, and the requests left today; a log without them (the
+/// standard one) gets neither.
+#[test]
+fn budgets_by_kind_are_drawn_in_a_panel_of_their_own_only_when_present() {
+    use ratellmiter_runtime::flow_log::format::{Record, SecondRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = vec![common::header(&["svc"])];
+    records.extend((0..30).map(|t| {
+        Record::Second(SecondRecord {
+            issued: 1,
+            finished: 1,
+            input_tokens: 2_000,
+            output_tokens: 1_024,
+            requests_left_today: Some(100 - t),
+            ..common::second("svc", t)
+        })
+    }));
+    records.push(common::footer());
+    common::write_log(dir.path(), "1764375000.jsonl", &records);
+    let path = graph(dir.path(), &["--dir", ".", "--name", "svc"]);
+    let image = Image::read(&dir.path().join(path));
+    let (issued, input) = (
+        image.rows_of(Line::Issued.colour()),
+        image.rows_of(INPUT_COLOUR),
+    );
+    let today = image.rows_of(TODAY_COLOUR);
+    assert!(image.count(OUTPUT_COLOUR) > VISIBLE);
+    assert!(
+        issued.end <= input.start && input.end <= today.start,
+        "issued in rows {issued:?}, input tokens in {input:?}, left today in {today:?}"
+    );
+    let svg = graph(
+        dir.path(),
+        &["--dir", ".", "--name", "svc", "--format", "svg"],
+    );
+    let svg = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+    assert!(
+        svg.contains(&format!(">\n{BUDGET_LABEL}\n<")),
+        "the budgets axis"
+    );
+    assert!(
+        svg.contains(&format!(">\n{TODAY_LABEL}\n<")),
+        "the daily axis"
+    );
+    let plain = standard_svg();
+    assert!(!plain.contains(BUDGET_LABEL) && !plain.contains(TODAY_LABEL));
 }
