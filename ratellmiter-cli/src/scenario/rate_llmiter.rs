@@ -216,7 +216,7 @@ impl State {
         let last = self.issued;
         self.capacity = if self.paused {
             0
-        } else if self.ticks % 60 == 0 {
+        } else if self.ticks.is_multiple_of(60) {
             last.max(self.start)
         } else if last == self.max {
             self.max
