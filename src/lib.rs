@@ -47,7 +47,8 @@
 //!     assert_eq!(ask_4o("What is the capital of France?".into()).await?, "gpt-4o says: What is the capital of France?");
 //!     assert_eq!(ask("Hello").await?, "answer to Hello");
 //!
-//!     let ticket = gpt.acquire().await; // by hand: wait for a ticket, call, drop the ticket
+//!     // By hand: wait for a ticket, call, drop the ticket.
+//!     let ticket = gpt.acquire().await.expect("no deadline, no token cost");
 //!     drop(ticket);
 //!
 //!     let s = gpt.stats();

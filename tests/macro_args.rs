@@ -280,6 +280,7 @@ async fn timeout_takes_a_duration_expression() {
     let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(60)));
     let timed_out = |waited| Err(ApiError::Gave(AcquireError::Timeout { waited }));
     assert_eq!(
@@ -299,6 +300,7 @@ async fn timeout_returns_the_converted_error_at_the_deadline() {
     // A rate limit asking for 60 s pauses the limiter.
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(60)));
     let start = Instant::now();
     let out = impatient(&l, &calls).await;
@@ -344,6 +346,7 @@ async fn high_priority_overtakes_queued_normal_calls() {
     let log = Arc::new(Mutex::new(Vec::new()));
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(10))); // everyone queues
     let mut tasks = Vec::new();
     for name in ["n1", "n2", "n3"] {

@@ -67,7 +67,7 @@ fn uncontended(c: &mut Criterion) {
         b.iter_custom(|iters| {
             rt.block_on(timed_rounds(iters, |i| {
                 let l = &ours[i];
-                async move { drop(black_box(l.acquire().await)) }
+                async move { drop(black_box(l.acquire().await.unwrap())) }
             }))
         })
     });

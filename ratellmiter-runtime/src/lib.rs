@@ -35,7 +35,9 @@ pub use integrations::reqwest_middleware;
 pub use integrations::stream;
 #[cfg(feature = "tower")]
 pub use integrations::tower;
-pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
+pub use limiter::{
+    Acquire, AcquireFuture, BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError,
+};
 pub use monitor::{DEFAULT_SERVICE, Monitor, RegistryError, monitor};
 pub use pacer::Priority;
 pub use rate_limit::{

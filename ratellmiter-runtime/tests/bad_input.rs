@@ -165,7 +165,7 @@ proptest! {
             Ok(l) => {
                 prop_assert!(cfg.validate().is_ok());
                 // An idle limiter's first ticket is free.
-                prop_assert!(l.try_acquire().is_ok());
+                prop_assert!(l.acquire().try_now().is_ok());
                 // The engine paces a burst, a rate limit and its probe without panicking.
                 let mut p = Pacer::new(cfg).unwrap();
                 let mut now = Duration::ZERO;
@@ -290,7 +290,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
 #[tokio::test(start_paused = true)]
 async fn huge_timeouts_and_retry_afters_through_the_limiter_are_survived() {
     let l = BucketRateLimiter::new(60);
-    drop(l.acquire_timeout(Duration::MAX).await.unwrap());
+    drop(l.acquire().timeout(Duration::MAX).await.unwrap());
     let out = l
         .call()
         .timeout(Duration::MAX)
@@ -302,17 +302,21 @@ async fn huge_timeouts_and_retry_afters_through_the_limiter_are_survived() {
         "a deadline past representable time is none"
     );
 
-    let t = l.acquire().await;
+    let t = l.acquire().await.unwrap();
     t.observe_budget(Some((0, Duration::MAX)), None);
     t.rate_limited(Some(Duration::MAX));
-    let waited = l.acquire_timeout(Duration::from_secs(5)).await.unwrap_err();
+    let waited = l
+        .acquire()
+        .timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(
         waited,
         AcquireError::Timeout {
             waited: Duration::from_secs(5)
         }
     );
-    assert_eq!(l.try_acquire().unwrap_err(), TryAcquireError::Paused);
+    assert_eq!(l.acquire().try_now().unwrap_err(), TryAcquireError::Paused);
     let s = l.stats();
     assert_eq!((s.waiting, s.in_flight), (0, 0));
     assert_eq!(s.issued + s.cancelled, s.requested);
@@ -326,14 +330,14 @@ async fn impossible_token_estimates_fail_at_once() {
         .build()
         .unwrap();
     assert_eq!(
-        l.acquire_weighted(u64::MAX).await.unwrap_err(),
+        l.acquire().tokens(u64::MAX).await.unwrap_err(),
         AcquireError::CostExceedsBudget {
             cost: u64::MAX,
             tpm: 1_000
         }
     );
     assert!(matches!(
-        l.try_acquire_weighted(1_001),
+        l.acquire().tokens(1_001).try_now(),
         Err(TryAcquireError::NotBefore(_))
     ));
     let s = l.stats();
@@ -375,7 +379,7 @@ async fn hostile_service_names_stay_in_the_log_dir_and_intact_in_the_log() {
         monitor.add_service(n, BucketRateLimiter::new(600)).unwrap();
     }
     for n in &names {
-        drop(monitor.limiter(n).acquire().await);
+        drop(monitor.limiter(n).acquire().await.unwrap());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     monitor.stop();
@@ -457,7 +461,7 @@ async fn an_unwritable_log_dir_costs_the_log_not_the_pacing() {
         .unwrap();
     let t0 = Instant::now();
     for _ in 0..20 {
-        drop(l.acquire().await);
+        drop(l.acquire().await.unwrap());
     }
     assert_eq!(
         t0.elapsed(),

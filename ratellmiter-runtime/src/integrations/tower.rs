@@ -75,7 +75,7 @@ use http_body_util::BodyExt;
 use super::classify::{Verdict, is_answer, refusal};
 use super::stream::Settle;
 use crate::headers::RateLimitHeaders;
-use crate::limiter::BucketRateLimiter;
+use crate::limiter::{Acquire, BucketRateLimiter};
 use crate::monitor::{DEFAULT_SERVICE, monitor};
 use crate::pacer::{Priority, Request};
 use crate::run::InFlight;
@@ -378,7 +378,7 @@ impl Attempts {
             priority: Priority::Normal,
             cost: self.cost,
         };
-        let ticket = self.limiter.acquire_with(request, None).await?;
+        let ticket = Acquire::new(&self.limiter, request, None).await?;
         Ok(InFlight(Some(ticket)))
     }
 

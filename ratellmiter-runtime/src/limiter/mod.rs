@@ -1,24 +1,23 @@
 //! [`BucketRateLimiter`]: the async and blocking drivers around the pure [`Pacer`], and
 //! the [`Ticket`] that gives its slot back when dropped.
 
-use std::future::poll_fn;
 use std::sync::{Arc, OnceLock, Weak};
-use std::task::{Poll as TaskPoll, Waker};
+use std::task::Waker;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
-use crate::pacer::{Issued, Outcome, Pacer, Priority, ProbeId, Request, TryIssueError, WaiterId};
+use crate::pacer::{Issued, Outcome, Pacer, ProbeId, Request, WaiterId};
 use crate::rate_limit::RateLimitedService;
 use crate::shared::SharedBudget;
 use crate::telemetry::{self, trace_event};
 
+mod acquire;
 mod builder;
 mod driver;
 mod locked;
@@ -26,12 +25,12 @@ mod stats;
 mod ticket;
 mod waiting;
 
+pub use acquire::{Acquire, AcquireFuture};
 pub use builder::LimiterBuilder;
 use driver::DriverState;
 use locked::Locked;
 pub use stats::Stats;
 pub use ticket::Ticket;
-use waiting::Waiting;
 pub(crate) use waiting::block_on;
 
 /// A rate limiter for one service (usually one model): hands out tickets spread evenly
@@ -43,7 +42,7 @@ pub(crate) use waiting::block_on;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let limiter = BucketRateLimiter::new(600);
-/// let ticket = limiter.acquire().await; // waits for its slot
+/// let ticket = limiter.acquire().await.unwrap(); // waits for its slot
 /// // ... call the API ...
 /// drop(ticket); // the call is done
 /// assert_eq!(limiter.stats().issued, 1);
@@ -183,173 +182,6 @@ impl BucketRateLimiter {
         }
     }
 
-    /// Waits for a ticket. Dropping the [`Ticket`] tells the limiter the call is done;
-    /// dropping this future while it waits leaves the queue as if it never came.
-    pub async fn acquire(&self) -> Ticket {
-        match self.acquire_with(Request::NEW, None).await {
-            Ok(t) => t,
-            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
-        }
-    }
-
-    /// Waits for a ticket ahead of normal calls (behind re-tries after a rate limit).
-    pub async fn acquire_priority(&self, priority: Priority) -> Ticket {
-        match self
-            .acquire_with(
-                Request {
-                    priority,
-                    ..Request::NEW
-                },
-                None,
-            )
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
-        }
-    }
-
-    /// Waits for a ticket for a call estimated at `tokens` tokens. Fails at once when
-    /// the estimate exceeds the whole per-minute token budget.
-    pub async fn acquire_weighted(&self, tokens: u64) -> Result<Ticket, AcquireError> {
-        self.acquire_with(
-            Request {
-                cost: tokens,
-                ..Request::NEW
-            },
-            None,
-        )
-        .await
-    }
-
-    /// Waits for a ticket until `deadline`; on time-out the call leaves the queue and
-    /// the calls behind it move up. Cancel-safe like [`acquire`](Self::acquire).
-    pub async fn acquire_until(&self, deadline: Instant) -> Result<Ticket, AcquireError> {
-        self.acquire_with(Request::NEW, Some(deadline)).await
-    }
-
-    /// Waits for a ticket at most `timeout` (a timeout too long to represent waits as
-    /// long as it takes).
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Ticket, AcquireError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.acquire_with(Request::NEW, deadline).await
-    }
-
-    /// A ticket now if one is free and nobody is queued; never waits, never queues.
-    pub fn try_acquire(&self) -> Result<Ticket, TryAcquireError> {
-        self.try_acquire_weighted(0)
-    }
-
-    /// [`try_acquire`](Self::try_acquire) for a call estimated at `tokens` tokens.
-    pub fn try_acquire_weighted(&self, tokens: u64) -> Result<Ticket, TryAcquireError> {
-        let now = self.shared.now();
-        let mut st = self.shared.lock();
-        if st.budget.is_some() {
-            // Other processes may be in line, and only a round trip to the store knows.
-            return Err(TryAcquireError::Queued);
-        }
-        match st.pacer.try_issue(
-            now,
-            Request {
-                cost: tokens,
-                ..Request::NEW
-            },
-        ) {
-            Ok(issued) => {
-                if let Some(r) = &mut st.recorder {
-                    r.requested(now);
-                    r.issued(now, &issued);
-                }
-                Ok(Ticket::new(self.shared.clone(), issued))
-            }
-            Err(TryIssueError::NotBefore(at)) => Err(TryAcquireError::NotBefore(
-                self.shared
-                    .origin
-                    .checked_add(at)
-                    .unwrap_or_else(far_future),
-            )),
-            Err(TryIssueError::Queued) => Err(TryAcquireError::Queued),
-            Err(TryIssueError::Paused) => Err(TryAcquireError::Paused),
-        }
-    }
-
-    /// The general acquire: queue `req`, wait for its ticket or `deadline`.
-    pub(crate) async fn acquire_with(
-        &self,
-        req: Request,
-        deadline: Option<Instant>,
-    ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req)? {
-            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => id,
-        };
-        let mut waiting = Waiting::new(&self.shared, id);
-        // Read the clock only on the slow path: the fast one never reports a wait.
-        let start = Instant::now();
-        let mut deadline_sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-        let issued = poll_fn(|cx| {
-            if let TaskPoll::Ready(t) = waiting.poll_issued(cx) {
-                return TaskPoll::Ready(Some(t));
-            }
-            match deadline_sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                Some(TaskPoll::Ready(())) => TaskPoll::Ready(None),
-                _ => TaskPoll::Pending,
-            }
-        })
-        .instrument(tracing::debug_span!(
-            "ratellmiter.wait",
-            service = self.name()
-        ))
-        .await;
-        match issued {
-            Some(t) => Ok(Ticket::new(self.shared.clone(), t)),
-            None => {
-                drop(waiting); // leaves the queue
-                Err(AcquireError::Timeout {
-                    waited: start.elapsed(),
-                })
-            }
-        }
-    }
-
-    /// Blocks this thread until a ticket is free. For blocking clients only: never call
-    /// it on an async runtime's worker thread (use [`acquire`](Self::acquire) there, or
-    /// `tokio::task::spawn_blocking`), since it parks the thread that would drive others.
-    pub fn acquire_blocking(&self) -> Ticket {
-        match self.acquire_blocking_with(Request::NEW, None) {
-            Ok(t) => t,
-            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
-        }
-    }
-
-    /// [`acquire_blocking`](Self::acquire_blocking) giving up at `deadline`.
-    pub fn acquire_blocking_until(&self, deadline: Instant) -> Result<Ticket, AcquireError> {
-        self.acquire_blocking_with(Request::NEW, Some(deadline))
-    }
-
-    pub(crate) fn acquire_blocking_with(
-        &self,
-        req: Request,
-        deadline: Option<Instant>,
-    ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req)? {
-            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => id,
-        };
-        let mut waiting = Waiting::new(&self.shared, id);
-        // Read the clock only on the slow path: the fast one never reports a wait.
-        let start = Instant::now();
-        match waiting.wait_blocking(deadline) {
-            Some(t) => Ok(Ticket::new(self.shared.clone(), t)),
-            None => {
-                drop(waiting); // leaves the queue
-                Err(AcquireError::Timeout {
-                    waited: start.elapsed(),
-                })
-            }
-        }
-    }
-
     pub(crate) fn note_retry_exhausted(&self) {
         let now = self.shared.now();
         if let Some(r) = &mut self.shared.lock().recorder {
@@ -389,7 +221,7 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
-/// Why [`BucketRateLimiter::try_acquire`] gave no ticket.
+/// Why [`Acquire::try_now`] gave no ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryAcquireError {
     /// No ticket is free before this instant (if nobody queues first).

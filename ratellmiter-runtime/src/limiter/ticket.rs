@@ -50,7 +50,8 @@ impl Ticket {
     }
 
     /// The server refused the call for its rate limit: pauses the limiter (unless it is
-    /// already paused). The caller re-queues at the front with a new acquire.
+    /// already paused). Re-queue the call at the front with
+    /// `limiter.acquire().retry()` (what `#[llmiter]` and [`Call`](crate::Call) do).
     pub fn rate_limited(mut self, retry_after: Option<Duration>) {
         self.end(Outcome::RateLimited { retry_after });
     }
