@@ -51,17 +51,7 @@ pub const FINAL_ERROR_CODES: &[&str] = &[
     "enforced_spend_limit_reached",
 ];
 
-/// What is left of one limit and when it refills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Requests or tokens left.
-    pub remaining: u64,
-    /// Time from the response until the limit refills.
-    pub reset: Duration,
-}
-
-/// `(remaining, reset in)` of one budget, as the limiter's `observe_budget` takes it.
-pub(crate) type Left = (u64, Duration);
+pub use crate::pacer::Budget;
 
 /// The rate-limit headers of one response. Absent or malformed headers leave their
 /// field `None`; a budget needs both its `remaining` and its `reset`.
@@ -142,11 +132,10 @@ impl RateLimitHeaders {
         }
     }
 
-    /// `(remaining, reset)` of the requests budget and of the tightest token budget, as
-    /// the limiter's `observe_budget` takes them.
-    pub(crate) fn budgets(&self) -> (Option<Left>, Option<Left>) {
-        let pair = |b: Option<Budget>| b.map(|b| (b.remaining, b.reset));
-        (pair(self.requests), pair(self.token_budget()))
+    /// The requests budget and the tightest token budget, as the limiter's
+    /// `observe_budget` takes them.
+    pub(crate) fn budgets(&self) -> (Option<Budget>, Option<Budget>) {
+        (self.requests, self.token_budget())
     }
 
     /// The tightest token budget: the one with the fewest tokens left among

@@ -9,7 +9,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::flow_log::format::sanitize_service_name;
-use ratellmiter_runtime::pacer::{Outcome, Pacer, Poll, Request};
+use ratellmiter_runtime::headers::Budget;
+use ratellmiter_runtime::pacer::{Outcome, Pacer, Request, Step};
 use ratellmiter_runtime::{
     AcquireError, BucketRateLimiter, LimiterBuilder, LimiterConfig, Monitor, MonitorConfig,
     TryAcquireError,
@@ -175,7 +176,7 @@ proptest! {
                 let mut issued = 0;
                 for step in 0..20 {
                     match p.poll(now) {
-                        Poll::Issued(t) => {
+                        Step::Issued(t) => {
                             issued += 1;
                             let outcome = if step == 0 {
                                 Outcome::RateLimited { retry_after: None }
@@ -187,7 +188,7 @@ proptest! {
                                 p.enqueue(now, Request::RETRY).unwrap();
                             }
                         }
-                        Poll::WaitUntil(at) => now = at,
+                        Step::WaitUntil(at) => now = at,
                         _ => break,
                     }
                 }
@@ -226,7 +227,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
 
     let mut p = Pacer::new(LimiterConfig::default()).unwrap();
     p.enqueue(s(0), Request::NEW).unwrap();
-    let Poll::Issued(t) = p.poll(s(0)) else {
+    let Step::Issued(t) = p.poll(s(0)) else {
         panic!("first ticket is free")
     };
     p.finish(
@@ -237,7 +238,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         },
     );
     p.enqueue(s(1), Request::RETRY).unwrap();
-    assert_eq!(p.poll(s(2)), Poll::WaitUntil(s(1) + year));
+    assert_eq!(p.poll(s(2)), Step::WaitUntil(s(1) + year));
 
     let mut p = Pacer::new(LimiterConfig {
         tpm: Some(1_000),
@@ -252,8 +253,18 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         },
     )
     .unwrap();
-    p.observe_budget(s(1), Some((0, Duration::MAX)), Some((0, Duration::MAX)));
-    assert_eq!(p.poll(s(2)), Poll::WaitUntil(s(1) + year));
+    p.observe_budget(
+        s(1),
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::MAX,
+        }),
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::MAX,
+        }),
+    );
+    assert_eq!(p.poll(s(2)), Step::WaitUntil(s(1) + year));
 
     let mut p = Pacer::new(LimiterConfig {
         tpm: Some(1_000),
@@ -272,8 +283,8 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         .unwrap();
         let t = loop {
             match p.poll(now) {
-                Poll::Issued(t) => break t,
-                Poll::WaitUntil(at) => now = at,
+                Step::Issued(t) => break t,
+                Step::WaitUntil(at) => now = at,
                 other => panic!("{other:?}"),
             }
         };
@@ -303,7 +314,13 @@ async fn huge_timeouts_and_retry_afters_through_the_limiter_are_survived() {
     );
 
     let t = l.acquire().await.unwrap();
-    t.observe_budget(Some((0, Duration::MAX)), None);
+    t.observe_budget(
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::MAX,
+        }),
+        None,
+    );
     t.rate_limited(Some(Duration::MAX));
     let waited = l
         .acquire()

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use ratellmiter_runtime::headers::Budget;
 use ratellmiter_runtime::{
     BoxFuture, BucketRateLimiter, IsRateLimit, RateLimit, RateLimitedService,
 };
@@ -194,7 +195,13 @@ async fn a_later_answer_lifts_a_hold() {
     let l = limiter(600);
     let start = Instant::now();
     let t = l.acquire().await.unwrap();
-    t.observe_budget(Some((0, Duration::from_secs(30))), None);
+    t.observe_budget(
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::from_secs(30),
+        }),
+        None,
+    );
     let waiter = tokio::spawn({
         let l = l.clone();
         async move {
@@ -205,7 +212,13 @@ async fn a_later_answer_lifts_a_hold() {
     });
     sleep(Duration::from_secs(2)).await;
     assert!(!waiter.is_finished(), "held");
-    t.observe_budget(Some((50, Duration::from_secs(30))), None);
+    t.observe_budget(
+        Some(Budget {
+            remaining: 50,
+            reset: Duration::from_secs(30),
+        }),
+        None,
+    );
     t.finish();
     let at = waiter.await.unwrap();
     assert_eq!(

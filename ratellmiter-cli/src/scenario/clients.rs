@@ -203,7 +203,8 @@ impl ModelClient {
                         if let Ok(r) = &reply {
                             current().record_usage(r.tokens);
                             if *headers {
-                                current().observe_budget(r.requests_left, r.tokens_left);
+                                current()
+                                    .observe_budget(budget(r.requests_left), budget(r.tokens_left));
                             }
                         }
                         reply
@@ -291,4 +292,9 @@ impl Clock for TokioClock {
         let since = Instant::now().saturating_duration_since(self.origin);
         TokioInstant(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
+}
+
+/// A reply's `(remaining, reset)` as the limiter takes it.
+fn budget(left: Option<(u64, Duration)>) -> Option<ratellmiter_runtime::headers::Budget> {
+    left.map(|(remaining, reset)| ratellmiter_runtime::headers::Budget { remaining, reset })
 }

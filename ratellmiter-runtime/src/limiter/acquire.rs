@@ -10,8 +10,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::waiting::Waiting;
 use super::{BucketRateLimiter, Enqueued, Ticket, far_future};
-use crate::error::AcquireError;
-use crate::pacer::{Priority, Request, TryIssueError};
+use crate::error::{AcquireError, TryAcquireError};
+use crate::pacer::{Priority, Request};
 
 /// A request for a ticket: set its options, then `.await` it, call
 /// [`blocking`](Self::blocking) on a plain thread, or [`try_now`](Self::try_now) to
@@ -167,8 +167,7 @@ impl<'a> Acquire<'a> {
     /// # drop(first);
     /// # }
     /// ```
-    pub fn try_now(self) -> Result<Ticket, super::TryAcquireError> {
-        use super::TryAcquireError;
+    pub fn try_now(self) -> Result<Ticket, TryAcquireError> {
         let shared = &self.limiter.shared;
         let now = shared.now();
         let mut st = shared.lock();
@@ -184,11 +183,7 @@ impl<'a> Acquire<'a> {
                 }
                 Ok(Ticket::new(shared.clone(), issued))
             }
-            Err(TryIssueError::NotBefore(at)) => Err(TryAcquireError::NotBefore(
-                shared.origin.checked_add(at).unwrap_or_else(far_future),
-            )),
-            Err(TryIssueError::Queued) => Err(TryAcquireError::Queued),
-            Err(TryIssueError::Paused) => Err(TryAcquireError::Paused),
+            Err(e) => Err(e.map_at(|at| shared.origin.checked_add(at).unwrap_or_else(far_future))),
         }
     }
 }

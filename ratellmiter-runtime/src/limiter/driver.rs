@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Shared, State};
-use crate::pacer::{Issued, Outcome, Poll, ProbeId};
+use crate::pacer::{Issued, Outcome, ProbeId, Step};
 use crate::rate_limit::RateLimitedService;
 use crate::shared::{Clearing, SharedBudget};
 
@@ -52,7 +52,7 @@ impl State {
                 return Drive::Wait;
             }
             match self.pacer.poll(now) {
-                Poll::Issued(t) => {
+                Step::Issued(t) => {
                     if let Some(r) = &mut self.recorder {
                         r.issued(now, &t);
                     }
@@ -62,8 +62,8 @@ impl State {
                     }
                     self.hand_over(now, t);
                 }
-                Poll::WaitUntil(at) => return Drive::Sleep(at),
-                Poll::ProbeService(id) => match shared.prober() {
+                Step::WaitUntil(at) => return Drive::Sleep(at),
+                Step::ProbeService(id) => match shared.prober() {
                     Some(service) => return Drive::Probe(id, service),
                     // The service is gone: fall back to probing with a call.
                     None => {
@@ -71,7 +71,7 @@ impl State {
                         self.pacer.probe_abandoned(id);
                     }
                 },
-                Poll::Idle => return Drive::Idle,
+                Step::Idle => return Drive::Idle,
             }
         }
     }

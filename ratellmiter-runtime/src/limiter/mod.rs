@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
-use crate::pacer::{Issued, Outcome, Pacer, ProbeId, Request, WaiterId};
+use crate::pacer::{Budget, Issued, Outcome, Pacer, ProbeId, Request, WaiterId};
 use crate::rate_limit::RateLimitedService;
 use crate::shared::SharedBudget;
 use crate::telemetry::{self, trace_event};
@@ -21,15 +21,14 @@ mod acquire;
 mod builder;
 mod driver;
 mod locked;
-mod stats;
 mod ticket;
 mod waiting;
 
+use crate::stats::Stats;
 pub use acquire::{Acquire, AcquireFuture};
 pub use builder::LimiterBuilder;
 use driver::DriverState;
 use locked::Locked;
-pub use stats::Stats;
 pub use ticket::Ticket;
 pub(crate) use waiting::block_on;
 
@@ -163,23 +162,7 @@ impl BucketRateLimiter {
     /// Counters and gauges now.
     pub fn stats(&self) -> Stats {
         let now = self.shared.now();
-        let mut st = self.shared.lock();
-        let c = st.pacer.counters();
-        Stats {
-            requested: c.requested,
-            issued: c.issued,
-            reissued: c.reissued,
-            finished: c.finished,
-            rate_limited: c.rate_limited,
-            cancelled: c.cancelled,
-            waiting: st.pacer.waiting(),
-            in_flight: st.pacer.in_flight(),
-            allowed_rate: st.pacer.allowed_rate(),
-            learned_rate: st.pacer.learned_rate(now),
-            limit_rate: st.pacer.full_rate(),
-            paused: st.pacer.is_paused(),
-            tokens_in_window: st.pacer.tokens_in_window(now),
-        }
+        self.shared.lock().pacer.stats(now)
     }
 
     pub(crate) fn note_retry_exhausted(&self) {
@@ -220,35 +203,6 @@ impl BucketRateLimiter {
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
-
-/// Why [`Acquire::try_now`] gave no ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryAcquireError {
-    /// No ticket is free before this instant (if nobody queues first).
-    NotBefore(Instant),
-    /// Calls are queued ahead: taking a ticket would jump the line.
-    Queued,
-    /// The limiter is paused after a rate limit.
-    Paused,
-}
-
-impl std::fmt::Display for TryAcquireError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TryAcquireError::NotBefore(at) => {
-                write!(
-                    f,
-                    "no ticket free for another {:?}",
-                    at.saturating_duration_since(Instant::now())
-                )
-            }
-            TryAcquireError::Queued => f.write_str("calls are queued ahead for a ticket"),
-            TryAcquireError::Paused => f.write_str("the limiter is paused after a rate limit"),
-        }
-    }
-}
-
-impl std::error::Error for TryAcquireError {}
 
 impl Shared {
     pub(crate) fn now(&self) -> Duration {
@@ -326,11 +280,7 @@ impl Shared {
         self.lock().pacer.record_usage(t, tokens);
     }
 
-    pub(crate) fn observe_budget(
-        &self,
-        requests: Option<(u64, Duration)>,
-        tokens: Option<(u64, Duration)>,
-    ) {
+    pub(crate) fn observe_budget(&self, requests: Option<Budget>, tokens: Option<Budget>) {
         let now = self.now();
         let mut st = self.lock();
         st.pacer.observe_budget(now, requests, tokens);
