@@ -323,7 +323,7 @@ async fn timeout_returns_the_converted_error_at_the_deadline() {
 
 #[llmiter(limiter = limiter, priority = high)]
 async fn urgent(
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     log: Arc<Mutex<Vec<&'static str>>>,
 ) -> Result<(), ApiError> {
     log.lock().unwrap().push("high");
@@ -332,7 +332,7 @@ async fn urgent(
 
 #[llmiter(limiter = limiter, priority = normal)]
 async fn routine(
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     log: Arc<Mutex<Vec<&'static str>>>,
     name: &'static str,
 ) -> Result<(), ApiError> {
@@ -342,7 +342,7 @@ async fn routine(
 
 #[tokio::test(start_paused = true)]
 async fn high_priority_overtakes_queued_normal_calls() {
-    let l = Arc::new(BucketRateLimiter::new(60));
+    let l = BucketRateLimiter::new(60);
     let log = Arc::new(Mutex::new(Vec::new()));
     l.acquire()
         .await

@@ -130,7 +130,7 @@ async fn over_http(
         if kind == ClientKind::Ratellmiter {
             for (m, client) in scenario.models.iter().zip(&clients) {
                 if let ModelClient::Limiter { limiter, .. } = client {
-                    monitor().add_service(&m.name, (**limiter).clone())?;
+                    monitor().add_service(&m.name, limiter.clone())?;
                 }
             }
         }

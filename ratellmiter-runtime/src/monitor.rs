@@ -18,7 +18,7 @@ use crate::rate_limit::RateLimitedService;
 /// The name of the service `#[llmiter]` uses when none is given.
 pub const DEFAULT_SERVICE: &str = "default";
 
-type Registry = Arc<RwLock<BTreeMap<String, Arc<BucketRateLimiter>>>>;
+type Registry = Arc<RwLock<BTreeMap<String, BucketRateLimiter>>>;
 
 /// A mistake in the use of the registry, naming the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,10 +255,9 @@ impl Monitor {
         &self,
         name: &str,
         limiter: BucketRateLimiter,
-    ) -> Result<Arc<BucketRateLimiter>, RegistryError> {
+    ) -> Result<BucketRateLimiter, RegistryError> {
         self.refuse_taken(&[name])?;
         limiter.set_name(name);
-        let limiter = Arc::new(limiter);
         self.register(name, limiter.clone());
         Ok(limiter)
     }
@@ -273,7 +272,7 @@ impl Monitor {
         }
     }
 
-    fn register(&self, name: &str, limiter: Arc<BucketRateLimiter>) {
+    fn register(&self, name: &str, limiter: BucketRateLimiter) {
         self.services
             .write()
             .insert(name.to_owned(), limiter.clone());
@@ -324,12 +323,12 @@ impl Monitor {
     /// [`UnknownServices::Refuse`], or past
     /// [`max_unknown_services`](MonitorConfig::max_unknown_services). The message names
     /// the service.
-    pub fn limiter(&self, name: &str) -> Arc<BucketRateLimiter> {
+    pub fn limiter(&self, name: &str) -> BucketRateLimiter {
         self.try_limiter(name).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The limiter of `name`, or why an unknown name is refused.
-    pub fn try_limiter(&self, name: &str) -> Result<Arc<BucketRateLimiter>, RegistryError> {
+    pub fn try_limiter(&self, name: &str) -> Result<BucketRateLimiter, RegistryError> {
         if let Some(l) = self.services.read().get(name) {
             return Ok(l.clone());
         }
@@ -370,26 +369,24 @@ impl Monitor {
     }
 
     /// The limiter `#[llmiter]` without a service uses (created at `default_rpm`).
-    pub fn default_limiter(&self) -> Arc<BucketRateLimiter> {
+    pub fn default_limiter(&self) -> BucketRateLimiter {
         self.limiter(DEFAULT_SERVICE)
     }
 
-    fn get_or_create(&self, name: &str) -> Arc<BucketRateLimiter> {
+    fn get_or_create(&self, name: &str) -> BucketRateLimiter {
         let rpm = self.config.read().default_rpm;
         let mut services = self.services.write();
         if let Some(l) = services.get(name) {
             return l.clone();
         }
-        let limiter = Arc::new(
-            BucketRateLimiter::builder()
-                .config(LimiterConfig {
-                    rpm,
-                    ..Default::default()
-                })
-                .name(name)
-                .build()
-                .expect("default_rpm is validated by try_config"),
-        );
+        let limiter = BucketRateLimiter::builder()
+            .config(LimiterConfig {
+                rpm,
+                ..Default::default()
+            })
+            .name(name)
+            .build()
+            .expect("default_rpm is validated by try_config");
         services.insert(name.to_owned(), limiter.clone());
         drop(services);
         let run = self.run.lock();
@@ -431,12 +428,11 @@ fn warn_on_stderr(name: &str, rpm: u32) {
 }
 
 /// Each limiter once, though several names may share it.
-fn unique(limiters: &[Arc<BucketRateLimiter>]) -> impl Iterator<Item = &BucketRateLimiter> {
+fn unique(limiters: &[BucketRateLimiter]) -> impl Iterator<Item = &BucketRateLimiter> {
     let mut seen = HashSet::new();
     limiters
         .iter()
         .filter(move |l| seen.insert(Arc::as_ptr(&l.shared)))
-        .map(|l| &**l)
 }
 
 fn attach(limiter: &BucketRateLimiter, start: tokio::time::Instant) {

@@ -153,7 +153,7 @@ fn a_second_add_service_for_a_name_is_refused() {
     assert_eq!(m.limiter("o1").config().rpm, 300);
 }
 
-struct Mistral(Arc<BucketRateLimiter>);
+struct Mistral(BucketRateLimiter);
 
 impl RateLimitedService for Mistral {
     fn service_name(&self) -> &str {
@@ -162,7 +162,7 @@ impl RateLimitedService for Mistral {
     fn is_blocked(&self) -> BoxFuture<'_, bool> {
         Box::pin(async { false })
     }
-    fn limiter(&self, _model: Option<&str>) -> Arc<BucketRateLimiter> {
+    fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
         self.0.clone()
     }
 }
@@ -174,7 +174,7 @@ fn a_rate_limited_service_with_a_name_in_use_registers_nothing() {
     m.config(quiet());
     m.add_service("mistral-large", BucketRateLimiter::new(100))
         .unwrap();
-    let service = Arc::new(Mistral(Arc::new(BucketRateLimiter::new(600))));
+    let service = Arc::new(Mistral(BucketRateLimiter::new(600)));
     let refused = m.add_rate_limited_service(service, &["mistral-small", "mistral-large"]);
     assert_eq!(
         refused.unwrap_err(),

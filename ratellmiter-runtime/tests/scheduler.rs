@@ -230,7 +230,7 @@ async fn a_later_answer_lifts_a_hold() {
 
 /// Blocked once (panicking), then open.
 struct Flaky {
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     asked: AtomicU32,
 }
 
@@ -245,19 +245,17 @@ impl RateLimitedService for Flaky {
             false
         })
     }
-    fn limiter(&self, _model: Option<&str>) -> Arc<BucketRateLimiter> {
+    fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
         self.limiter.clone()
     }
 }
 
 fn flaky(probe_interval: Duration) -> Arc<Flaky> {
-    let limiter = Arc::new(
-        BucketRateLimiter::builder()
-            .rpm(600)
-            .probe_interval(probe_interval)
-            .build()
-            .unwrap(),
-    );
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .probe_interval(probe_interval)
+        .build()
+        .unwrap();
     let service = Arc::new(Flaky {
         limiter: limiter.clone(),
         asked: AtomicU32::new(0),

@@ -117,7 +117,7 @@ pub enum ModelClient {
     /// A ratellmiter limiter; `headers` says whether to feed it the provider's budget.
     Limiter {
         /// The limiter of this model.
-        limiter: Arc<BucketRateLimiter>,
+        limiter: BucketRateLimiter,
         /// Feed `x-ratelimit-*` to the limiter.
         headers: bool,
     },
@@ -234,12 +234,12 @@ impl ModelClient {
 }
 
 /// ratellmiter with everything on, at the configured limits.
-fn full_limiter(cfg: Configured) -> anyhow::Result<Arc<BucketRateLimiter>> {
+fn full_limiter(cfg: Configured) -> anyhow::Result<BucketRateLimiter> {
     let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
     if let Some(tpm) = cfg.tpm {
         b = b.tpm(tpm);
     }
-    Ok(Arc::new(b.max_retries(MAX_RETRIES).build()?))
+    Ok(b.max_retries(MAX_RETRIES).build()?)
 }
 
 /// Exponential backoff with jitter, seeded per call so runs repeat exactly.
