@@ -37,7 +37,7 @@
 //! #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! async fn main() -> Result<(), MyError> {
 //!     let dir = std::env::temp_dir().join("ratellmiter-doc-quickstart");
-//!     monitor().config(MonitorConfig::default().default_rpm(300).log_dir(&dir));
+//!     monitor().set_config(MonitorConfig::default().default_rpm(300).log_dir(&dir));
 //!     monitor().start(); // idempotent; calls made before start() are paced all the same
 //!     // A name is registered once: a second add_service for it is an error.
 //!     let gpt = monitor().add_service("gpt-4o", BucketRateLimiter::new(500)).expect("registered once");

@@ -117,7 +117,7 @@ async fn over_http(
     args: &DemoArgs,
     console: &mut Console<'_>,
 ) -> anyhow::Result<Vec<Row>> {
-    monitor().config(MonitorConfig::default().log_dir(&args.dir));
+    monitor().set_config(MonitorConfig::default().log_dir(&args.dir));
     let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
     let style = ProgressStyle::with_template(
         "{prefix:>20} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",

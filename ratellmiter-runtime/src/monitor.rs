@@ -72,7 +72,7 @@ impl std::error::Error for RegistryError {}
 /// use ratellmiter::{BucketRateLimiter, Monitor, MonitorConfig, RegistryError, UnknownServices};
 ///
 /// let monitor = Monitor::new();
-/// monitor.config(MonitorConfig::default().default_rpm(300).logging(false));
+/// monitor.set_config(MonitorConfig::default().default_rpm(300).logging(false));
 /// monitor.start(); // idempotent
 /// let gpt = monitor.add_service("gpt-4o", BucketRateLimiter::new(500)).unwrap();
 /// assert!(monitor.limiter("gpt-4o").same_limiter(&gpt));
@@ -82,7 +82,7 @@ impl std::error::Error for RegistryError {}
 /// // An unknown name gets a limiter at default_rpm, and a warning on stderr...
 /// assert_eq!(monitor.limiter("unknown-model").config().rpm, 300);
 /// // ...or, when asked, an error.
-/// monitor.config(MonitorConfig::default().unknown_services(UnknownServices::Refuse).logging(false));
+/// monitor.set_config(MonitorConfig::default().unknown_services(UnknownServices::Refuse).logging(false));
 /// assert!(monitor.try_limiter("gpt-4o-mni").is_err());
 /// monitor.stop(); // idempotent; start() again works
 /// ```
@@ -138,23 +138,30 @@ impl Monitor {
     }
 
     /// Applies `config`. An invalid one is refused with an error event and the previous
-    /// settings stay; [`try_config`](Self::try_config) returns the error instead.
-    pub fn config(&self, config: MonitorConfig) -> &Self {
-        if let Err(e) = self.try_config(config) {
+    /// settings stay; [`try_set_config`](Self::try_set_config) returns the error instead.
+    pub fn set_config(&self, config: MonitorConfig) -> &Self {
+        if let Err(e) = self.try_set_config(config) {
             tracing::error!(error = %e, "monitor configuration refused");
         }
         self
     }
 
     /// Applies `config`, or says which setting is wrong.
-    pub fn try_config(&self, config: MonitorConfig) -> Result<&Self, ConfigError> {
+    pub fn try_set_config(&self, config: MonitorConfig) -> Result<&Self, ConfigError> {
         config.validate()?;
         *self.config.write() = config;
         Ok(self)
     }
 
     /// The settings in force.
-    pub fn current_config(&self) -> MonitorConfig {
+    ///
+    /// ```
+    /// use ratellmiter::{Monitor, MonitorConfig};
+    /// let monitor = Monitor::new();
+    /// monitor.set_config(MonitorConfig::default().default_rpm(120).logging(false));
+    /// assert_eq!(monitor.config().get_default_rpm(), 120);
+    /// ```
+    pub fn config(&self) -> MonitorConfig {
         self.config.read().clone()
     }
 
@@ -386,7 +393,7 @@ impl Monitor {
             })
             .name(name)
             .build()
-            .expect("default_rpm is validated by try_config");
+            .expect("default_rpm is validated by try_set_config");
         services.insert(name.to_owned(), limiter.clone());
         drop(services);
         let run = self.run.lock();

@@ -85,14 +85,10 @@ fn bad_live_changes_are_refused_and_change_nothing() {
 
     let m = Monitor::new();
     let err = m
-        .try_config(MonitorConfig::default().default_rpm(0).logging(false))
+        .try_set_config(MonitorConfig::default().default_rpm(0).logging(false))
         .unwrap_err();
     assert_eq!(err.field(), "default_rpm");
-    assert_eq!(
-        m.current_config().get_default_rpm(),
-        300,
-        "the old settings stay"
-    );
+    assert_eq!(m.config().get_default_rpm(), 300, "the old settings stay");
     m.add_service("svc", BucketRateLimiter::new(60)).unwrap();
     assert_eq!(m.set_rpm("svc", 0).unwrap_err().field(), "rpm");
     assert_eq!(m.limiter("svc").config().rpm, 60);
@@ -383,7 +379,7 @@ async fn hostile_service_names_stay_in_the_log_dir_and_intact_in_the_log() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("logs");
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(&dir));
+    monitor.set_config(MonitorConfig::default().log_dir(&dir));
     let long = "x/".repeat(5_000);
     let mut names: Vec<&str> = HOSTILE_NAMES.to_vec();
     names.push(&long);
@@ -458,7 +454,7 @@ async fn an_unwritable_log_dir_costs_the_log_not_the_pacing() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let warnings = capture_warnings();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(file.path().join("a/b")));
+    monitor.set_config(MonitorConfig::default().log_dir(file.path().join("a/b")));
     monitor.start();
     assert_eq!(monitor.log_path(), None);
     assert_eq!(

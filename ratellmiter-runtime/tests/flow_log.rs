@@ -31,7 +31,7 @@ fn read_records(path: &std::path::Path) -> Vec<Record> {
 async fn a_scenario_round_trips_through_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
     let gpt = monitor
         .add_service(
             "gpt-4o",
@@ -143,7 +143,7 @@ async fn a_scenario_round_trips_through_the_log() {
 async fn a_long_pause_shows_in_every_second_though_nothing_happens() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
     let l = monitor
         .add_service(
             "slow",
@@ -186,7 +186,7 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let monitor = Monitor::new();
     // A directory below a regular file cannot be created, even by root.
-    monitor.config(MonitorConfig::default().log_dir(file.path().join("logs")));
+    monitor.set_config(MonitorConfig::default().log_dir(file.path().join("logs")));
     monitor.start();
     assert_eq!(monitor.log_path(), None);
     let l = monitor
