@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::{ConfigError, LimiterConfig, MonitorConfig, UnknownServices};
 use crate::flow_log::format::{Record, ServiceSettings};
-use crate::flow_log::{LogSink, Recorder, Writer, flush_limiters};
+use crate::flow_log::{LogSink, Recorder, Writer, write_records};
 use crate::limiter::BucketRateLimiter;
 use crate::rate_limit::RateLimitedService;
 
@@ -183,7 +183,11 @@ impl Monitor {
             let services = self.services.clone();
             let spawned = Writer::spawn(move |all| {
                 let limiters: Vec<_> = services.read().values().cloned().collect();
-                flush_limiters(&sink, unique(&limiters), all);
+                let mut records = Vec::new();
+                for l in unique(&limiters) {
+                    l.take_log_records(all, &mut records);
+                }
+                write_records(&sink, &records);
                 if all {
                     sink.lock().finish();
                 }

@@ -16,10 +16,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::clearing::Clearing;
 use super::{Shared, State};
 use crate::pacer::{Issued, Outcome, ProbeId, Step};
 use crate::rate_limit::RateLimitedService;
-use crate::shared::{Clearing, SharedBudget};
+use crate::shared::SharedBudget;
 
 /// Whether a driver task runs, and how to reach it.
 #[derive(Default)]

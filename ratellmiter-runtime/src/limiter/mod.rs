@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
+use crate::flow_log::format::Record;
 use crate::pacer::{Budget, Issued, Outcome, Pacer, ProbeId, Request, WaiterId};
 use crate::rate_limit::RateLimitedService;
 use crate::shared::SharedBudget;
@@ -19,6 +20,7 @@ use crate::telemetry::{self, trace_event};
 
 mod acquire;
 mod builder;
+mod clearing;
 mod driver;
 mod locked;
 mod ticket;
@@ -30,7 +32,6 @@ pub use builder::LimiterBuilder;
 use driver::DriverState;
 use locked::Locked;
 pub use ticket::Ticket;
-pub(crate) use waiting::block_on;
 
 /// A rate limiter for one service (usually one model): hands out tickets spread evenly
 /// over the minute, ramps up after a jump in demand, and pauses and probes after a rate
@@ -189,6 +190,17 @@ impl BucketRateLimiter {
         st.pacer.set_tpm(now, tpm)?;
         st.kick();
         Ok(())
+    }
+
+    /// Moves what the flow-log recorder finished (everything when `all`, at stop) into
+    /// `records`, events before seconds.
+    pub(crate) fn take_log_records(&self, all: bool, records: &mut Vec<Record>) {
+        let now = self.shared.now();
+        if let Some(r) = &mut self.shared.state.lock().recorder {
+            let (seconds, events) = r.take(now, all);
+            records.extend(events.into_iter().map(Record::Event));
+            records.extend(seconds.into_iter().map(Record::Second));
+        }
     }
 
     pub(crate) fn attach_recorder(&self, recorder: Option<Recorder>) {
