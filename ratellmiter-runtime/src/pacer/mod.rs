@@ -326,11 +326,11 @@ enum ProbeKind {
 /// let mut p = Pacer::new(LimiterConfig { rpm: 600, ..Default::default() }).unwrap();
 /// let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
 /// let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
-/// assert!(matches!(p.poll(Duration::ZERO), Step::Issued(t) if t.id == a));
+/// assert!(matches!(p.poll(Duration::ZERO), Step::Issued(t) if t.id() == a));
 /// // After idleness the ramp starts at 22 % of 10/s: the next slot is 1/2.2 s later.
 /// let next = Duration::from_nanos(454_545_455);
 /// assert_eq!(p.poll(Duration::ZERO), Step::WaitUntil(next));
-/// assert!(matches!(p.poll(next), Step::Issued(t) if t.id == b));
+/// assert!(matches!(p.poll(next), Step::Issued(t) if t.id() == b));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pacer {
