@@ -144,9 +144,24 @@ impl BucketRateLimiter {
         let _ = self.shared.name.set(name.into());
     }
 
-    /// The settings in force.
+    /// The settings as configured. While a shared limiter paces alone at its fallback
+    /// rate (its store unreachable), `rpm` still reads the configured rate; the
+    /// fallback is [`fallback_rpm`](Self::fallback_rpm).
     pub fn config(&self) -> LimiterConfig {
-        self.shared.state.lock().pacer.config().clone()
+        let st = self.shared.state.lock();
+        let mut cfg = st.pacer.config().clone();
+        if let Some((configured, _)) = st.budget.as_ref().and_then(|b| b.fallback(cfg.rpm)) {
+            cfg.rpm = configured;
+        }
+        cfg
+    }
+
+    /// The rate this process paces at alone while its shared store is unreachable
+    /// (`None` when the limiter is not shared or the store answers).
+    pub fn fallback_rpm(&self) -> Option<u32> {
+        let st = self.shared.state.lock();
+        let rpm = st.pacer.config().rpm;
+        st.budget.as_ref()?.fallback(rpm).map(|(_, local)| local)
     }
 
     /// Whether two handles share one budget.

@@ -38,6 +38,16 @@ impl SharedBudget {
         }
     }
 
+    /// `(configured, fallback)` rpm while the fallback is in force: the store is
+    /// unreachable and the pacer still runs at the fallback rate (`pacer_rpm`), not at
+    /// one the user set meanwhile.
+    pub(crate) fn fallback(&self, pacer_rpm: u32) -> Option<(u32, u32)> {
+        self.outage
+            .as_ref()
+            .filter(|o| o.local_rpm == pacer_rpm)
+            .map(|o| (o.rpm, o.local_rpm))
+    }
+
     /// Whether a ticket is clearing now (the local pacer must not issue).
     pub(crate) fn is_clearing(&self) -> bool {
         self.clearing
