@@ -117,7 +117,7 @@ pub enum ModelClient {
     /// A ratellmiter limiter; `headers` says whether to feed it the provider's budget.
     Limiter {
         /// The limiter of this model.
-        limiter: Arc<BucketRateLimiter>,
+        limiter: BucketRateLimiter,
         /// Feed `x-ratelimit-*` to the limiter.
         headers: bool,
     },
@@ -203,7 +203,8 @@ impl ModelClient {
                         if let Ok(r) = &reply {
                             current().record_usage(r.tokens);
                             if *headers {
-                                current().observe_budget(r.requests_left, r.tokens_left);
+                                current()
+                                    .observe_budget(budget(r.requests_left), budget(r.tokens_left));
                             }
                         }
                         reply
@@ -233,12 +234,12 @@ impl ModelClient {
 }
 
 /// ratellmiter with everything on, at the configured limits.
-fn full_limiter(cfg: Configured) -> anyhow::Result<Arc<BucketRateLimiter>> {
+fn full_limiter(cfg: Configured) -> anyhow::Result<BucketRateLimiter> {
     let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
     if let Some(tpm) = cfg.tpm {
         b = b.tpm(tpm);
     }
-    Ok(Arc::new(b.max_retries(MAX_RETRIES).build()?))
+    Ok(b.max_retries(MAX_RETRIES).build()?)
 }
 
 /// Exponential backoff with jitter, seeded per call so runs repeat exactly.
@@ -291,4 +292,9 @@ impl Clock for TokioClock {
         let since = Instant::now().saturating_duration_since(self.origin);
         TokioInstant(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
+}
+
+/// A reply's `(remaining, reset)` as the limiter takes it.
+fn budget(left: Option<(u64, Duration)>) -> Option<ratellmiter_runtime::headers::Budget> {
+    left.map(|(remaining, reset)| ratellmiter_runtime::headers::Budget { remaining, reset })
 }
