@@ -2,8 +2,6 @@
 //! only the macros of the same version use it (the facade pins `ratellmiter-macros`
 //! exactly).
 
-use std::sync::Arc;
-
 pub use core::time::Duration;
 pub use ratellmiter_runtime::{
     AcquireError, BucketRateLimiter, Call, IsRateLimit, Monitor, Priority, RateLimit, monitor,
@@ -14,7 +12,7 @@ pub use ratellmiter_runtime::{
 #[diagnostic::on_unimplemented(
     message = "`limiter = …` needs a `BucketRateLimiter`, found `{Self}`",
     label = "not a limiter",
-    note = "give a `&BucketRateLimiter`, an `Arc<BucketRateLimiter>` or a `&Arc<BucketRateLimiter>`; to pick a limiter by name, write `service = …`"
+    note = "give a `BucketRateLimiter` or a `&BucketRateLimiter` (a cheap handle: clone it rather than wrap it in an `Arc`); to pick a limiter by name, write `service = …`"
 )]
 pub trait AsLimiter {
     /// A handle on the same limiter.
@@ -24,12 +22,6 @@ pub trait AsLimiter {
 impl AsLimiter for BucketRateLimiter {
     fn to_limiter(&self) -> BucketRateLimiter {
         self.clone()
-    }
-}
-
-impl AsLimiter for Arc<BucketRateLimiter> {
-    fn to_limiter(&self) -> BucketRateLimiter {
-        (**self).clone()
     }
 }
 

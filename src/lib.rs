@@ -37,7 +37,7 @@
 //! #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! async fn main() -> Result<(), MyError> {
 //!     let dir = std::env::temp_dir().join("ratellmiter-doc-quickstart");
-//!     monitor().config(MonitorConfig::default().default_rpm(300).log_dir(&dir));
+//!     monitor().set_config(MonitorConfig::default().default_rpm(300).log_dir(&dir));
 //!     monitor().start(); // idempotent; calls made before start() are paced all the same
 //!     // A name is registered once: a second add_service for it is an error.
 //!     let gpt = monitor().add_service("gpt-4o", BucketRateLimiter::new(500)).expect("registered once");
@@ -47,7 +47,8 @@
 //!     assert_eq!(ask_4o("What is the capital of France?".into()).await?, "gpt-4o says: What is the capital of France?");
 //!     assert_eq!(ask("Hello").await?, "answer to Hello");
 //!
-//!     let ticket = gpt.acquire().await; // by hand: wait for a ticket, call, drop the ticket
+//!     // By hand: wait for a ticket, call, drop the ticket.
+//!     let ticket = gpt.acquire().await.expect("no deadline, no token cost");
 //!     drop(ticket);
 //!
 //!     let s = gpt.stats();

@@ -45,7 +45,7 @@ async fn ask(client: &reqwest::Client, base_url: &str, prompt: &str) -> Result<S
 #[tokio::main]
 async fn main() {
     let urls: Vec<String> = std::env::args().skip(1).collect();
-    monitor().config(MonitorConfig::default().logging(false));
+    monitor().set_config(MonitorConfig::default().logging(false));
     monitor().add_service("gpt-4o-mini", BucketRateLimiter::new(600)).unwrap();
     let client = reqwest::Client::new();
     let answer = ask(&client, &urls[0], "What is the capital of France?").await.unwrap();

@@ -280,6 +280,7 @@ async fn timeout_takes_a_duration_expression() {
     let (l, calls) = (BucketRateLimiter::new(600), AtomicU32::new(0));
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(60)));
     let timed_out = |waited| Err(ApiError::Gave(AcquireError::Timeout { waited }));
     assert_eq!(
@@ -299,6 +300,7 @@ async fn timeout_returns_the_converted_error_at_the_deadline() {
     // A rate limit asking for 60 s pauses the limiter.
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(60)));
     let start = Instant::now();
     let out = impatient(&l, &calls).await;
@@ -321,7 +323,7 @@ async fn timeout_returns_the_converted_error_at_the_deadline() {
 
 #[llmiter(limiter = limiter, priority = high)]
 async fn urgent(
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     log: Arc<Mutex<Vec<&'static str>>>,
 ) -> Result<(), ApiError> {
     log.lock().unwrap().push("high");
@@ -330,7 +332,7 @@ async fn urgent(
 
 #[llmiter(limiter = limiter, priority = normal)]
 async fn routine(
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     log: Arc<Mutex<Vec<&'static str>>>,
     name: &'static str,
 ) -> Result<(), ApiError> {
@@ -340,10 +342,11 @@ async fn routine(
 
 #[tokio::test(start_paused = true)]
 async fn high_priority_overtakes_queued_normal_calls() {
-    let l = Arc::new(BucketRateLimiter::new(60));
+    let l = BucketRateLimiter::new(60);
     let log = Arc::new(Mutex::new(Vec::new()));
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(10))); // everyone queues
     let mut tasks = Vec::new();
     for name in ["n1", "n2", "n3"] {

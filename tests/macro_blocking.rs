@@ -69,7 +69,7 @@ fn a_blocking_fn_is_retried_on_its_thread() {
 
 #[tokio::test]
 async fn spawn_blocking_is_the_way_from_async_code() {
-    let l = Arc::new(BucketRateLimiter::new(600));
+    let l = BucketRateLimiter::new(600);
     let calls = Arc::new(AtomicU32::new(2)); // no refusals left
     let task = (l.clone(), calls.clone());
     let out = tokio::task::spawn_blocking(move || owned(&task.0, task.1, "ok".into()))

@@ -51,8 +51,8 @@ impl Server {
     }
 }
 
-fn limiter() -> Arc<BucketRateLimiter> {
-    Arc::new(BucketRateLimiter::new(600))
+fn limiter() -> BucketRateLimiter {
+    BucketRateLimiter::new(600)
 }
 
 /// Checks the limiter saw `attempts` tickets, `rate_limited` of them refused, none left out.
@@ -138,7 +138,7 @@ async fn generics_lifetimes_patterns_and_mut_arguments() {
 struct Client {
     model: String,
     server: Arc<Server>,
-    limiters: Vec<Arc<BucketRateLimiter>>,
+    limiters: Vec<BucketRateLimiter>,
     /// Changed through `&mut self`, once per attempt.
     attempts: u32,
 }
@@ -153,7 +153,7 @@ impl Client {
         }
     }
 
-    fn limiter_for(&self, model: &str) -> &Arc<BucketRateLimiter> {
+    fn limiter_for(&self, model: &str) -> &BucketRateLimiter {
         &self.limiters[usize::from(model.starts_with("o1"))]
     }
 
@@ -380,7 +380,7 @@ async fn impl_future_send_body_is_retried_and_spawned() {
 /// by value because it moves it (a returned future cannot borrow an argument).
 #[llmiter(limiter = l)]
 fn pinned_box(
-    l: Arc<BucketRateLimiter>,
+    l: BucketRateLimiter,
     server: Arc<Server>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, ApiError>> + Send>> {
     Box::pin(async {

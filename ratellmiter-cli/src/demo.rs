@@ -117,7 +117,7 @@ async fn over_http(
     args: &DemoArgs,
     console: &mut Console<'_>,
 ) -> anyhow::Result<Vec<Row>> {
-    monitor().config(MonitorConfig::default().log_dir(&args.dir));
+    monitor().set_config(MonitorConfig::default().log_dir(&args.dir));
     let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
     let style = ProgressStyle::with_template(
         "{prefix:>20} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
@@ -130,7 +130,7 @@ async fn over_http(
         if kind == ClientKind::Ratellmiter {
             for (m, client) in scenario.models.iter().zip(&clients) {
                 if let ModelClient::Limiter { limiter, .. } = client {
-                    monitor().add_service(&m.name, (**limiter).clone())?;
+                    monitor().add_service(&m.name, limiter.clone())?;
                 }
             }
         }

@@ -76,7 +76,7 @@ use proc_macro::TokenStream;
 /// |---|---|
 /// | `service = "name"` | the monitor's limiter of that name (`monitor().limiter("name")`; an unknown name gets one at the default rate with a warning on stderr, or is refused: see `MonitorConfig::unknown_services`) |
 /// | `service = <expr>` | the same, with the name computed for each call from the arguments or `self` (`&str`, `String`, …) |
-/// | `limiter = <expr>` | a limiter given directly: `&BucketRateLimiter`, `Arc<BucketRateLimiter>` or `&Arc<…>` |
+/// | `limiter = <expr>` | a limiter given directly: a `BucketRateLimiter` or a `&BucketRateLimiter` |
 /// | `monitor = <expr>` | the `Monitor` that `service` (or the default limiter) is looked up in, instead of the global `monitor()`: a `&Monitor`, a `static` `LazyLock<Monitor>`, an `Arc<Monitor>`; not with `limiter` |
 /// | `max_retries = N` | re-runs after a rate limit before the error is returned (default: the limiter's, 20); `0` never re-runs and clones nothing; a `u32` constant or expression (`max_retries = MAX_RETRIES`) works too |
 /// | `request_id = <expr>` | an id (`&str`, `String`, …) carried into traces and `ratellmiter::current().request_id()` |
@@ -105,10 +105,10 @@ use proc_macro::TokenStream;
 ///     fn from(e: AcquireError) -> Self { ApiError::Gave(e) }
 /// }
 ///
-/// struct Client { model: String, limiters: Vec<Arc<BucketRateLimiter>> }
+/// struct Client { model: String, limiters: Vec<BucketRateLimiter> }
 ///
 /// impl Client {
-///     fn limiter_for(&self, model: &str) -> &Arc<BucketRateLimiter> {
+///     fn limiter_for(&self, model: &str) -> &BucketRateLimiter {
 ///         &self.limiters[model.len() % self.limiters.len()]
 ///     }
 ///
@@ -127,7 +127,7 @@ use proc_macro::TokenStream;
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let client = Client { model: "gpt-4o".into(), limiters: vec![Arc::new(BucketRateLimiter::new(600))] };
+/// let client = Client { model: "gpt-4o".into(), limiters: vec![BucketRateLimiter::new(600)] };
 /// assert_eq!(client.chat("hi").await.unwrap(), "gpt-4o: hi");
 /// assert_eq!(client.complete("o1", "req-7".into()).await.unwrap(), "req-7");
 /// # }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use governor::{Quota, RateLimiter};
-use ratellmiter_runtime::pacer::{Outcome, Pacer, Poll, Request};
+use ratellmiter_runtime::pacer::{Outcome, Pacer, Request, Step};
 use ratellmiter_runtime::{BucketRateLimiter, LimiterConfig, config::MAX_RPM};
 
 /// Limiters per timed round. A limiter hands out its next ticket only after its
@@ -67,7 +67,7 @@ fn uncontended(c: &mut Criterion) {
         b.iter_custom(|iters| {
             rt.block_on(timed_rounds(iters, |i| {
                 let l = &ours[i];
-                async move { drop(black_box(l.acquire().await)) }
+                async move { drop(black_box(l.acquire().await.unwrap())) }
             }))
         })
     });
@@ -92,7 +92,7 @@ fn uncontended(c: &mut Criterion) {
                 let p = &mut pacers[i];
                 p.enqueue(now, Request::NEW).expect("no token budget");
                 match p.poll(now) {
-                    Poll::Issued(t) => p.finish(now, &t, Outcome::Success),
+                    Step::Issued(t) => p.finish(now, &t, Outcome::Success),
                     other => panic!("an idle engine issues at once, got {other:?}"),
                 }
                 async {}
@@ -155,7 +155,7 @@ fn issue_with_queue(c: &mut Criterion) {
                         // Past any ramp interval, so the head's slot is always due.
                         now += Duration::from_millis(1);
                         match pacer.poll(now) {
-                            Poll::Issued(t) => pacer.finish(now, &t, Outcome::Success),
+                            Step::Issued(t) => pacer.finish(now, &t, Outcome::Success),
                             other => panic!("the head should be due, got {other:?}"),
                         }
                     }

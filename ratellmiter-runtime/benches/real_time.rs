@@ -47,7 +47,7 @@ async fn issue_times(l: &BucketRateLimiter, n: usize) -> (Vec<Instant>, Vec<Inst
         let (l, times) = (l.clone(), times.clone());
         tasks.push(tokio::spawn(async move {
             let asked = Instant::now();
-            let t = l.acquire().await;
+            let t = l.acquire().await.unwrap();
             times.lock().push((asked + t.waited(), Instant::now()));
             t.finish();
         }));

@@ -5,13 +5,13 @@
 //! same for the pure `Pacer` alone. Run with
 //! `cargo bench -p ratellmiter-runtime --bench waiter_memory`.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
 use ratellmiter_runtime::pacer::{Pacer, Request};
-use ratellmiter_runtime::{BucketRateLimiter, LimiterConfig, Ticket};
+use ratellmiter_runtime::{AcquireError, BucketRateLimiter, LimiterConfig, Ticket};
 
 #[path = "../tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -19,7 +19,7 @@ use counting_alloc::live;
 
 const WAITERS: usize = 100_000;
 
-type Acquire<'a> = Pin<Box<dyn Future<Output = Ticket> + 'a>>;
+type Acquire<'a> = Pin<Box<dyn Future<Output = Result<Ticket, AcquireError>> + 'a>>;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -31,7 +31,7 @@ fn main() {
     let limiter = BucketRateLimiter::new(1);
     let mut cx = Context::from_waker(Waker::noop());
     // The first ticket goes out at once; everyone after it waits a minute or more.
-    let mut first: Acquire = Box::pin(limiter.acquire());
+    let mut first: Acquire = Box::pin(limiter.acquire().into_future());
     let held = match first.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(t) => t,
         std::task::Poll::Pending => panic!("the first ticket of an idle limiter is free"),
@@ -41,7 +41,7 @@ fn main() {
     let mut waiting: Vec<Acquire> = Vec::with_capacity(WAITERS);
     let vec_bytes = live() - before;
     for _ in 0..WAITERS {
-        let mut f: Acquire = Box::pin(limiter.acquire());
+        let mut f: Acquire = Box::pin(limiter.acquire().into_future());
         assert!(f.as_mut().poll(&mut cx).is_pending(), "the call must queue");
         waiting.push(f);
     }

@@ -430,7 +430,9 @@ impl MonitorConfig {
         self
     }
 
-    /// The configured default requests per minute.
+    /// The configured default requests per minute. Named as `std::process::Command`
+    /// names its getters (`current_dir` / `get_current_dir`): the bare name is the
+    /// setter of this builder-style type.
     pub fn get_default_rpm(&self) -> u32 {
         self.default_rpm
     }

@@ -4,13 +4,12 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use crate::headers::RateLimitHeaders;
 use crate::limiter::Shared;
 #[cfg(feature = "stream")]
 use crate::limiter::Ticket;
-use crate::pacer::{Issued, Usage};
+use crate::pacer::{Budget, Issued, Usage};
 
 tokio::task_local! {
     static CURRENT: TicketRef;
@@ -151,13 +150,9 @@ impl Current {
         }
     }
 
-    /// What the provider says is left, `(remaining, reset in)` for requests and tokens:
-    /// the limiter holds issuing when nothing remains, before a 429.
-    pub fn observe_budget(
-        &self,
-        requests: Option<(u64, Duration)>,
-        tokens: Option<(u64, Duration)>,
-    ) {
+    /// What the provider says is left of the requests and the tokens budgets: the
+    /// limiter holds issuing when nothing remains, before a 429.
+    pub fn observe_budget(&self, requests: Option<Budget>, tokens: Option<Budget>) {
         if let Some(t) = &self.0 {
             t.shared.observe_budget(requests, tokens);
         }

@@ -1,8 +1,9 @@
-//! Why a call could not get a ticket.
+//! Why a call could not get a ticket: the errors of the engine and of the limiter alike
+//! (this module knows no other).
 
 use std::time::{Duration, SystemTime};
 
-use crate::pacer::RequestError;
+use tokio::time::Instant;
 
 /// A ticket that could not be had: the wait ran past its deadline, or the call can
 /// never fit the token budget. The queue is left as if the call never came.
@@ -50,11 +51,11 @@ pub enum AcquireError {
     ///     .unwrap();
     /// drop(limiter.acquire().await);
     /// drop(limiter.acquire().await);
-    /// let spent = limiter.acquire_timeout(Duration::from_secs(60)).await.unwrap_err();
+    /// let spent = limiter.acquire().timeout(Duration::from_secs(60)).await.unwrap_err();
     /// let tomorrow = midnight + Duration::from_secs(86_400);
     /// assert_eq!(spent, AcquireError::QuotaExhausted { resets_at: tomorrow });
     /// // A deadline past the reset waits for it.
-    /// assert!(limiter.acquire_timeout(Duration::from_secs(3 * 3600)).await.is_ok());
+    /// assert!(limiter.acquire().timeout(Duration::from_secs(3 * 3600)).await.is_ok());
     /// # }
     /// ```
     QuotaExhausted {
@@ -100,20 +101,81 @@ impl std::fmt::Display for AcquireError {
 
 impl std::error::Error for AcquireError {}
 
-impl AcquireError {
-    /// The engine's refusal, with its engine times put on the wall clock
-    /// (`wall_origin` is the wall-clock time of engine time zero).
-    pub(crate) fn from_request(e: RequestError, wall_origin: SystemTime) -> Self {
-        match e {
-            RequestError::CostExceedsBudget { cost, tpm } => {
-                AcquireError::CostExceedsBudget { cost, tpm }
-            }
-            RequestError::CostExceedsDailyBudget { cost, tpd } => {
-                AcquireError::CostExceedsDailyBudget { cost, tpd }
-            }
-            RequestError::QuotaExhausted { resets_at } => AcquireError::QuotaExhausted {
-                resets_at: wall_origin + resets_at,
-            },
+/// Why a ticket asked for with [`Acquire::try_now`](crate::Acquire::try_now) did not
+/// come at once. The limiter says when in [`Instant`]s; the engine
+/// ([`Pacer::try_issue`](crate::pacer::Pacer::try_issue)), which reads no clock, in the
+/// `Duration` since its origin.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use ratellmiter::{BucketRateLimiter, TryAcquireError};
+/// let limiter = BucketRateLimiter::new(60);
+/// let _first = limiter.acquire().try_now().unwrap();
+/// match limiter.acquire().try_now() {
+///     Err(TryAcquireError::NotBefore(at)) => assert!(at > tokio::time::Instant::now()),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryAcquireError<At = Instant> {
+    /// No ticket is free before this time (if nobody queues first).
+    NotBefore(At),
+    /// Calls are queued ahead: taking a ticket would jump the line.
+    Queued,
+    /// The limiter is paused after a rate limit.
+    Paused,
+    /// `max_in_flight` calls are running: a place comes back when one of them ends.
+    AtCapacity,
+}
+
+impl<At> TryAcquireError<At> {
+    /// The same refusal with its time mapped (the engine's time to an instant).
+    pub(crate) fn map_at<B>(self, f: impl FnOnce(At) -> B) -> TryAcquireError<B> {
+        match self {
+            TryAcquireError::NotBefore(at) => TryAcquireError::NotBefore(f(at)),
+            TryAcquireError::Queued => TryAcquireError::Queued,
+            TryAcquireError::Paused => TryAcquireError::Paused,
+            TryAcquireError::AtCapacity => TryAcquireError::AtCapacity,
         }
     }
 }
+
+impl std::fmt::Display for TryAcquireError<Instant> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryAcquireError::NotBefore(at) => write!(
+                f,
+                "no ticket free for another {:?}",
+                at.saturating_duration_since(Instant::now())
+            ),
+            other => other.fmt_rest(f),
+        }
+    }
+}
+
+impl std::fmt::Display for TryAcquireError<Duration> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryAcquireError::NotBefore(at) => {
+                write!(f, "no ticket free before {at:?} on the engine's clock")
+            }
+            other => other.fmt_rest(f),
+        }
+    }
+}
+
+impl<At> TryAcquireError<At> {
+    /// The text of a refusal that names no time.
+    fn fmt_rest(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TryAcquireError::NotBefore(_) => "no ticket free now",
+            TryAcquireError::Queued => "calls are queued ahead for a ticket",
+            TryAcquireError::Paused => "the limiter is paused after a rate limit",
+            TryAcquireError::AtCapacity => "the most calls allowed in flight are running",
+        })
+    }
+}
+
+impl<At: std::fmt::Debug> std::error::Error for TryAcquireError<At> where Self: std::fmt::Display {}

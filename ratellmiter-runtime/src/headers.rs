@@ -51,17 +51,7 @@ pub const FINAL_ERROR_CODES: &[&str] = &[
     "enforced_spend_limit_reached",
 ];
 
-/// What is left of one limit and when it refills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Requests or tokens left.
-    pub remaining: u64,
-    /// Time from the response until the limit refills.
-    pub reset: Duration,
-}
-
-/// `(remaining, reset in)` of one budget, as the limiter's `observe_budget` takes it.
-pub(crate) type Left = (u64, Duration);
+pub use crate::pacer::Budget;
 
 /// The rate-limit headers of one response. Absent or malformed headers leave their
 /// field `None`; a budget needs both its `remaining` and its `reset`.
@@ -174,16 +164,15 @@ impl RateLimitHeaders {
         }
     }
 
-    /// `(remaining, reset)` of each family, for the limiter's holds: requests, tokens,
-    /// input tokens, output tokens. Each family holds the budget of its own kind.
-    pub(crate) fn families(&self) -> [Option<Left>; 4] {
+    /// Each family's budget, for the limiter's holds: requests, tokens, input tokens,
+    /// output tokens. Each family holds the budget of its own kind.
+    pub(crate) fn families(&self) -> [Option<Budget>; 4] {
         [
             self.requests,
             self.tokens,
             self.input_tokens,
             self.output_tokens,
         ]
-        .map(|b| b.map(|b| (b.remaining, b.reset)))
     }
 
     /// The budgets these limits stand for, as a limiter's settings.

@@ -18,11 +18,12 @@ pub mod pacer;
 mod rate_limit;
 mod run;
 pub mod shared;
+mod stats;
 mod telemetry;
 
 pub use config::{ConfigError, DayReset, LimiterConfig, MonitorConfig, RampShape, UnknownServices};
 pub use current::{Current, current};
-pub use error::AcquireError;
+pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "async-openai")]
 pub use integrations::async_openai;
 #[cfg(feature = "http")]
@@ -35,7 +36,7 @@ pub use integrations::reqwest_middleware;
 pub use integrations::stream;
 #[cfg(feature = "tower")]
 pub use integrations::tower;
-pub use limiter::{BucketRateLimiter, LimiterBuilder, Stats, Ticket, TryAcquireError};
+pub use limiter::{Acquire, AcquireFuture, BucketRateLimiter, LimiterBuilder, Ticket};
 pub use monitor::{DEFAULT_SERVICE, Monitor, RegistryError, monitor};
 pub use pacer::{Priority, Usage};
 pub use rate_limit::{
@@ -44,3 +45,4 @@ pub use rate_limit::{
 pub use run::Call;
 #[cfg(feature = "redis")]
 pub use shared::RedisBackend;
+pub use stats::Stats;

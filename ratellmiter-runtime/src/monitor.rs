@@ -11,14 +11,14 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::{ConfigError, LimiterConfig, MonitorConfig, UnknownServices};
 use crate::flow_log::format::{Record, ServiceSettings};
-use crate::flow_log::{LogSink, Recorder, Writer, flush_limiters};
+use crate::flow_log::{LogSink, Recorder, Writer, write_records};
 use crate::limiter::BucketRateLimiter;
 use crate::rate_limit::RateLimitedService;
 
 /// The name of the service `#[llmiter]` uses when none is given.
 pub const DEFAULT_SERVICE: &str = "default";
 
-type Registry = Arc<RwLock<BTreeMap<String, Arc<BucketRateLimiter>>>>;
+type Registry = Arc<RwLock<BTreeMap<String, BucketRateLimiter>>>;
 
 /// A mistake in the use of the registry, naming the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl std::error::Error for RegistryError {}
 /// use ratellmiter::{BucketRateLimiter, Monitor, MonitorConfig, RegistryError, UnknownServices};
 ///
 /// let monitor = Monitor::new();
-/// monitor.config(MonitorConfig::default().default_rpm(300).logging(false));
+/// monitor.set_config(MonitorConfig::default().default_rpm(300).logging(false));
 /// monitor.start(); // idempotent
 /// let gpt = monitor.add_service("gpt-4o", BucketRateLimiter::new(500)).unwrap();
 /// assert!(monitor.limiter("gpt-4o").same_limiter(&gpt));
@@ -82,7 +82,7 @@ impl std::error::Error for RegistryError {}
 /// // An unknown name gets a limiter at default_rpm, and a warning on stderr...
 /// assert_eq!(monitor.limiter("unknown-model").config().rpm, 300);
 /// // ...or, when asked, an error.
-/// monitor.config(MonitorConfig::default().unknown_services(UnknownServices::Refuse).logging(false));
+/// monitor.set_config(MonitorConfig::default().unknown_services(UnknownServices::Refuse).logging(false));
 /// assert!(monitor.try_limiter("gpt-4o-mni").is_err());
 /// monitor.stop(); // idempotent; start() again works
 /// ```
@@ -138,23 +138,30 @@ impl Monitor {
     }
 
     /// Applies `config`. An invalid one is refused with an error event and the previous
-    /// settings stay; [`try_config`](Self::try_config) returns the error instead.
-    pub fn config(&self, config: MonitorConfig) -> &Self {
-        if let Err(e) = self.try_config(config) {
+    /// settings stay; [`try_set_config`](Self::try_set_config) returns the error instead.
+    pub fn set_config(&self, config: MonitorConfig) -> &Self {
+        if let Err(e) = self.try_set_config(config) {
             tracing::error!(error = %e, "monitor configuration refused");
         }
         self
     }
 
     /// Applies `config`, or says which setting is wrong.
-    pub fn try_config(&self, config: MonitorConfig) -> Result<&Self, ConfigError> {
+    pub fn try_set_config(&self, config: MonitorConfig) -> Result<&Self, ConfigError> {
         config.validate()?;
         *self.config.write() = config;
         Ok(self)
     }
 
     /// The settings in force.
-    pub fn current_config(&self) -> MonitorConfig {
+    ///
+    /// ```
+    /// use ratellmiter::{Monitor, MonitorConfig};
+    /// let monitor = Monitor::new();
+    /// monitor.set_config(MonitorConfig::default().default_rpm(120).logging(false));
+    /// assert_eq!(monitor.config().get_default_rpm(), 120);
+    /// ```
+    pub fn config(&self) -> MonitorConfig {
         self.config.read().clone()
     }
 
@@ -176,7 +183,11 @@ impl Monitor {
             let services = self.services.clone();
             let spawned = Writer::spawn(move |all| {
                 let limiters: Vec<_> = services.read().values().cloned().collect();
-                flush_limiters(&sink, unique(&limiters), all);
+                let mut records = Vec::new();
+                for l in unique(&limiters) {
+                    l.take_log_records(all, &mut records);
+                }
+                write_records(&sink, &records);
                 if all {
                     sink.lock().finish();
                 }
@@ -255,10 +266,9 @@ impl Monitor {
         &self,
         name: &str,
         limiter: BucketRateLimiter,
-    ) -> Result<Arc<BucketRateLimiter>, RegistryError> {
+    ) -> Result<BucketRateLimiter, RegistryError> {
         self.refuse_taken(&[name])?;
         limiter.set_name(name);
-        let limiter = Arc::new(limiter);
         self.register(name, limiter.clone());
         Ok(limiter)
     }
@@ -273,7 +283,7 @@ impl Monitor {
         }
     }
 
-    fn register(&self, name: &str, limiter: Arc<BucketRateLimiter>) {
+    fn register(&self, name: &str, limiter: BucketRateLimiter) {
         self.services
             .write()
             .insert(name.to_owned(), limiter.clone());
@@ -324,12 +334,12 @@ impl Monitor {
     /// [`UnknownServices::Refuse`], or past
     /// [`max_unknown_services`](MonitorConfig::max_unknown_services). The message names
     /// the service.
-    pub fn limiter(&self, name: &str) -> Arc<BucketRateLimiter> {
+    pub fn limiter(&self, name: &str) -> BucketRateLimiter {
         self.try_limiter(name).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The limiter of `name`, or why an unknown name is refused.
-    pub fn try_limiter(&self, name: &str) -> Result<Arc<BucketRateLimiter>, RegistryError> {
+    pub fn try_limiter(&self, name: &str) -> Result<BucketRateLimiter, RegistryError> {
         if let Some(l) = self.services.read().get(name) {
             return Ok(l.clone());
         }
@@ -370,26 +380,24 @@ impl Monitor {
     }
 
     /// The limiter `#[llmiter]` without a service uses (created at `default_rpm`).
-    pub fn default_limiter(&self) -> Arc<BucketRateLimiter> {
+    pub fn default_limiter(&self) -> BucketRateLimiter {
         self.limiter(DEFAULT_SERVICE)
     }
 
-    fn get_or_create(&self, name: &str) -> Arc<BucketRateLimiter> {
+    fn get_or_create(&self, name: &str) -> BucketRateLimiter {
         let rpm = self.config.read().default_rpm;
         let mut services = self.services.write();
         if let Some(l) = services.get(name) {
             return l.clone();
         }
-        let limiter = Arc::new(
-            BucketRateLimiter::builder()
-                .config(LimiterConfig {
-                    rpm,
-                    ..Default::default()
-                })
-                .name(name)
-                .build()
-                .expect("default_rpm is validated by try_config"),
-        );
+        let limiter = BucketRateLimiter::builder()
+            .config(LimiterConfig {
+                rpm,
+                ..Default::default()
+            })
+            .name(name)
+            .build()
+            .expect("default_rpm is validated by try_set_config");
         services.insert(name.to_owned(), limiter.clone());
         drop(services);
         let run = self.run.lock();
@@ -431,12 +439,11 @@ fn warn_on_stderr(name: &str, rpm: u32) {
 }
 
 /// Each limiter once, though several names may share it.
-fn unique(limiters: &[Arc<BucketRateLimiter>]) -> impl Iterator<Item = &BucketRateLimiter> {
+fn unique(limiters: &[BucketRateLimiter]) -> impl Iterator<Item = &BucketRateLimiter> {
     let mut seen = HashSet::new();
     limiters
         .iter()
         .filter(move |l| seen.insert(Arc::as_ptr(&l.shared)))
-        .map(|l| &**l)
 }
 
 fn attach(limiter: &BucketRateLimiter, start: tokio::time::Instant) {

@@ -193,10 +193,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`Monitor::add_rate_limited_service`](crate::Monitor::add_rate_limited_service).
 ///
 /// ```
-/// use std::sync::Arc;
 /// use ratellmiter::{BoxFuture, BucketRateLimiter, RateLimitedService};
 ///
-/// struct Mistral { shared: Arc<BucketRateLimiter> }
+/// struct Mistral { shared: BucketRateLimiter }
 ///
 /// impl RateLimitedService for Mistral {
 ///     fn service_name(&self) -> &str { "mistral" }
@@ -204,7 +203,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///         // Send "What is the capital of France?" and report whether it was refused.
 ///         Box::pin(async { false })
 ///     }
-///     fn limiter(&self, _model: Option<&str>) -> Arc<BucketRateLimiter> {
+///     fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
 ///         self.shared.clone() // one budget for all models
 ///     }
 /// }
@@ -215,5 +214,5 @@ pub trait RateLimitedService: Send + Sync + 'static {
     /// Whether the server still refuses calls. Called once per probe, never concurrently.
     fn is_blocked(&self) -> BoxFuture<'_, bool>;
     /// The limiter serving `model` (`None`: the service's default).
-    fn limiter(&self, model: Option<&str>) -> Arc<BucketRateLimiter>;
+    fn limiter(&self, model: Option<&str>) -> BucketRateLimiter;
 }

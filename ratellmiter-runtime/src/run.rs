@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::current::{TicketRef, was_taken};
 use crate::error::AcquireError;
-use crate::limiter::{BucketRateLimiter, Ticket};
+use crate::limiter::{Acquire, BucketRateLimiter, Ticket};
 use crate::pacer::{Cost, Priority, Request};
 use crate::rate_limit::{CallOutcome, RateLimitKind};
 
@@ -261,10 +261,8 @@ impl Call<'_> {
                 attempt
             );
             let (guard, (back, out)) = async {
-                let ticket = self
-                    .limiter
-                    .acquire_with(self.request(attempt > 0), self.deadline)
-                    .await?;
+                let ticket =
+                    Acquire::new(self.limiter, self.request(attempt > 0), self.deadline).await?;
                 let guard = InFlight(Some(ticket));
                 let (out, handed) = self.ticket_ref(&guard).scope(f(state)).await;
                 Ok::<_, AcquireError>((guard.handed_over(handed), out))
@@ -294,9 +292,8 @@ impl Call<'_> {
         refuse_async_thread();
         let mut attempt = 0;
         loop {
-            let ticket = self
-                .limiter
-                .acquire_blocking_with(self.request(attempt > 0), self.deadline)?;
+            let ticket =
+                Acquire::new(self.limiter, self.request(attempt > 0), self.deadline).blocking()?;
             let guard = InFlight(Some(ticket));
             let (out, handed) = self.ticket_ref(&guard).sync_scope(&mut f);
             let guard = guard.handed_over(handed);

@@ -9,7 +9,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::flow_log::format::sanitize_service_name;
-use ratellmiter_runtime::pacer::{Cost, Outcome, Pacer, Poll, Request};
+use ratellmiter_runtime::headers::Budget;
+use ratellmiter_runtime::pacer::{Cost, Outcome, Pacer, Request, Step};
 use ratellmiter_runtime::{
     AcquireError, BucketRateLimiter, LimiterBuilder, LimiterConfig, Monitor, MonitorConfig,
     TryAcquireError,
@@ -84,14 +85,10 @@ fn bad_live_changes_are_refused_and_change_nothing() {
 
     let m = Monitor::new();
     let err = m
-        .try_config(MonitorConfig::default().default_rpm(0).logging(false))
+        .try_set_config(MonitorConfig::default().default_rpm(0).logging(false))
         .unwrap_err();
     assert_eq!(err.field(), "default_rpm");
-    assert_eq!(
-        m.current_config().get_default_rpm(),
-        300,
-        "the old settings stay"
-    );
+    assert_eq!(m.config().get_default_rpm(), 300, "the old settings stay");
     m.add_service("svc", BucketRateLimiter::new(60)).unwrap();
     assert_eq!(m.set_rpm("svc", 0).unwrap_err().field(), "rpm");
     assert_eq!(m.limiter("svc").config().rpm, 60);
@@ -165,7 +162,7 @@ proptest! {
             Ok(l) => {
                 prop_assert!(cfg.validate().is_ok());
                 // An idle limiter's first ticket is free.
-                prop_assert!(l.try_acquire().is_ok());
+                prop_assert!(l.acquire().try_now().is_ok());
                 // The engine paces a burst, a rate limit and its probe without panicking.
                 let mut p = Pacer::new(cfg).unwrap();
                 let mut now = Duration::ZERO;
@@ -175,7 +172,7 @@ proptest! {
                 let mut issued = 0;
                 for step in 0..20 {
                     match p.poll(now) {
-                        Poll::Issued(t) => {
+                        Step::Issued(t) => {
                             issued += 1;
                             let outcome = if step == 0 {
                                 Outcome::RateLimited { retry_after: None }
@@ -187,7 +184,7 @@ proptest! {
                                 p.enqueue(now, Request::RETRY).unwrap();
                             }
                         }
-                        Poll::WaitUntil(at) => now = at,
+                        Step::WaitUntil(at) => now = at,
                         _ => break,
                     }
                 }
@@ -226,7 +223,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
 
     let mut p = Pacer::new(LimiterConfig::default()).unwrap();
     p.enqueue(s(0), Request::NEW).unwrap();
-    let Poll::Issued(t) = p.poll(s(0)) else {
+    let Step::Issued(t) = p.poll(s(0)) else {
         panic!("first ticket is free")
     };
     p.finish(
@@ -237,7 +234,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         },
     );
     p.enqueue(s(1), Request::RETRY).unwrap();
-    assert_eq!(p.poll(s(2)), Poll::WaitUntil(s(1) + year));
+    assert_eq!(p.poll(s(2)), Step::WaitUntil(s(1) + year));
 
     let mut p = Pacer::new(LimiterConfig {
         tpm: Some(1_000),
@@ -252,8 +249,18 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         },
     )
     .unwrap();
-    p.observe_budget(s(1), Some((0, Duration::MAX)), Some((0, Duration::MAX)));
-    assert_eq!(p.poll(s(2)), Poll::WaitUntil(s(1) + year));
+    p.observe_budget(
+        s(1),
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::MAX,
+        }),
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::MAX,
+        }),
+    );
+    assert_eq!(p.poll(s(2)), Step::WaitUntil(s(1) + year));
 
     let mut p = Pacer::new(LimiterConfig {
         tpm: Some(1_000),
@@ -272,8 +279,8 @@ fn huge_waits_and_usage_from_outside_are_survived() {
         .unwrap();
         let t = loop {
             match p.poll(now) {
-                Poll::Issued(t) => break t,
-                Poll::WaitUntil(at) => now = at,
+                Step::Issued(t) => break t,
+                Step::WaitUntil(at) => now = at,
                 other => panic!("{other:?}"),
             }
         };
@@ -290,7 +297,7 @@ fn huge_waits_and_usage_from_outside_are_survived() {
 #[tokio::test(start_paused = true)]
 async fn huge_timeouts_and_retry_afters_through_the_limiter_are_survived() {
     let l = BucketRateLimiter::new(60);
-    drop(l.acquire_timeout(Duration::MAX).await.unwrap());
+    drop(l.acquire().timeout(Duration::MAX).await.unwrap());
     let out = l
         .call()
         .timeout(Duration::MAX)
@@ -302,17 +309,27 @@ async fn huge_timeouts_and_retry_afters_through_the_limiter_are_survived() {
         "a deadline past representable time is none"
     );
 
-    let t = l.acquire().await;
-    t.observe_budget(Some((0, Duration::MAX)), None);
+    let t = l.acquire().await.unwrap();
+    t.observe_budget(
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::MAX,
+        }),
+        None,
+    );
     t.rate_limited(Some(Duration::MAX));
-    let waited = l.acquire_timeout(Duration::from_secs(5)).await.unwrap_err();
+    let waited = l
+        .acquire()
+        .timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(
         waited,
         AcquireError::Timeout {
             waited: Duration::from_secs(5)
         }
     );
-    assert_eq!(l.try_acquire().unwrap_err(), TryAcquireError::Paused);
+    assert_eq!(l.acquire().try_now().unwrap_err(), TryAcquireError::Paused);
     let s = l.stats();
     assert_eq!((s.waiting, s.in_flight), (0, 0));
     assert_eq!(s.issued + s.cancelled, s.requested);
@@ -326,14 +343,14 @@ async fn impossible_token_estimates_fail_at_once() {
         .build()
         .unwrap();
     assert_eq!(
-        l.acquire_weighted(u64::MAX).await.unwrap_err(),
+        l.acquire().tokens(u64::MAX).await.unwrap_err(),
         AcquireError::CostExceedsBudget {
             cost: u64::MAX,
             tpm: 1_000
         }
     );
     assert!(matches!(
-        l.try_acquire_weighted(1_001),
+        l.acquire().tokens(1_001).try_now(),
         Err(TryAcquireError::NotBefore(_))
     ));
     let s = l.stats();
@@ -362,7 +379,7 @@ async fn hostile_service_names_stay_in_the_log_dir_and_intact_in_the_log() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("logs");
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(&dir));
+    monitor.set_config(MonitorConfig::default().log_dir(&dir));
     let long = "x/".repeat(5_000);
     let mut names: Vec<&str> = HOSTILE_NAMES.to_vec();
     names.push(&long);
@@ -375,7 +392,7 @@ async fn hostile_service_names_stay_in_the_log_dir_and_intact_in_the_log() {
         monitor.add_service(n, BucketRateLimiter::new(600)).unwrap();
     }
     for n in &names {
-        drop(monitor.limiter(n).acquire().await);
+        drop(monitor.limiter(n).acquire().await.unwrap());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     monitor.stop();
@@ -437,7 +454,7 @@ async fn an_unwritable_log_dir_costs_the_log_not_the_pacing() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let warnings = capture_warnings();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(file.path().join("a/b")));
+    monitor.set_config(MonitorConfig::default().log_dir(file.path().join("a/b")));
     monitor.start();
     assert_eq!(monitor.log_path(), None);
     assert_eq!(
@@ -457,7 +474,7 @@ async fn an_unwritable_log_dir_costs_the_log_not_the_pacing() {
         .unwrap();
     let t0 = Instant::now();
     for _ in 0..20 {
-        drop(l.acquire().await);
+        drop(l.acquire().await.unwrap());
     }
     assert_eq!(
         t0.elapsed(),

@@ -393,7 +393,7 @@ async fn a_place_in_flight_comes_back_however_the_call_ends() {
         let limiter = limiter.clone();
         // The ticket is kept: its place stays taken.
         async move {
-            let t = limiter.acquire_timeout(limit).await?;
+            let t = limiter.acquire().timeout(limit).await?;
             Ok::<_, AcquireError>((t, start.elapsed()))
         }
     };

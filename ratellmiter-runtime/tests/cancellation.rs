@@ -279,7 +279,7 @@ async fn a_body_that_never_returns_gives_its_ticket_back_when_cancelled() {
 
     // The next call gets the next slot: nothing was lost to the stuck ones.
     let t = Instant::now();
-    drop(limiter.acquire().await);
+    drop(limiter.acquire().await.unwrap());
     assert_eq!(t.elapsed(), Duration::ZERO, "a slot was free long ago");
 }
 
@@ -298,7 +298,9 @@ fn blocking_callers_that_time_out_or_panic_leave_nothing_behind() {
             std::thread::spawn(move || match i % 4 {
                 // Gives up long before its turn (40 callers at 10 ms = 400 ms).
                 0 => l
-                    .acquire_blocking_until(Instant::now() + Duration::from_millis(1))
+                    .acquire()
+                    .deadline(Instant::now() + Duration::from_millis(1))
+                    .blocking()
                     .map(drop)
                     .is_err(),
                 1 => {
@@ -308,7 +310,7 @@ fn blocking_callers_that_time_out_or_panic_leave_nothing_behind() {
                     false
                 }
                 _ => {
-                    drop(l.acquire_blocking());
+                    drop(l.acquire().blocking().unwrap());
                     false
                 }
             })

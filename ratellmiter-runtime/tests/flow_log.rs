@@ -31,7 +31,7 @@ fn read_records(path: &std::path::Path) -> Vec<Record> {
 async fn a_scenario_round_trips_through_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
     let gpt = monitor
         .add_service(
             "gpt-4o",
@@ -68,7 +68,7 @@ async fn a_scenario_round_trips_through_the_log() {
                     .await;
                 attempts
             } else {
-                let _ticket = gpt.acquire().await;
+                let _ticket = gpt.acquire().await.unwrap();
                 let at = t0.elapsed();
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 vec![at]
@@ -143,7 +143,7 @@ async fn a_scenario_round_trips_through_the_log() {
 async fn a_long_pause_shows_in_every_second_though_nothing_happens() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
     let l = monitor
         .add_service(
             "slow",
@@ -157,8 +157,9 @@ async fn a_long_pause_shows_in_every_second_though_nothing_happens() {
     monitor.start();
     l.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(20)));
-    drop(l.acquire().await); // waits 20 s, then probes
+    drop(l.acquire().await.unwrap()); // waits 20 s, then probes
     let path = monitor.log_path().unwrap();
     monitor.stop();
     let paused: Vec<u64> = read_records(&path)
@@ -185,7 +186,7 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let monitor = Monitor::new();
     // A directory below a regular file cannot be created, even by root.
-    monitor.config(MonitorConfig::default().log_dir(file.path().join("logs")));
+    monitor.set_config(MonitorConfig::default().log_dir(file.path().join("logs")));
     monitor.start();
     assert_eq!(monitor.log_path(), None);
     let l = monitor
@@ -193,7 +194,7 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
         .unwrap();
     let t0 = Instant::now();
     for _ in 0..3 {
-        drop(l.acquire().await);
+        drop(l.acquire().await.unwrap());
     }
     // The slow start from 2.2/s: 455 ms, then 1/(2.2 × 2^0.455) s.
     assert_eq!(t0.elapsed(), Duration::from_millis(787), "paced as usual");
@@ -206,7 +207,7 @@ async fn an_unwritable_log_dir_leaves_pacing_alone() {
 async fn each_budgets_use_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::new();
-    monitor.config(MonitorConfig::default().log_dir(dir.path()));
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
     let claude = monitor
         .add_service(
             "claude",

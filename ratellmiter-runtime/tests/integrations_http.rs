@@ -108,15 +108,15 @@ async fn observe_headers_holds_the_limiter_until_the_reset() {
         .await;
     out.unwrap();
     let start = tokio::time::Instant::now();
-    match limiter.try_acquire() {
+    match limiter.acquire().try_now() {
         Err(TryAcquireError::NotBefore(at)) => assert_eq!(at - start, Duration::from_secs(20)),
         other => panic!("expected a hold of 20 s: {other:?}"),
     }
-    drop(limiter.acquire().await);
+    drop(limiter.acquire().await.unwrap());
     assert_eq!(start.elapsed(), Duration::from_secs(20));
     // Outside a call, nothing happens: the next ticket is one ramp step away, not 20 s.
     current().observe_headers(&headers);
-    match limiter.try_acquire() {
+    match limiter.acquire().try_now() {
         Err(TryAcquireError::NotBefore(at)) => {
             assert!(at - start < Duration::from_secs(21), "{at:?}")
         }

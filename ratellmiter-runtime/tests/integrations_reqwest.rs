@@ -84,7 +84,7 @@ async fn headers_of_accepted_responses_hold_the_limiter_before_a_429() {
             .await;
         assert_eq!(out.unwrap(), 200);
     }
-    match limiter.try_acquire() {
+    match limiter.acquire().try_now() {
         Err(TryAcquireError::NotBefore(at)) => {
             let wait = at - tokio::time::Instant::now();
             assert!(wait > Duration::from_secs(55), "free again in {wait:?}")

@@ -31,8 +31,14 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use ratellmiter_runtime::pacer::{
-    AVOIDANCE_STEP, Cost, Event, Issued, Outcome, Pacer, Poll, Priority, ProbeId, Request, WaiterId,
+    Cost, Event, Issued, Outcome, Pacer, Priority, ProbeId, Request, Step, WaiterId,
 };
+
+/// The engine's tuning, as its module docs state it (the constants are private; a unit
+/// test in `pacer/tests.rs` pins the same values): after a refusal the slow start climbs
+/// by 10 % of the full rate per second, and the learned ceiling never drops below 1 %.
+const AVOIDANCE_STEP: f64 = 0.10;
+const FLOOR: f64 = 0.01;
 use ratellmiter_runtime::{LimiterConfig, RampShape};
 use ratellmiter_sim::metrics::max_weight_in_window;
 
@@ -405,9 +411,9 @@ impl<'a> Sim<'a> {
     /// Checks one ticket against the promises, then starts its call.
     fn on_issued(&mut self, t: Issued, paused_before: bool) -> Result<(), TestCaseError> {
         let now = self.now;
-        let (call, class) = match self.waiting.remove(&t.id) {
+        let (call, class) = match self.waiting.remove(&t.id()) {
             Some(w) => w,
-            None => return Err(TestCaseError::fail(format!("{:?} was not waiting", t.id))),
+            None => return Err(TestCaseError::fail(format!("{:?} was not waiting", t.id()))),
         };
         // Queue order: retries first, then high with a bounded streak, then normal.
         let (retry, high, normal) = (
@@ -430,7 +436,7 @@ impl<'a> Sim<'a> {
             (None, None, None) => unreachable!("the ticket's waiter is queued"),
         };
         prop_assert_eq!(
-            t.id,
+            t.id(),
             expected,
             "at {:?}: wrong call issued (class {:?}, streak {})",
             now,
@@ -443,7 +449,7 @@ impl<'a> Sim<'a> {
         } else {
             0
         };
-        prop_assert_eq!(t.retry, class == Class::Retry);
+        prop_assert_eq!(t.is_retry(), class == Class::Retry);
 
         // Pauses: only the probe goes out, and never before the pause ends.
         prop_assert!(
@@ -457,22 +463,22 @@ impl<'a> Sim<'a> {
         let trusted =
             self.sc.cfg.ramp_shape == RampShape::SlowStart && self.resumed_at == Some(now);
         prop_assert_eq!(
-            t.probe,
+            t.is_probe(),
             paused_before && !trusted,
             "probe flag vs pause at {:?}",
             now
         );
         prop_assert!(
-            !(self.sc.external_probe && t.probe),
+            !(self.sc.external_probe && t.is_probe()),
             "a service probe never issues a call"
         );
-        if t.probe {
+        if t.is_probe() {
             // A probe older than the time-out counts as refused: another may go out.
             let timeout = self.sc.cfg.probe_timeout;
             let probes_out = self
                 .states
                 .iter()
-                .filter(|s| matches!(s, CallState::Running(r) if r.probe))
+                .filter(|s| matches!(s, CallState::Running(r) if r.is_probe()))
                 .count();
             let timed_out = self
                 .issues
@@ -517,11 +523,11 @@ impl<'a> Sim<'a> {
 
         let ticket = self.tickets;
         self.tickets += 1;
-        self.charged.insert(ticket, t.cost);
+        self.charged.insert(ticket, t.cost());
         self.issues.push(IssueRecord {
             at: now,
-            cost: t.cost,
-            probe: t.probe,
+            cost: t.cost(),
+            probe: t.is_probe(),
         });
         // Tokens: what the engine knew of the last minute's tickets, this one included.
         if let Some(tpm) = self.sc.cfg.tpm {
@@ -575,8 +581,8 @@ impl<'a> Sim<'a> {
                         } else {
                             Class::Normal
                         };
-                        self.waiting.insert(t.id, (call, class));
-                        self.queues.entry(class).or_default().push_back(t.id);
+                        self.waiting.insert(t.id(), (call, class));
+                        self.queues.entry(class).or_default().push_back(t.id());
                         return self.on_issued(t, false);
                     }
                 }
@@ -604,7 +610,7 @@ impl<'a> Sim<'a> {
                     return Err(TestCaseError::fail("a finish for a call not running"));
                 };
                 // The answer brings the usage, below or above the estimate.
-                let used = (t.cost as f64 * self.sc.calls[call].usage) as u64;
+                let used = (t.cost() as f64 * self.sc.calls[call].usage) as u64;
                 self.p.record_usage(&t, used);
                 self.charged.insert(ticket, used);
                 match self
@@ -670,11 +676,11 @@ impl<'a> Sim<'a> {
         loop {
             let paused_before = self.p.is_paused();
             match self.p.poll(self.now) {
-                Poll::Issued(t) => {
+                Step::Issued(t) => {
                     self.drain_events();
                     self.on_issued(t, paused_before)?;
                 }
-                Poll::WaitUntil(at) => {
+                Step::WaitUntil(at) => {
                     prop_assert!(
                         at > self.now,
                         "WaitUntil({:?}) at {:?} would spin",
@@ -690,7 +696,7 @@ impl<'a> Sim<'a> {
                     }
                     break;
                 }
-                Poll::ProbeService(id) => {
+                Step::ProbeService(id) => {
                     prop_assert!(self.sc.external_probe);
                     // A probe that timed out is dropped by the driver: its answer never comes.
                     self.agenda.retain(|k, _| k.1 != Action::ProbeAnswer);
@@ -698,10 +704,10 @@ impl<'a> Sim<'a> {
                     let at = self.now + self.latency(self.probe_answers as u64);
                     self.agenda.insert((at, Action::ProbeAnswer), ());
                 }
-                Poll::QuotaExhausted { .. } | Poll::AtCapacity => {
+                Step::QuotaExhausted { .. } | Step::AtCapacity => {
                     prop_assert!(false, "no daily quota or in-flight cap is configured here");
                 }
-                Poll::Idle => break,
+                Step::Idle => break,
             }
         }
         self.drain_events();
@@ -730,7 +736,7 @@ impl<'a> Sim<'a> {
     }
 
     fn check_balance(&mut self) -> Result<(), TestCaseError> {
-        let c = self.p.counters();
+        let c = self.p.stats(self.now);
         prop_assert_eq!(c.issued + self.p.waiting() + c.cancelled, c.requested);
         prop_assert_eq!(c.requested, self.requested);
         prop_assert_eq!(self.p.waiting(), self.waiting.len() as u64);
@@ -777,7 +783,7 @@ impl<'a> Sim<'a> {
     fn time_bound(&self) -> Duration {
         let cfg = &self.sc.cfg;
         let min_rpm = cfg.rpm.min(self.sc.rpm_change.map_or(u32::MAX, |c| c.1));
-        let min_share = cfg.ramp_start.min(ratellmiter_runtime::pacer::FLOOR);
+        let min_share = cfg.ramp_start.min(FLOOR);
         let per_ticket = 60.0 / (min_rpm as f64 * min_share);
         let per_token = cfg
             .tpm

@@ -38,7 +38,7 @@ fn quiet() -> MonitorConfig {
 fn an_unknown_service_is_printed_on_stderr_once_without_a_subscriber() {
     if std::env::var_os(CHILD).is_some() {
         let m = Monitor::new();
-        m.config(quiet());
+        m.set_config(quiet());
         m.add_service("gpt-4o-mini", BucketRateLimiter::new(500))
             .unwrap();
         for _ in 0..3 {
@@ -66,7 +66,7 @@ fn an_unknown_service_is_printed_on_stderr_once_without_a_subscriber() {
 fn the_warning_can_be_turned_off() {
     if std::env::var_os(CHILD).is_some() {
         let m = Monitor::new();
-        m.config(quiet().unknown_services(UnknownServices::Create));
+        m.set_config(quiet().unknown_services(UnknownServices::Create));
         assert_eq!(m.limiter("per-request-name").config().rpm, 300);
         return;
     }
@@ -79,7 +79,7 @@ fn the_warning_can_be_turned_off() {
 #[test]
 fn unknown_names_can_be_refused() {
     let m = Monitor::new();
-    m.config(quiet().unknown_services(UnknownServices::Refuse));
+    m.set_config(quiet().unknown_services(UnknownServices::Refuse));
     assert_eq!(
         m.try_limiter("gpt-4o-mni").unwrap_err(),
         RegistryError::UnknownService {
@@ -105,7 +105,7 @@ fn unknown_names_can_be_refused() {
 #[test]
 fn limiters_for_unknown_names_are_bounded() {
     let m = Monitor::new();
-    m.config(
+    m.set_config(
         quiet()
             .unknown_services(UnknownServices::Create)
             .max_unknown_services(2),
@@ -132,7 +132,7 @@ fn limiters_for_unknown_names_are_bounded() {
 #[test]
 fn a_second_add_service_for_a_name_is_refused() {
     let m = Monitor::new();
-    m.config(quiet().unknown_services(UnknownServices::Create));
+    m.set_config(quiet().unknown_services(UnknownServices::Create));
     let first = m
         .add_service("gpt-4o", BucketRateLimiter::new(500))
         .unwrap();
@@ -153,7 +153,7 @@ fn a_second_add_service_for_a_name_is_refused() {
     assert_eq!(m.limiter("o1").config().rpm, 300);
 }
 
-struct Mistral(Arc<BucketRateLimiter>);
+struct Mistral(BucketRateLimiter);
 
 impl RateLimitedService for Mistral {
     fn service_name(&self) -> &str {
@@ -162,7 +162,7 @@ impl RateLimitedService for Mistral {
     fn is_blocked(&self) -> BoxFuture<'_, bool> {
         Box::pin(async { false })
     }
-    fn limiter(&self, _model: Option<&str>) -> Arc<BucketRateLimiter> {
+    fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
         self.0.clone()
     }
 }
@@ -171,10 +171,10 @@ impl RateLimitedService for Mistral {
 #[test]
 fn a_rate_limited_service_with_a_name_in_use_registers_nothing() {
     let m = Monitor::new();
-    m.config(quiet());
+    m.set_config(quiet());
     m.add_service("mistral-large", BucketRateLimiter::new(100))
         .unwrap();
-    let service = Arc::new(Mistral(Arc::new(BucketRateLimiter::new(600))));
+    let service = Arc::new(Mistral(BucketRateLimiter::new(600)));
     let refused = m.add_rate_limited_service(service, &["mistral-small", "mistral-large"]);
     assert_eq!(
         refused.unwrap_err(),

@@ -59,9 +59,12 @@ fn counters_and_gauges_carry_the_service_label() {
             .add_service("gpt-4o", BucketRateLimiter::new(600))
             .unwrap();
         for _ in 0..5 {
-            drop(l.acquire().await);
+            drop(l.acquire().await.unwrap());
         }
-        l.acquire().await.rate_limited(Some(Duration::from_secs(1)));
+        l.acquire()
+            .await
+            .unwrap()
+            .rate_limited(Some(Duration::from_secs(1)));
         values(&snapshotter)
     });
     let get = |name| get(&values, name, "gpt-4o");
@@ -87,13 +90,13 @@ fn unnamed_limiters_add_up() {
     let values = record(|snapshotter| async move {
         let (a, b) = (BucketRateLimiter::new(6_000), BucketRateLimiter::new(6_000));
         for _ in 0..2 {
-            drop(a.acquire().await);
+            drop(a.acquire().await.unwrap());
         }
         for _ in 0..3 {
-            drop(b.acquire().await);
+            drop(b.acquire().await.unwrap());
         }
-        a.acquire().await.rate_limited(None);
-        b.acquire().await.rate_limited(None);
+        a.acquire().await.unwrap().rate_limited(None);
+        b.acquire().await.unwrap().rate_limited(None);
         values(&snapshotter)
     });
     let get = |name| get(&values, name, "unnamed");
@@ -111,7 +114,7 @@ fn unnamed_limiters_add_up() {
 fn the_histogram_receives_every_wait() {
     let values = record(|snapshotter| async move {
         let l = BucketRateLimiter::new(60);
-        let calls = (0..5).map(|_| async { drop(l.acquire().await) });
+        let calls = (0..5).map(|_| async { drop(l.acquire().await.unwrap()) });
         futures_util::future::join_all(calls).await;
         values(&snapshotter)
     });
@@ -190,8 +193,8 @@ fn metrics_are_emitted_outside_the_limiters_lock() {
             .unwrap();
         metrics::with_local_recorder(&recorder, || {
             rt.block_on(async {
-                drop(l.acquire().await);
-                l.acquire().await.rate_limited(None);
+                drop(l.acquire().await.unwrap());
+                l.acquire().await.unwrap().rate_limited(None);
             })
         });
         done.send(()).unwrap();

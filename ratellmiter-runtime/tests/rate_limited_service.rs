@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 /// Mistral-like: one limiter for every model; blocked until `unblock_after` probes.
 struct Mistral {
-    shared: Arc<BucketRateLimiter>,
+    shared: BucketRateLimiter,
     probes: Mutex<Vec<Duration>>,
     unblock_after: usize,
     start: Instant,
@@ -31,7 +31,7 @@ impl RateLimitedService for Mistral {
             probes.len() < self.unblock_after
         })
     }
-    fn limiter(&self, _model: Option<&str>) -> Arc<BucketRateLimiter> {
+    fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
         self.shared.clone()
     }
 }
@@ -49,13 +49,11 @@ impl IsRateLimit for Refused {
 async fn probes_go_through_the_service_and_models_share_its_limiter() {
     let monitor = Monitor::new();
     let service = Arc::new(Mistral {
-        shared: Arc::new(
-            BucketRateLimiter::builder()
-                .rpm(600)
-                .adaptive(false)
-                .build()
-                .unwrap(),
-        ),
+        shared: BucketRateLimiter::builder()
+            .rpm(600)
+            .adaptive(false)
+            .build()
+            .unwrap(),
         probes: Mutex::new(Vec::new()),
         unblock_after: 3,
         start: Instant::now(),

@@ -81,6 +81,7 @@ async fn calls(l: &BucketRateLimiter, n: usize) -> Duration {
         timeout(Duration::from_secs(1), l.acquire())
             .await
             .expect("no call hangs on Redis")
+            .unwrap()
             .finish();
     }
     start.elapsed()
@@ -115,7 +116,12 @@ async fn redis_down_at_start_paces_locally_then_rejoins() {
     let (l, backend) = limiter(&server, "down-at-start");
 
     let took = calls(&l, 10).await;
-    assert_eq!(l.config().rpm, 1500);
+    assert_eq!(l.fallback_rpm(), Some(1500));
+    assert_eq!(
+        l.config().rpm,
+        6000,
+        "the configuration stays as configured"
+    );
     // A lower bound only on the wall clock: the local fallback's 1 500 rpm (asserted
     // above) is what keeps it from being slower; `calls` fails any call that hangs.
     assert!(took >= Duration::from_millis(355), "{took:?}");
@@ -124,6 +130,7 @@ async fn redis_down_at_start_paces_locally_then_rejoins() {
 
     server.restart();
     let more = until_rejoined(&l, &backend).await;
+    assert_eq!(l.fallback_rpm(), None);
     assert_eq!(l.config().rpm, 6000);
     calls(&l, 5).await;
     assert!(server.exists("ratellmiter:{down-at-start}:slots"));
@@ -145,13 +152,19 @@ async fn redis_down_mid_run_loses_no_call_and_rejoins() {
     server.stop();
     // None hangs (`calls` bounds each call); counted, not timed on the wall clock.
     calls(&l, 10).await;
-    assert_eq!(l.config().rpm, 1500);
+    assert_eq!(l.fallback_rpm(), Some(1500));
+    assert_eq!(
+        l.config().rpm,
+        6000,
+        "the configuration stays as configured"
+    );
     assert_eq!(l.stats().issued, 20);
     assert_eq!(backend.slots().len(), 10, "the ten went out locally");
     assert_eq!(logged("mid-run", "unreachable"), 1);
 
     server.restart();
     let more = until_rejoined(&l, &backend).await;
+    assert_eq!(l.fallback_rpm(), None);
     assert_eq!(l.config().rpm, 6000);
     server.reset_stats();
     calls(&l, 5).await;

@@ -134,7 +134,7 @@ fn worker(spec: &str) {
         for _ in 0..spec.calls {
             let (limiter, backend, out) = (limiter.clone(), backend.clone(), out.clone());
             tasks.spawn(async move {
-                let ticket = limiter.acquire().await;
+                let ticket = limiter.acquire().await.unwrap();
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
                 let mut out = out.lock().unwrap();
                 let slot = backend.slots()[out.1];

@@ -44,7 +44,7 @@ async fn acquire_all(limiters: &[BucketRateLimiter], each: usize) {
     for l in limiters {
         for _ in 0..each {
             let l = l.clone();
-            tasks.spawn(async move { drop(l.acquire().await) });
+            tasks.spawn(async move { drop(l.acquire().await.unwrap()) });
         }
     }
     while let Some(r) = tasks.join_next().await {
@@ -90,11 +90,11 @@ async fn one_round_trip_per_ticket() {
         .prefix("app-7:");
     assert_eq!(backend.schedule_key(), "app-7:{round-trips}:slots");
     let l = limiter(6000, Recording::new(backend));
-    drop(l.acquire().await); // loads the script
+    drop(l.acquire().await.unwrap()); // loads the script
     assert!(server.exists("app-7:{round-trips}:slots"));
     server.reset_stats();
     for _ in 0..20 {
-        l.acquire().await.finish();
+        l.acquire().await.unwrap().finish();
     }
     assert_eq!(server.calls("evalsha"), 20);
     assert_eq!(server.round_trips(), 20);
@@ -112,11 +112,12 @@ async fn a_rate_limit_seen_by_one_pauses_the_other_until_a_probe_succeeds() {
 
     la.acquire()
         .await
+        .unwrap()
         .rate_limited(Some(Duration::from_secs(1)));
     let limited_at = Instant::now();
     eventually("the pause is shared", || server.exists(pause_key)).await;
 
-    let ticket = lb.acquire().await;
+    let ticket = lb.acquire().await.unwrap();
     // A lower bound on the wall clock (the retry_after is 1 s); the upper one is Redis's
     // answer: it told b to wait what was left of that second, never more.
     let waited = limited_at.elapsed();
@@ -139,8 +140,8 @@ async fn a_rate_limit_seen_by_one_pauses_the_other_until_a_probe_succeeds() {
 
     // Resumed: Redis answers both with a slot at once, no pause.
     let pauses = b.grants().len() - b.slots().len();
-    drop(la.acquire().await);
-    drop(lb.acquire().await);
+    drop(la.acquire().await.unwrap());
+    drop(lb.acquire().await.unwrap());
     assert!(
         matches!(a.grants().last(), Some(Grant::Slot { probe: false, .. })),
         "{:?}",
@@ -193,7 +194,7 @@ async fn a_prober_dying_with_the_lock_is_replaced_when_it_expires() {
 
     let other = backend(&server, "crash");
     let l = limiter(600, other.clone());
-    let ticket = l.acquire().await;
+    let ticket = l.acquire().await.unwrap();
     assert!(ticket.is_probe());
     // On Redis's clock: the new probe's slot comes once the lock expired (1 s), within
     // one poll (250 ms) and a round trip.
@@ -296,7 +297,7 @@ async fn the_learned_rate_and_the_token_budget_are_shared() {
 }
 
 /// Blocking callers share the budget too, from threads with no async runtime at all:
-/// two limiters at 1 200 rpm, ten `acquire_blocking` each, one 50 ms spacing.
+/// two limiters at 1 200 rpm, ten `acquire().blocking()` each, one 50 ms spacing.
 #[test]
 fn blocking_callers_without_a_runtime_share_the_budget() {
     let server = RedisServer::start();
@@ -307,7 +308,7 @@ fn blocking_callers_without_a_runtime_share_the_budget() {
             let l = limiter(1200, backend);
             std::thread::spawn(move || {
                 for _ in 0..10 {
-                    l.acquire_blocking().finish();
+                    l.acquire().blocking().unwrap().finish();
                 }
             })
         })

@@ -3,11 +3,12 @@
 //! a header answer that lifts a hold, a service probe that panics. Virtual time, except
 //! the blocking driver, which parks real threads.
 
-use std::future::pending;
+use std::future::{IntoFuture, pending};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use ratellmiter_runtime::headers::Budget;
 use ratellmiter_runtime::{
     BoxFuture, BucketRateLimiter, IsRateLimit, RateLimit, RateLimitedService,
 };
@@ -39,8 +40,8 @@ fn limiter(rpm: u32) -> BucketRateLimiter {
 async fn an_unpolled_head_holds_up_only_itself() {
     let l = limiter(600);
     let start = Instant::now();
-    let first = l.acquire().await; // the fast path: the line is empty
-    let mut head = Box::pin(l.acquire());
+    let first = l.acquire().await.unwrap(); // the fast path: the line is empty
+    let mut head = Box::pin(l.acquire().into_future());
     assert!(
         futures_poll_once(head.as_mut()).await.is_none(),
         "head waits"
@@ -49,7 +50,7 @@ async fn an_unpolled_head_holds_up_only_itself() {
     for _ in 0..50 {
         let l = l.clone();
         behind.push(tokio::spawn(async move {
-            let t = l.acquire().await;
+            let t = l.acquire().await.unwrap();
             let at = Instant::now();
             t.finish();
             at
@@ -67,7 +68,10 @@ async fn an_unpolled_head_holds_up_only_itself() {
     sleep(Duration::from_secs(30).saturating_sub(start.elapsed())).await;
     // Its ticket came at its slot (the second of the run, 1/2.2 s in, to the timer's
     // millisecond) and waited for it.
-    let t = futures_poll_once(head.as_mut()).await.expect("held for it");
+    let t = futures_poll_once(head.as_mut())
+        .await
+        .expect("held for it")
+        .unwrap();
     assert_eq!(t.waited(), Duration::from_millis(455));
     drop((first, t));
     assert_eq!(l.stats().in_flight, 0);
@@ -140,10 +144,10 @@ fn first_probe() -> u32 {
 #[tokio::test(start_paused = true)]
 async fn a_probe_dropped_by_a_timeout_does_not_resume() {
     let l = limiter(600);
-    l.acquire().await.rate_limited(None);
+    l.acquire().await.unwrap().rate_limited(None);
     assert!(l.stats().paused);
     let cancelled = timeout(Duration::from_secs(30), async {
-        let t = l.acquire().await;
+        let t = l.acquire().await.unwrap();
         assert!(t.is_probe(), "the first call after the pause probes");
         pending::<()>().await;
         drop(t);
@@ -154,7 +158,7 @@ async fn a_probe_dropped_by_a_timeout_does_not_resume() {
         l.stats().paused,
         "a dropped probe must not resume the limiter"
     );
-    let next = l.acquire().await;
+    let next = l.acquire().await.unwrap();
     assert!(next.is_probe(), "the next call probes at once");
     next.finish();
     assert!(!l.stats().paused);
@@ -166,11 +170,11 @@ async fn a_probe_dropped_by_a_timeout_does_not_resume() {
 #[tokio::test(start_paused = true)]
 async fn a_stale_rate_limit_after_the_resume_changes_nothing() {
     let l = BucketRateLimiter::builder().rpm(600).build().unwrap(); // adaptive on
-    let a = l.acquire().await;
-    let b = l.acquire().await;
+    let a = l.acquire().await.unwrap();
+    let b = l.acquire().await.unwrap();
     let full = l.stats().limit_rate;
     a.rate_limited(None);
-    let probe = l.acquire().await;
+    let probe = l.acquire().await.unwrap();
     assert!(probe.is_probe());
     probe.finish();
     assert!(!l.stats().paused);
@@ -180,7 +184,7 @@ async fn a_stale_rate_limit_after_the_resume_changes_nothing() {
     assert_eq!(s.learned_rate, full, "nor teaches the ceiling");
     assert_eq!(s.rate_limited, 2, "but it is counted");
     // A fresh ticket's 429 still pauses.
-    l.acquire().await.rate_limited(None);
+    l.acquire().await.unwrap().rate_limited(None);
     assert!(l.stats().paused);
 }
 
@@ -190,19 +194,31 @@ async fn a_stale_rate_limit_after_the_resume_changes_nothing() {
 async fn a_later_answer_lifts_a_hold() {
     let l = limiter(600);
     let start = Instant::now();
-    let t = l.acquire().await;
-    t.observe_budget(Some((0, Duration::from_secs(30))), None);
+    let t = l.acquire().await.unwrap();
+    t.observe_budget(
+        Some(Budget {
+            remaining: 0,
+            reset: Duration::from_secs(30),
+        }),
+        None,
+    );
     let waiter = tokio::spawn({
         let l = l.clone();
         async move {
-            let t = l.acquire().await;
+            let t = l.acquire().await.unwrap();
             t.finish();
             Instant::now()
         }
     });
     sleep(Duration::from_secs(2)).await;
     assert!(!waiter.is_finished(), "held");
-    t.observe_budget(Some((50, Duration::from_secs(30))), None);
+    t.observe_budget(
+        Some(Budget {
+            remaining: 50,
+            reset: Duration::from_secs(30),
+        }),
+        None,
+    );
     t.finish();
     let at = waiter.await.unwrap();
     assert_eq!(
@@ -214,7 +230,7 @@ async fn a_later_answer_lifts_a_hold() {
 
 /// Blocked once (panicking), then open.
 struct Flaky {
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     asked: AtomicU32,
 }
 
@@ -229,19 +245,17 @@ impl RateLimitedService for Flaky {
             false
         })
     }
-    fn limiter(&self, _model: Option<&str>) -> Arc<BucketRateLimiter> {
+    fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
         self.limiter.clone()
     }
 }
 
 fn flaky(probe_interval: Duration) -> Arc<Flaky> {
-    let limiter = Arc::new(
-        BucketRateLimiter::builder()
-            .rpm(600)
-            .probe_interval(probe_interval)
-            .build()
-            .unwrap(),
-    );
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .probe_interval(probe_interval)
+        .build()
+        .unwrap();
     let service = Arc::new(Flaky {
         limiter: limiter.clone(),
         asked: AtomicU32::new(0),
@@ -258,8 +272,11 @@ async fn a_panicking_service_probe_counts_as_refused() {
     let service = flaky(Duration::from_secs(10));
     let l = service.limiter.clone();
     let start = Instant::now();
-    l.acquire().await.rate_limited(None);
-    let t = timeout(Duration::from_secs(60), l.acquire()).await.unwrap();
+    l.acquire().await.unwrap().rate_limited(None);
+    let t = timeout(Duration::from_secs(60), l.acquire())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(25), "10 s, then 15 s");
     assert_eq!(service.asked.load(Ordering::SeqCst), 2);
     t.finish();
@@ -271,10 +288,10 @@ async fn a_panicking_service_probe_counts_as_refused() {
 fn a_panicking_service_probe_on_the_blocking_driver_counts_as_refused() {
     let service = flaky(Duration::from_millis(40));
     let l = service.limiter.clone();
-    l.acquire_blocking().rate_limited(None);
+    l.acquire().blocking().unwrap().rate_limited(None);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let t = l.acquire_blocking();
+        let t = l.acquire().blocking().unwrap();
         tx.send(()).unwrap();
         t.finish();
     });

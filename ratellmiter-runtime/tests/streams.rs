@@ -192,7 +192,7 @@ async fn a_stream_returned_from_a_limited_call_keeps_the_call_s_ticket() {
 #[tokio::test(start_paused = true)]
 async fn a_call_cancelled_after_its_stream_took_the_ticket_settles_it_once() {
     let limiter = limiter();
-    let other = limiter.acquire().await;
+    let other = limiter.acquire().await.unwrap();
     let cancelled = tokio::time::timeout(
         std::time::Duration::from_secs(1),
         limiter.run(|| async {

@@ -55,7 +55,7 @@ fn callers_on_one_limiter(callers: usize) {
             .map(|_| {
                 let l = limiter.clone();
                 tokio::spawn(async move {
-                    let ticket = l.acquire().await;
+                    let ticket = l.acquire().await.unwrap();
                     tokio::task::yield_now().await; // the "call": the ticket is held across a yield
                     drop(ticket);
                 })
@@ -108,7 +108,9 @@ fn services_at_once(services: usize, callers_each: usize) {
         for _ in 0..callers_each {
             for l in &limiters {
                 let l = l.clone();
-                tasks.push(tokio::spawn(async move { drop(l.acquire().await) }));
+                tasks.push(tokio::spawn(
+                    async move { drop(l.acquire().await.unwrap()) },
+                ));
             }
         }
         let all = async {
@@ -154,7 +156,7 @@ fn blocking_threads(threads: usize, calls_each: usize) {
                 .stack_size(64 * 1024)
                 .spawn(move || {
                     for _ in 0..calls_each {
-                        drop(l.acquire_blocking());
+                        drop(l.acquire().blocking().unwrap());
                     }
                     done.send(()).expect("the test waits");
                 })
@@ -178,7 +180,7 @@ fn blocking_threads(threads: usize, calls_each: usize) {
     );
 }
 
-/// Blocking clients on real threads share one budget through `acquire_blocking`.
+/// Blocking clients on real threads share one budget through `acquire().blocking()`.
 #[test]
 fn blocking_callers_on_real_threads() {
     blocking_threads(100, 50);
@@ -198,7 +200,9 @@ async fn bytes_per_waiting_task(limiter: &BucketRateLimiter, waiters: usize) -> 
     let vec_bytes = live() - before;
     for _ in 0..waiters {
         let l = limiter.clone();
-        tasks.push(tokio::spawn(async move { drop(l.acquire().await) }));
+        tasks.push(tokio::spawn(
+            async move { drop(l.acquire().await.unwrap()) },
+        ));
     }
     // Each task runs until it waits in the queue.
     tokio::task::yield_now().await;
@@ -229,7 +233,7 @@ fn memory_per_waiting_call(waiters: usize) {
     rt.block_on(async {
         // One ticket a minute: after the first, everyone waits.
         let limiter = BucketRateLimiter::new(1);
-        let held = limiter.acquire().await;
+        let held = limiter.acquire().await.unwrap();
         let first = bytes_per_waiting_task(&limiter, waiters).await;
         let settled = live();
         // A second round reuses what the first left (queue capacity): nothing leaks.
@@ -286,7 +290,7 @@ fn callers_in_virtual_time(callers: usize) {
         let tasks: Vec<_> = (0..callers)
             .map(|_| {
                 let l = limiter.clone();
-                tokio::spawn(async move { drop(l.acquire().await) })
+                tokio::spawn(async move { drop(l.acquire().await.unwrap()) })
             })
             .collect();
         for t in tasks {

@@ -20,7 +20,7 @@ fn limiter(rpm: u32) -> BucketRateLimiter {
 async fn issue_times(l: &BucketRateLimiter, n: usize, t0: Instant) -> Vec<Duration> {
     let mut out = Vec::new();
     for _ in 0..n {
-        drop(l.acquire().await);
+        drop(l.acquire().await.unwrap());
         out.push(t0.elapsed());
     }
     out
@@ -63,8 +63,8 @@ async fn a_quota_changed_mid_run_changes_spacing_from_the_next_ticket() {
 async fn try_acquire_never_waits() {
     let l = limiter(60);
     let t0 = Instant::now();
-    let first = l.try_acquire().expect("free at start");
-    match l.try_acquire() {
+    let first = l.acquire().try_now().expect("free at start");
+    match l.acquire().try_now() {
         // The slow start's 22 % of 1/s after idleness: 1/0.22 s.
         Err(TryAcquireError::NotBefore(at)) => {
             assert_eq!(at - t0, Duration::from_nanos(4_545_454_546))
@@ -75,33 +75,37 @@ async fn try_acquire_never_waits() {
     assert_eq!(l.stats().waiting, 0, "nothing queued");
     drop(first);
     tokio::time::sleep(Duration::from_nanos(4_545_454_546)).await;
-    assert!(l.try_acquire().is_ok());
-    // With a call queued, try_acquire does not jump the line.
+    assert!(l.acquire().try_now().is_ok());
+    // With a call queued, try_now does not jump the line.
     let l2 = l.clone();
-    let queued = tokio::spawn(async move { l2.acquire().await.waited() });
+    let queued = tokio::spawn(async move { l2.acquire().await.unwrap().waited() });
     tokio::task::yield_now().await;
-    assert_eq!(l.try_acquire().unwrap_err(), TryAcquireError::Queued);
+    assert_eq!(l.acquire().try_now().unwrap_err(), TryAcquireError::Queued);
     assert!(queued.await.unwrap() > Duration::ZERO);
     // Paused after a rate limit.
-    l.acquire().await.rate_limited(Some(Duration::from_secs(5)));
-    assert_eq!(l.try_acquire().unwrap_err(), TryAcquireError::Paused);
+    l.acquire()
+        .await
+        .unwrap()
+        .rate_limited(Some(Duration::from_secs(5)));
+    assert_eq!(l.acquire().try_now().unwrap_err(), TryAcquireError::Paused);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind() {
     let l = limiter(60); // one ticket every second once ramped; 1/0.22 s after idle
     let t0 = Instant::now();
-    drop(l.acquire().await); // slot 0 used: the next is at 4.546 s (the timer's ms)
+    drop(l.acquire().await.unwrap()); // slot 0 used: the next is at 4.546 s (the timer's ms)
     let la = l.clone();
     let a = tokio::spawn(async move {
-        la.acquire_timeout(Duration::from_secs(1))
+        la.acquire()
+            .timeout(Duration::from_secs(1))
             .await
             .map(|t| t.waited())
     });
     tokio::task::yield_now().await;
     let lb = l.clone();
     let b = tokio::spawn(async move {
-        let _ticket = lb.acquire().await;
+        let _ticket = lb.acquire().await.unwrap();
         t0.elapsed()
     });
     let err = a.await.unwrap().unwrap_err();
@@ -124,7 +128,7 @@ async fn a_deadline_returns_at_the_deadline_and_does_not_delay_the_calls_behind(
 #[tokio::test(start_paused = true)]
 async fn high_priority_overtakes_while_normal_calls_keep_a_share() {
     let l = limiter(600);
-    drop(l.acquire().await);
+    drop(l.acquire().await.unwrap());
     let t0 = Instant::now();
     let mut handles = Vec::new();
     for i in 0..40 {
@@ -135,7 +139,7 @@ async fn high_priority_overtakes_while_normal_calls_keep_a_share() {
             Priority::High
         };
         handles.push(tokio::spawn(async move {
-            drop(l.acquire_priority(priority).await);
+            drop(l.acquire().priority(priority).await.unwrap());
             (t0.elapsed(), priority)
         }));
         tokio::task::yield_now().await;
@@ -203,7 +207,7 @@ async fn cloned_clients_share_one_budget() {
     let mut times = Vec::new();
     for i in 0..200 {
         let c = if i % 2 == 0 { &a } else { &b };
-        drop(c.limiter.acquire().await);
+        drop(c.limiter.acquire().await.unwrap());
         times.push(t0.elapsed());
     }
     assert_eq!(
@@ -226,7 +230,7 @@ async fn a_token_estimate_above_the_budget_fails_at_once() {
         .build()
         .unwrap();
     let t0 = Instant::now();
-    let err = l.acquire_weighted(10_001).await.unwrap_err();
+    let err = l.acquire().tokens(10_001).await.unwrap_err();
     assert_eq!(
         err,
         AcquireError::CostExceedsBudget {
@@ -236,4 +240,82 @@ async fn a_token_estimate_above_the_budget_fails_at_once() {
     );
     assert_eq!(t0.elapsed(), Duration::ZERO);
     assert_eq!(l.stats().waiting, 0);
+}
+
+/// A call refused by hand (`Ticket::rate_limited`) and asked for again with `.retry()`
+/// goes to the front: after the pause it is the probe, ahead of the three normal calls
+/// that queued before it, and it counts as a re-issue.
+#[tokio::test(start_paused = true)]
+async fn a_refused_call_asked_again_with_retry_goes_ahead_of_queued_calls() {
+    let l = limiter(600);
+    let refused = l.acquire().await.unwrap();
+    let t0 = Instant::now();
+    let mut handles = Vec::new();
+    for name in ["normal-1", "normal-2", "normal-3"] {
+        let l = l.clone();
+        handles.push(tokio::spawn(async move {
+            l.acquire().await.unwrap().finish();
+            (t0.elapsed(), name)
+        }));
+        tokio::task::yield_now().await;
+    }
+    refused.rate_limited(None);
+    let again = {
+        let l = l.clone();
+        tokio::spawn(async move {
+            l.acquire().retry().await.unwrap().finish();
+            (t0.elapsed(), "retry")
+        })
+    };
+    let mut done = vec![again.await.unwrap()];
+    for h in handles {
+        done.push(h.await.unwrap());
+    }
+    done.sort();
+    let order: Vec<&str> = done.iter().map(|(_, n)| *n).collect();
+    assert_eq!(order, ["retry", "normal-1", "normal-2", "normal-3"]);
+    assert_eq!(
+        done[0].0,
+        Duration::from_secs(10),
+        "the probe after a 10 s pause"
+    );
+    let s = l.stats();
+    assert_eq!((s.reissued, s.rate_limited, s.in_flight), (1, 1, 0));
+}
+
+/// The blocking form takes the same options: a token cost, a priority and a deadline,
+/// on a plain thread without a runtime.
+#[test]
+fn the_blocking_form_takes_tokens_priority_and_a_deadline() {
+    let l = BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(1_000)
+        .build()
+        .unwrap();
+    let all = l
+        .acquire()
+        .tokens(1_000)
+        .priority(Priority::High)
+        .blocking()
+        .expect("the whole budget, once");
+    all.finish();
+    // The budget is spent for a minute: a deadline 50 ms away passes first.
+    let started = std::time::Instant::now();
+    let err = l
+        .acquire()
+        .tokens(1)
+        .timeout(Duration::from_millis(50))
+        .blocking()
+        .unwrap_err();
+    assert!(matches!(err, AcquireError::Timeout { waited } if waited >= Duration::from_millis(50)));
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert_eq!(
+        l.acquire().tokens(1_001).blocking().unwrap_err(),
+        AcquireError::CostExceedsBudget {
+            cost: 1_001,
+            tpm: 1_000
+        }
+    );
+    let s = l.stats();
+    assert_eq!((s.issued, s.cancelled, s.waiting), (1, 1, 0));
 }

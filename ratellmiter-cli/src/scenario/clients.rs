@@ -129,7 +129,7 @@ pub enum ModelClient {
     /// A ratellmiter limiter; `headers` says whether to feed it the provider's budget.
     Limiter {
         /// The limiter of this model.
-        limiter: Arc<BucketRateLimiter>,
+        limiter: BucketRateLimiter,
         /// Feed `x-ratelimit-*` to the limiter.
         headers: bool,
     },
@@ -230,7 +230,8 @@ impl ModelClient {
                                 current().record_usage(r.tokens);
                             }
                             if *headers {
-                                current().observe_budget(r.requests_left, r.tokens_left);
+                                current()
+                                    .observe_budget(budget(r.requests_left), budget(r.tokens_left));
                             }
                         }
                         reply
@@ -263,7 +264,7 @@ impl ModelClient {
 }
 
 /// ratellmiter with everything on, at the configured limits.
-fn full_limiter(cfg: Configured) -> anyhow::Result<Arc<BucketRateLimiter>> {
+fn full_limiter(cfg: Configured) -> anyhow::Result<BucketRateLimiter> {
     let mut b = BucketRateLimiter::builder().rpm(cfg.rpm);
     if let Some(tpm) = cfg.tpm {
         b = b.tpm(tpm);
@@ -280,7 +281,7 @@ fn full_limiter(cfg: Configured) -> anyhow::Result<Arc<BucketRateLimiter>> {
     if let Some(n) = cfg.max_in_flight {
         b = b.max_in_flight(n);
     }
-    Ok(Arc::new(b.max_retries(MAX_RETRIES).build()?))
+    Ok(b.max_retries(MAX_RETRIES).build()?)
 }
 
 /// Exponential backoff with jitter, seeded per call so runs repeat exactly.
@@ -333,4 +334,9 @@ impl Clock for TokioClock {
         let since = Instant::now().saturating_duration_since(self.origin);
         TokioInstant(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
+}
+
+/// A reply's `(remaining, reset)` as the limiter takes it.
+fn budget(left: Option<(u64, Duration)>) -> Option<ratellmiter_runtime::headers::Budget> {
+    left.map(|(remaining, reset)| ratellmiter_runtime::headers::Budget { remaining, reset })
 }

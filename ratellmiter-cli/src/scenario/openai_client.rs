@@ -4,8 +4,6 @@
 //! service ends in the scenario's [`Transport`], so the rows run in virtual time
 //! against the pure model as over real HTTP, against the same provider as the others.
 
-use std::sync::Arc;
-
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
@@ -30,7 +28,7 @@ pub enum Stack {
     /// async-openai's own `OpenAIRetryLayer`, as its default client has it.
     OwnRetries,
     /// ratellmiter's layer with this limiter.
-    Layer(Arc<BucketRateLimiter>),
+    Layer(BucketRateLimiter),
 }
 
 /// One chat completion for `model` asking about `tokens` tokens, through `stack`.

@@ -12,4 +12,4 @@ mod recorder;
 mod writer;
 
 pub(crate) use recorder::Recorder;
-pub(crate) use writer::{LogSink, Writer, flush_limiters};
+pub(crate) use writer::{LogSink, Writer, write_records};

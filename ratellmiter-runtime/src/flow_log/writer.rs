@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 
 use super::format::{FORMAT_NAME, FORMAT_VERSION, Footer, Header, Record, ServiceSettings};
-use crate::limiter::BucketRateLimiter;
 
 /// Where records go; a failing sink degrades to counting dropped records.
 pub(crate) struct LogSink {
@@ -104,23 +103,10 @@ impl LogSink {
     }
 }
 
-/// Takes what each limiter recorded and writes it; `all` at stop.
-pub(crate) fn flush_limiters<'a>(
-    sink: &Mutex<LogSink>,
-    limiters: impl IntoIterator<Item = &'a BucketRateLimiter>,
-    all: bool,
-) {
-    let mut records = Vec::new();
-    for l in limiters {
-        let now = l.shared.now();
-        if let Some(r) = &mut l.shared.state.lock().recorder {
-            let (seconds, events) = r.take(now, all);
-            records.extend(events.into_iter().map(Record::Event));
-            records.extend(seconds.into_iter().map(Record::Second));
-        }
-    }
+/// Writes records the limiters took from their recorders, and flushes.
+pub(crate) fn write_records(sink: &Mutex<LogSink>, records: &[Record]) {
     let mut sink = sink.lock();
-    for r in &records {
+    for r in records {
         sink.write(r);
     }
     sink.flush();

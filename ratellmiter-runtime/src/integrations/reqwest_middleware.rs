@@ -53,7 +53,7 @@ impl Middleware {
     ///     .with(Middleware::new(BucketRateLimiter::new(500)))
     ///     .build();
     /// ```
-    pub fn new(limiter: impl Into<std::sync::Arc<BucketRateLimiter>>) -> Self {
+    pub fn new(limiter: BucketRateLimiter) -> Self {
         Self::from(Layer::new(limiter))
     }
 }

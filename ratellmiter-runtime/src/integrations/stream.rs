@@ -13,7 +13,7 @@
 //! use ratellmiter_runtime::{BucketRateLimiter, stream::Metered};
 //!
 //! let limiter = BucketRateLimiter::builder().rpm(600).tpm(100_000).build().unwrap();
-//! let ticket = limiter.acquire_weighted(1_000).await.unwrap(); // the estimate
+//! let ticket = limiter.acquire().tokens(1_000).await.unwrap(); // the estimate
 //! // What an OpenAI stream with `include_usage` sends, chunk by chunk:
 //! let chunks = [
 //!     "data: {\"choices\":[{\"delta\":{\"content\":\"Paris\"}}]}\n\n",

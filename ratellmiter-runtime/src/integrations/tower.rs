@@ -75,7 +75,7 @@ use http_body_util::BodyExt;
 use super::classify::{Verdict, is_answer, refusal};
 use super::stream::Settle;
 use crate::headers::RateLimitHeaders;
-use crate::limiter::BucketRateLimiter;
+use crate::limiter::{Acquire, BucketRateLimiter};
 use crate::monitor::{DEFAULT_SERVICE, monitor};
 use crate::pacer::{Priority, Request};
 use crate::run::InFlight;
@@ -86,7 +86,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The largest request body buffered for a re-send by default: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
-type ChooseFn = dyn Fn(&RequestView<'_>) -> Arc<BucketRateLimiter> + Send + Sync;
+type ChooseFn = dyn Fn(&RequestView<'_>) -> BucketRateLimiter + Send + Sync;
 type Estimator = dyn Fn(&RequestView<'_>) -> u64 + Send + Sync;
 
 /// A tower layer pacing HTTP requests through a [`BucketRateLimiter`]: see the
@@ -116,7 +116,7 @@ pub(crate) struct Policy {
 
 #[derive(Clone)]
 enum Choose {
-    Fixed(Arc<BucketRateLimiter>),
+    Fixed(BucketRateLimiter),
     PerRequest(Arc<ChooseFn>),
 }
 
@@ -154,8 +154,8 @@ impl std::fmt::Debug for Policy {
 
 impl Layer {
     /// Every request waits for a ticket of `limiter` (a clone shares its budget).
-    pub fn new(limiter: impl Into<Arc<BucketRateLimiter>>) -> Self {
-        Self::with(Choose::Fixed(limiter.into()))
+    pub fn new(limiter: BucketRateLimiter) -> Self {
+        Self::with(Choose::Fixed(limiter))
     }
 
     /// Each request waits for a ticket of the limiter `choose` picks for it (by its
@@ -167,7 +167,7 @@ impl Layer {
     /// let layer = Layer::per_request(|req| monitor().limiter(req.path()));
     /// ```
     pub fn per_request(
-        choose: impl Fn(&RequestView<'_>) -> Arc<BucketRateLimiter> + Send + Sync + 'static,
+        choose: impl Fn(&RequestView<'_>) -> BucketRateLimiter + Send + Sync + 'static,
     ) -> Self {
         Self::with(Choose::PerRequest(Arc::new(choose)))
     }
@@ -354,7 +354,7 @@ impl Policy {
 /// One request's way through the limiter, attempt by attempt: the loop every client
 /// adapter runs is `ticket`, send, `judge`.
 pub(crate) struct Attempts {
-    limiter: Arc<BucketRateLimiter>,
+    limiter: BucketRateLimiter,
     cost: u64,
     max_retries: u32,
     settle_usage: bool,
@@ -379,7 +379,7 @@ impl Attempts {
             cost: crate::pacer::Cost::tokens(self.cost),
             deadline: None,
         };
-        let ticket = self.limiter.acquire_with(request, None).await?;
+        let ticket = Acquire::new(&self.limiter, request, None).await?;
         Ok(InFlight(Some(ticket)))
     }
 

@@ -194,7 +194,7 @@ impl LimiterBuilder {
     }
     /// Shares the budget with every process using the same store and key, e.g. a
     /// `RedisBackend` (feature `redis`): the rate then holds across all of them. See
-    /// [`crate::shared`]. [`try_acquire`](BucketRateLimiter::try_acquire) never gets a
+    /// [`crate::shared`]. [`try_now`](crate::Acquire::try_now) never gets a
     /// ticket from a shared limiter, since asking the store means waiting.
     pub fn shared(mut self, backend: impl SharedBackend) -> Self {
         self.shared = Some(Arc::new(backend));

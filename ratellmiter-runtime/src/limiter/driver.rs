@@ -16,10 +16,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::clearing::Clearing;
 use super::{Shared, State};
-use crate::pacer::{Issued, Outcome, Poll, ProbeId};
+use crate::pacer::{Issued, Outcome, ProbeId, Step};
 use crate::rate_limit::RateLimitedService;
-use crate::shared::{Clearing, SharedBudget};
+use crate::shared::SharedBudget;
 
 /// Whether a driver task runs, and how to reach it.
 #[derive(Default)]
@@ -52,7 +53,7 @@ impl State {
                 return Drive::Wait;
             }
             match self.pacer.poll(now) {
-                Poll::Issued(t) => {
+                Step::Issued(t) => {
                     if let Some(r) = &mut self.recorder {
                         r.issued(now, &t);
                     }
@@ -62,11 +63,11 @@ impl State {
                     }
                     self.hand_over(now, t);
                 }
-                Poll::WaitUntil(at) => return Drive::Sleep(at),
-                Poll::QuotaExhausted { id, resets_at } => self.refuse(id, resets_at),
+                Step::WaitUntil(at) => return Drive::Sleep(at),
+                Step::QuotaExhausted { id, resets_at } => self.refuse(id, resets_at),
                 // A call that ends changes the state and tells the driver.
-                Poll::AtCapacity => return Drive::Wait,
-                Poll::ProbeService(id) => match shared.prober() {
+                Step::AtCapacity => return Drive::Wait,
+                Step::ProbeService(id) => match shared.prober() {
                     Some(service) => return Drive::Probe(id, service),
                     // The service is gone: fall back to probing with a call.
                     None => {
@@ -74,7 +75,7 @@ impl State {
                         self.pacer.probe_abandoned(id);
                     }
                 },
-                Poll::Idle => return Drive::Idle,
+                Step::Idle => return Drive::Idle,
             }
         }
     }

@@ -1,40 +1,37 @@
 //! [`BucketRateLimiter`]: the async and blocking drivers around the pure [`Pacer`], and
 //! the [`Ticket`] that gives its slot back when dropped.
 
-use std::future::poll_fn;
 use std::sync::{Arc, OnceLock, Weak};
-use std::task::{Poll as TaskPoll, Waker};
+use std::task::Waker;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::AcquireError;
 use crate::flow_log::Recorder;
-use crate::pacer::{
-    Cost, Issued, Outcome, Pacer, Priority, ProbeId, Request, TryIssueError, Usage, WaiterId,
-};
+use crate::flow_log::format::Record;
+use crate::pacer::{Budget, Issued, Outcome, Pacer, ProbeId, Request, Usage, WaiterId};
 use crate::rate_limit::RateLimitedService;
 use crate::shared::SharedBudget;
 use crate::telemetry::{self, trace_event};
 
+mod acquire;
 mod builder;
+mod clearing;
 mod driver;
 mod locked;
-mod stats;
 mod ticket;
 mod waiting;
 
+use crate::stats::Stats;
+pub use acquire::{Acquire, AcquireFuture};
 pub use builder::LimiterBuilder;
 use driver::DriverState;
 use locked::Locked;
-pub use stats::Stats;
 pub use ticket::Ticket;
-use waiting::Waiting;
-pub(crate) use waiting::block_on;
 
 /// A rate limiter for one service (usually one model): hands out tickets spread evenly
 /// over the minute, ramps up after a jump in demand, and pauses and probes after a rate
@@ -45,7 +42,7 @@ pub(crate) use waiting::block_on;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let limiter = BucketRateLimiter::new(600);
-/// let ticket = limiter.acquire().await; // waits for its slot
+/// let ticket = limiter.acquire().await.unwrap(); // waits for its slot
 /// // ... call the API ...
 /// drop(ticket); // the call is done
 /// assert_eq!(limiter.stats().issued, 1);
@@ -161,9 +158,24 @@ impl BucketRateLimiter {
         let _ = self.shared.name.set(name.into());
     }
 
-    /// The settings in force.
+    /// The settings as configured. While a shared limiter paces alone at its fallback
+    /// rate (its store unreachable), `rpm` still reads the configured rate; the
+    /// fallback is [`fallback_rpm`](Self::fallback_rpm).
     pub fn config(&self) -> LimiterConfig {
-        self.shared.state.lock().pacer.config().clone()
+        let st = self.shared.state.lock();
+        let mut cfg = st.pacer.config().clone();
+        if let Some((configured, _)) = st.budget.as_ref().and_then(|b| b.fallback(cfg.rpm)) {
+            cfg.rpm = configured;
+        }
+        cfg
+    }
+
+    /// The rate this process paces at alone while its shared store is unreachable
+    /// (`None` when the limiter is not shared or the store answers).
+    pub fn fallback_rpm(&self) -> Option<u32> {
+        let st = self.shared.state.lock();
+        let rpm = st.pacer.config().rpm;
+        st.budget.as_ref()?.fallback(rpm).map(|(_, local)| local)
     }
 
     /// Whether two handles share one budget.
@@ -180,204 +192,7 @@ impl BucketRateLimiter {
     /// Counters and gauges now.
     pub fn stats(&self) -> Stats {
         let now = self.shared.now();
-        let mut st = self.shared.lock();
-        let c = st.pacer.counters();
-        let by_kind = st.pacer.tokens_in_window_by_kind(now);
-        let daily = st.pacer.daily_remaining(now);
-        Stats {
-            requested: c.requested,
-            issued: c.issued,
-            reissued: c.reissued,
-            finished: c.finished,
-            rate_limited: c.rate_limited,
-            cancelled: c.cancelled,
-            waiting: st.pacer.waiting(),
-            in_flight: st.pacer.in_flight(),
-            allowed_rate: st.pacer.allowed_rate(),
-            learned_rate: st.pacer.learned_rate(now),
-            limit_rate: st.pacer.full_rate(),
-            paused: st.pacer.is_paused(),
-            tokens_in_window: by_kind[0],
-            input_tokens_in_window: by_kind[1],
-            output_tokens_in_window: by_kind[2],
-            requests_left_today: daily[0],
-            tokens_left_today: daily[1],
-            max_in_flight: st.pacer.config().max_in_flight,
-        }
-    }
-
-    /// Waits for a ticket. Dropping the [`Ticket`] tells the limiter the call is done;
-    /// dropping this future while it waits leaves the queue as if it never came.
-    ///
-    /// It cannot fail, so when a daily quota (`rpd`, `tpd`) is spent it waits for the
-    /// reset; [`acquire_timeout`](Self::acquire_timeout) fails at once instead.
-    pub async fn acquire(&self) -> Ticket {
-        match self.acquire_with(Request::PATIENT, None).await {
-            Ok(t) => t,
-            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
-        }
-    }
-
-    /// Waits for a ticket ahead of normal calls (behind re-tries after a rate limit).
-    pub async fn acquire_priority(&self, priority: Priority) -> Ticket {
-        match self
-            .acquire_with(
-                Request {
-                    priority,
-                    ..Request::PATIENT
-                },
-                None,
-            )
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
-        }
-    }
-
-    /// Waits for a ticket for a call estimated at `tokens` tokens. Fails at once when
-    /// the estimate exceeds the whole per-minute token budget.
-    pub async fn acquire_weighted(&self, tokens: u64) -> Result<Ticket, AcquireError> {
-        self.acquire_with(
-            Request {
-                cost: Cost::tokens(tokens),
-                ..Request::NEW
-            },
-            None,
-        )
-        .await
-    }
-
-    /// Waits for a ticket until `deadline`; on time-out the call leaves the queue and
-    /// the calls behind it move up. Cancel-safe like [`acquire`](Self::acquire).
-    pub async fn acquire_until(&self, deadline: Instant) -> Result<Ticket, AcquireError> {
-        self.acquire_with(Request::NEW, Some(deadline)).await
-    }
-
-    /// Waits for a ticket at most `timeout` (a timeout too long to represent waits as
-    /// long as it takes).
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Ticket, AcquireError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.acquire_with(Request::NEW, deadline).await
-    }
-
-    /// A ticket now if one is free and nobody is queued; never waits, never queues.
-    pub fn try_acquire(&self) -> Result<Ticket, TryAcquireError> {
-        self.try_acquire_weighted(0)
-    }
-
-    /// [`try_acquire`](Self::try_acquire) for a call estimated at `tokens` tokens.
-    pub fn try_acquire_weighted(&self, tokens: u64) -> Result<Ticket, TryAcquireError> {
-        let now = self.shared.now();
-        let mut st = self.shared.lock();
-        if st.budget.is_some() {
-            // Other processes may be in line, and only a round trip to the store knows.
-            return Err(TryAcquireError::Queued);
-        }
-        match st.pacer.try_issue(
-            now,
-            Request {
-                cost: Cost::tokens(tokens),
-                ..Request::NEW
-            },
-        ) {
-            Ok(issued) => {
-                if let Some(r) = &mut st.recorder {
-                    r.requested(now);
-                    r.issued(now, &issued);
-                }
-                Ok(Ticket::new(self.shared.clone(), issued))
-            }
-            Err(TryIssueError::NotBefore(at)) => Err(TryAcquireError::NotBefore(
-                self.shared
-                    .origin
-                    .checked_add(at)
-                    .unwrap_or_else(far_future),
-            )),
-            Err(TryIssueError::Queued) => Err(TryAcquireError::Queued),
-            Err(TryIssueError::Paused) => Err(TryAcquireError::Paused),
-            Err(TryIssueError::AtCapacity) => Err(TryAcquireError::AtCapacity),
-        }
-    }
-
-    /// The general acquire: queue `req`, wait for its ticket or `deadline`.
-    pub(crate) async fn acquire_with(
-        &self,
-        req: Request,
-        deadline: Option<Instant>,
-    ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req, deadline)? {
-            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => id,
-        };
-        let mut waiting = Waiting::new(&self.shared, id);
-        // Read the clock only on the slow path: the fast one never reports a wait.
-        let start = Instant::now();
-        let mut deadline_sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-        let issued = poll_fn(|cx| {
-            if let TaskPoll::Ready(t) = waiting.poll_issued(cx) {
-                return TaskPoll::Ready(Some(t));
-            }
-            match deadline_sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                Some(TaskPoll::Ready(())) => TaskPoll::Ready(None),
-                _ => TaskPoll::Pending,
-            }
-        })
-        .instrument(tracing::debug_span!(
-            "ratellmiter.wait",
-            service = self.name()
-        ))
-        .await;
-        match issued {
-            Some(Ok(t)) => Ok(Ticket::new(self.shared.clone(), t)),
-            Some(Err(resets_at)) => Err(self.shared.quota_exhausted(resets_at)),
-            None => {
-                drop(waiting); // leaves the queue
-                Err(AcquireError::Timeout {
-                    waited: start.elapsed(),
-                })
-            }
-        }
-    }
-
-    /// Blocks this thread until a ticket is free. For blocking clients only: never call
-    /// it on an async runtime's worker thread (use [`acquire`](Self::acquire) there, or
-    /// `tokio::task::spawn_blocking`), since it parks the thread that would drive others.
-    /// Like [`acquire`](Self::acquire), it waits for the reset of a spent daily quota.
-    pub fn acquire_blocking(&self) -> Ticket {
-        match self.acquire_blocking_with(Request::PATIENT, None) {
-            Ok(t) => t,
-            Err(e) => unreachable!("an acquire without cost or deadline cannot fail: {e}"),
-        }
-    }
-
-    /// [`acquire_blocking`](Self::acquire_blocking) giving up at `deadline`.
-    pub fn acquire_blocking_until(&self, deadline: Instant) -> Result<Ticket, AcquireError> {
-        self.acquire_blocking_with(Request::NEW, Some(deadline))
-    }
-
-    pub(crate) fn acquire_blocking_with(
-        &self,
-        req: Request,
-        deadline: Option<Instant>,
-    ) -> Result<Ticket, AcquireError> {
-        let id = match self.shared.enqueue(req, deadline)? {
-            Enqueued::Issued(t) => return Ok(Ticket::new(self.shared.clone(), t)),
-            Enqueued::Waiting(id) => id,
-        };
-        let mut waiting = Waiting::new(&self.shared, id);
-        // Read the clock only on the slow path: the fast one never reports a wait.
-        let start = Instant::now();
-        match waiting.wait_blocking(deadline) {
-            Some(Ok(t)) => Ok(Ticket::new(self.shared.clone(), t)),
-            Some(Err(resets_at)) => Err(self.shared.quota_exhausted(resets_at)),
-            None => {
-                drop(waiting); // leaves the queue
-                Err(AcquireError::Timeout {
-                    waited: start.elapsed(),
-                })
-            }
-        }
+        self.shared.lock().pacer.stats(now)
     }
 
     pub(crate) fn note_retry_exhausted(&self) {
@@ -406,6 +221,17 @@ impl BucketRateLimiter {
         Ok(())
     }
 
+    /// Moves what the flow-log recorder finished (everything when `all`, at stop) into
+    /// `records`, events before seconds.
+    pub(crate) fn take_log_records(&self, all: bool, records: &mut Vec<Record>) {
+        let now = self.shared.now();
+        if let Some(r) = &mut self.shared.state.lock().recorder {
+            let (seconds, events) = r.take(now, all);
+            records.extend(events.into_iter().map(Record::Event));
+            records.extend(seconds.into_iter().map(Record::Second));
+        }
+    }
+
     pub(crate) fn attach_recorder(&self, recorder: Option<Recorder>) {
         self.shared.lock().recorder = recorder;
     }
@@ -418,40 +244,6 @@ impl BucketRateLimiter {
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
-
-/// Why [`BucketRateLimiter::try_acquire`] gave no ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryAcquireError {
-    /// No ticket is free before this instant (if nobody queues first).
-    NotBefore(Instant),
-    /// Calls are queued ahead: taking a ticket would jump the line.
-    Queued,
-    /// The limiter is paused after a rate limit.
-    Paused,
-    /// `max_in_flight` calls are in flight.
-    AtCapacity,
-}
-
-impl std::fmt::Display for TryAcquireError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TryAcquireError::NotBefore(at) => {
-                write!(
-                    f,
-                    "no ticket free for another {:?}",
-                    at.saturating_duration_since(Instant::now())
-                )
-            }
-            TryAcquireError::Queued => f.write_str("calls are queued ahead for a ticket"),
-            TryAcquireError::Paused => f.write_str("the limiter is paused after a rate limit"),
-            TryAcquireError::AtCapacity => {
-                f.write_str("the most calls the limiter allows in flight are in flight")
-            }
-        }
-    }
-}
-
-impl std::error::Error for TryAcquireError {}
 
 impl Shared {
     pub(crate) fn now(&self) -> Duration {
@@ -468,7 +260,7 @@ impl Shared {
     }
 
     /// A spent daily quota's error, its reset (engine time) on the wall clock.
-    fn quota_exhausted(&self, resets_at: Duration) -> AcquireError {
+    pub(crate) fn quota_exhausted(&self, resets_at: Duration) -> AcquireError {
         AcquireError::QuotaExhausted {
             resets_at: self.wall_origin + resets_at,
         }
@@ -495,10 +287,7 @@ impl Shared {
             }
             return Ok(Enqueued::Issued(issued));
         }
-        let id = st
-            .pacer
-            .enqueue(now, req)
-            .map_err(|e| AcquireError::from_request(e, self.wall_origin))?;
+        let id = st.pacer.enqueue(now, req)?;
         st.slots.insert(id, Slot::default());
         if let Some(r) = &mut st.recorder {
             r.requested(now);
@@ -546,11 +335,7 @@ impl Shared {
         self.lock().pacer.record_usage(t, usage);
     }
 
-    pub(crate) fn observe_budget(
-        &self,
-        requests: Option<(u64, Duration)>,
-        tokens: Option<(u64, Duration)>,
-    ) {
+    pub(crate) fn observe_budget(&self, requests: Option<Budget>, tokens: Option<Budget>) {
         let now = self.now();
         let mut st = self.lock();
         st.pacer.observe_budget(now, requests, tokens);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use crate::pacer::{Issued, Outcome};
+use crate::pacer::{Budget, Issued, Outcome};
 
 /// The right to make one rate-limited call. Dropping it reports the call as done;
 /// [`rate_limited`](Self::rate_limited) and [`failed`](Self::failed) report otherwise.
@@ -50,7 +50,8 @@ impl Ticket {
     }
 
     /// The server refused the call for its rate limit: pauses the limiter (unless it is
-    /// already paused). The caller re-queues at the front with a new acquire.
+    /// already paused). Re-queue the call at the front with
+    /// `limiter.acquire().retry()` (what `#[llmiter]` and [`Call`](crate::Call) do).
     pub fn rate_limited(mut self, retry_after: Option<Duration>) {
         self.end(Outcome::RateLimited { retry_after });
     }
@@ -83,13 +84,9 @@ impl Ticket {
         self.shared.observe_headers(headers);
     }
 
-    /// What the provider's headers say is left: `(remaining, reset in)` for requests and
-    /// tokens. The limiter holds issuing when nothing remains, before a 429.
-    pub fn observe_budget(
-        &self,
-        requests: Option<(u64, Duration)>,
-        tokens: Option<(u64, Duration)>,
-    ) {
+    /// What the provider's headers say is left of the requests and the tokens budgets.
+    /// The limiter holds issuing when nothing remains, before a 429.
+    pub fn observe_budget(&self, requests: Option<Budget>, tokens: Option<Budget>) {
         self.shared.observe_budget(requests, tokens);
     }
 

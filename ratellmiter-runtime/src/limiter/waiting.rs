@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Shared;
+use super::clearing::Clearing;
 use super::driver::Drive;
 use crate::pacer::{Issued, Outcome, WaiterId};
-use crate::shared::Clearing;
 
 /// One call in the queue. Dropping it before its ticket is taken withdraws the call (or
 /// gives back a ticket issued to it meanwhile), so cancellation never leaks a slot.

@@ -9,18 +9,18 @@ use std::time::Duration;
 
 /// Share of the rate kept after an episode (0.9: a limiter configured 10 % too high
 /// learns a rate just under the server's, instead of 15 % under it).
-pub const BETA: f64 = 0.9;
+pub(crate) const BETA: f64 = 0.9;
 /// Growth constant, as a share of the configured rate per second³: back at `w` after
 /// about 20 s when `w` is half the configured rate.
-pub const CUBIC_C: f64 = 1e-5;
+pub(crate) const CUBIC_C: f64 = 1e-5;
 /// The ceiling never drops below this share of the configured rate.
-pub const FLOOR: f64 = 0.01;
+pub(crate) const FLOOR: f64 = 0.01;
 /// An episode confirms an earlier one at a rate at most this much higher.
-pub const REPEAT_SHARE: f64 = 1.25;
+pub(crate) const REPEAT_SHARE: f64 = 1.25;
 /// An episode confirms an earlier one this long after it at most.
-pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 /// An episode at this share of the learned ceiling or above lowers it at once.
-pub const AT_CEILING: f64 = 0.8;
+pub(crate) const AT_CEILING: f64 = 0.8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Adaptive {

@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
+use super::WaiterId;
 use super::cost::Cost;
 use super::daily::Daily;
 use super::tokens::TokenBudget;
-use super::{RequestError, WaiterId};
 use crate::config::{ConfigError, LimiterConfig, validate_tokens};
+use crate::error::AcquireError;
 
 /// What a ticket was charged, kept until its call ends (for corrections and refunds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,7 @@ impl Budgets {
     }
 
     /// A call that can never fit: an estimate above a whole per-minute or daily budget.
-    pub(crate) fn check(&self, cost: &Cost) -> Result<(), RequestError> {
+    pub(crate) fn check(&self, cost: &Cost) -> Result<(), AcquireError> {
         for (b, charge) in [
             (&self.total, cost.total()),
             (&self.input, cost.input_charge()),
@@ -62,7 +63,7 @@ impl Budgets {
             if let Some(b) = b
                 && charge > b.tpm()
             {
-                return Err(RequestError::CostExceedsBudget {
+                return Err(AcquireError::CostExceedsBudget {
                     cost: charge,
                     tpm: b.tpm(),
                 });
@@ -71,7 +72,7 @@ impl Budgets {
         if let Some(d) = &self.tpd
             && cost.total() > d.limit()
         {
-            return Err(RequestError::CostExceedsDailyBudget {
+            return Err(AcquireError::CostExceedsDailyBudget {
                 cost: cost.total(),
                 tpd: d.limit(),
             });
@@ -255,7 +256,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::config::LimiterConfig;
-    use crate::pacer::{Outcome, Pacer, Poll, Priority, Request};
+    use crate::pacer::{Outcome, Pacer, Priority, Request, Step};
 
     fn s(n: u64) -> Duration {
         Duration::from_secs(n)
@@ -272,7 +273,7 @@ mod tests {
         })
         .unwrap();
         let first = p.enqueue(s(0), Request::NEW).unwrap();
-        let Poll::Issued(out) = p.poll(s(0)) else {
+        let Step::Issued(out) = p.poll(s(0)) else {
             panic!("the first call goes out")
         };
         assert_eq!(out.id, first);
@@ -289,17 +290,17 @@ mod tests {
         let retry = p.enqueue(s(1), Request::RETRY).unwrap();
         assert_eq!(
             p.poll(s(2)),
-            Poll::AtCapacity,
+            Step::AtCapacity,
             "nothing goes out while full"
         );
         let mut order = Vec::new();
         let mut held = out;
         for at in 3..6 {
             p.finish(s(at), &held, Outcome::Success);
-            let Poll::Issued(t) = p.poll(s(at)) else {
+            let Step::Issued(t) = p.poll(s(at)) else {
                 panic!("a place came back at {at} s")
             };
-            let next = if at < 5 { Poll::AtCapacity } else { Poll::Idle };
+            let next = if at < 5 { Step::AtCapacity } else { Step::Idle };
             assert_eq!(p.poll(s(at)), next);
             order.push(t.id);
             held = t;

@@ -27,7 +27,7 @@
 //!   (1.0: it doubles each second), from `ramp_start × rpm/60` (22 %): a burst from
 //!   idle reaches the full rate in 2.2 s, costing about 1.1 s of quota once;
 //! - after a refusal during that climb (an acceleration limit, or a limit lower than
-//!   configured) it climbs on by [`AVOIDANCE_STEP`] of the full rate per second, as TCP
+//!   configured) it climbs on by 10 % of the full rate per second, as TCP
 //!   leaves slow start for congestion avoidance at a loss, until demand next falls
 //!   below the rate;
 //! - when calls arrive after their slot was free, the rate falls to what the provider
@@ -53,7 +53,7 @@
 //! The first rate-limit error while running pauses issuing for its `retry_after`, or
 //! for the probe interval (10 s, ×1.5 after each failed probe, at most 65 s). Errors
 //! from calls issued before the pause do not restart it. When the pause ends the engine
-//! probes: by handing the driver a [`Poll::ProbeService`] when the limiter has a
+//! probes: by handing the driver a [`Step::ProbeService`] when the limiter has a
 //! service probe, otherwise by issuing exactly one queued call — a rate-limited one if
 //! there is one — as the probe. Its success resumes issuing with the ramp from its
 //! start; another rate limit backs off and probes again.
@@ -83,14 +83,14 @@
 //!   answer says what was used; a refused call is refunded in every budget;
 //! - requests and tokens per day (`rpd`, `tpd`, see `daily`): quotas, not paces. The
 //!   calls that fit go out at the per-minute pace; once a quota is spent a call fails at
-//!   once ([`RequestError::QuotaExhausted`] at [`Pacer::enqueue`],
-//!   [`Poll::QuotaExhausted`] for one that reaches the head of the line), unless its
+//!   once ([`AcquireError::QuotaExhausted`](crate::AcquireError::QuotaExhausted) at [`Pacer::enqueue`],
+//!   [`Step::QuotaExhausted`] for one that reaches the head of the line), unless its
 //!   deadline ([`Request::deadline`]) lets it wait for the reset. The day ends at
 //!   midnight of a UTC offset or 24 h after each use ([`DayReset`](crate::DayReset));
 //!   the engine reads no clock, so the driver says once where engine time zero falls on
 //!   the wall clock ([`Pacer::set_wall_origin`]);
 //! - calls in flight (`max_in_flight`): while that many tickets are out the engine
-//!   answers [`Poll::AtCapacity`]; a call that ends, any way ([`Pacer::finish`]), gives
+//!   answers [`Step::AtCapacity`]; a call that ends, any way ([`Pacer::finish`]), gives
 //!   its place back, and the queue order (re-tries first, priorities) holds as ever.
 //!
 //! The provider's headers hold each budget of their kind (`holds`), and can configure
@@ -105,11 +105,12 @@
 //! # Adaptive limit
 //! With `adaptive` on, a rate-limit episode that confirms an earlier one (refused again
 //! at about the same rate, within a minute) or that comes at the learned ceiling lowers
-//! the ceiling to [`BETA`] × the rate in force; it then climbs back in the shape of CUBIC
-//! (constant [`CUBIC_C`]), flat near the rate that was refused, then faster, up to the
-//! configured rate. A lone refusal (an outage, an acceleration limit tripped during a
-//! ramp) teaches nothing. See [`REPEAT_SHARE`], [`REPEAT_WINDOW`], [`AT_CEILING`] and
-//! [`FLOOR`].
+//! the ceiling to 0.9 × the rate in force; it then climbs back in the shape of CUBIC,
+//! flat near the rate that was refused, then faster, up to the configured rate. A lone
+//! refusal (an outage, an acceleration limit tripped during a ramp) teaches nothing.
+//! "About the same rate" is at most 25 % higher; an episode at 80 % of the learned
+//! ceiling or above lowers it at once; the ceiling never drops below 1 % of the
+//! configured rate. These tuning constants are the engine's own, not settings.
 
 mod adaptive;
 mod budgets;
@@ -122,10 +123,11 @@ mod tokens;
 
 use std::time::Duration;
 
-pub use adaptive::{AT_CEILING, BETA, CUBIC_C, FLOOR, REPEAT_SHARE, REPEAT_WINDOW};
 pub use cost::{Cost, Usage};
 
 use crate::config::{ConfigError, LimiterConfig, RampShape, validate_rpm, validate_tpm};
+use crate::error::{AcquireError, TryAcquireError};
+use crate::stats::Stats;
 use adaptive::Adaptive;
 use budgets::{Budgets, Charged};
 use holds::Holds;
@@ -135,16 +137,16 @@ use schedule::Schedule;
 
 /// Share of the full rate per second the slow start climbs by once a refusal ended its
 /// doubling (rateLLMiter's step).
-pub const AVOIDANCE_STEP: f64 = 0.10;
+pub(crate) const AVOIDANCE_STEP: f64 = 0.10;
 
 /// A refusal after the last second's tickets came to this many times the average second
 /// of the two before teaches the adaptive limit nothing: acceleration limits refuse
 /// jumps, not rates.
-pub const JUMP: f64 = 2.0;
+pub(crate) const JUMP: f64 = 2.0;
 
 /// Identifies one waiting call and, once issued, its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WaiterId(pub u64);
+pub struct WaiterId(pub(crate) u64);
 
 /// Where a new call queues: high-priority calls go ahead of normal ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -208,80 +210,88 @@ pub struct Learned {
     pub output_tpm: Option<u64>,
 }
 
-/// A request that can never be served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestError {
-    /// The call's estimated tokens exceed the whole per-minute budget.
-    CostExceedsBudget {
-        /// The estimate.
-        cost: u64,
-        /// The tokens-per-minute budget.
-        tpm: u64,
-    },
-    /// The call's estimated tokens exceed the whole per-day budget.
-    CostExceedsDailyBudget {
-        /// The estimate.
-        cost: u64,
-        /// The tokens-per-day budget.
-        tpd: u64,
-    },
-    /// A daily quota is spent and comes back only after the call's deadline.
-    QuotaExhausted {
-        /// When the quota comes back (engine time).
-        resets_at: Duration,
-    },
+/// What is left of one limit and when it refills, as a provider's rate-limit headers
+/// say (see [`headers`](crate::headers)).
+///
+/// ```
+/// use std::time::Duration;
+/// use ratellmiter::headers::Budget;
+/// let spent = Budget { remaining: 0, reset: Duration::from_secs(5) };
+/// assert_eq!(spent.remaining, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests or tokens left.
+    pub remaining: u64,
+    /// Time from the response until the limit refills.
+    pub reset: Duration,
 }
 
-impl std::fmt::Display for RequestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RequestError::CostExceedsBudget { cost, tpm } => write!(
-                f,
-                "a call estimated at {cost} tokens can never run under a budget of {tpm} tokens per minute"
-            ),
-            RequestError::CostExceedsDailyBudget { cost, tpd } => write!(
-                f,
-                "a call estimated at {cost} tokens can never run under a budget of {tpd} tokens per day"
-            ),
-            RequestError::QuotaExhausted { resets_at } => write!(
-                f,
-                "the daily quota is spent until {resets_at:?} (engine time)"
-            ),
-        }
+/// A ticket the engine issued: only the engine makes them, and [`Pacer::finish`] takes
+/// back only what it issued.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Issued {
+    pub(crate) id: WaiterId,
+    pub(crate) cost: u64,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) probe: bool,
+    pub(crate) retry: bool,
+    pub(crate) waited: Duration,
+    pub(crate) epoch: u64,
+}
+
+impl Issued {
+    /// The waiter that holds the ticket now.
+    pub fn id(&self) -> WaiterId {
+        self.id
+    }
+
+    /// Its token estimate (the total-tokens charge).
+    pub fn cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// Its input-token charge.
+    pub fn input(&self) -> u64 {
+        self.input
+    }
+
+    /// Its output-token reservation.
+    pub fn output(&self) -> u64 {
+        self.output
+    }
+
+    /// Whether this ticket is the probe that decides if the server accepts calls again.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// Whether it re-issues a rate-limited call.
+    pub fn is_retry(&self) -> bool {
+        self.retry
+    }
+
+    /// How long the call waited in the queue.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// The pause epoch it was issued in (each resume starts a new one): a rate limit
+    /// from an earlier epoch is stale.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 }
 
-impl std::error::Error for RequestError {}
-
-/// A ticket the engine issued.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Issued {
-    /// The waiter that holds the ticket now.
-    pub id: WaiterId,
-    /// Its token estimate (the total-tokens charge).
-    pub cost: u64,
-    /// Its input-token charge.
-    pub input: u64,
-    /// Its output-token reservation.
-    pub output: u64,
-    /// Whether this ticket is the probe that decides if the server accepts calls again.
-    pub probe: bool,
-    /// Whether it re-issues a rate-limited call.
-    pub retry: bool,
-    /// How long the call waited in the queue.
-    pub waited: Duration,
-    /// The pause epoch it was issued in (each resume starts a new one): a rate limit
-    /// from an earlier epoch is stale.
-    pub epoch: u64,
-}
-
-/// Identifies one [`Poll::ProbeService`] check, for its answer.
+/// Identifies one [`Step::ProbeService`] check, for its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProbeId(u64);
 
-/// What the driver should do next.
+/// What the driver should do next: the answer of [`Pacer::poll`]. Exhaustive on
+/// purpose: a driver must act on every step, so a new one is a breaking change.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Poll {
+pub enum Step {
     /// A ticket went out now.
     Issued(Issued),
     /// Nothing is due before this time.
@@ -304,19 +314,6 @@ pub enum Poll {
     Idle,
 }
 
-/// Why [`Pacer::try_issue`] gave no ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryIssueError {
-    /// Issuing now would break the pacing; a ticket is free at this time if nobody queues first.
-    NotBefore(Duration),
-    /// Calls are queued ahead.
-    Queued,
-    /// The limiter is paused after a rate limit.
-    Paused,
-    /// `max_in_flight` tickets are out.
-    AtCapacity,
-}
-
 /// How a ticket's call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -335,6 +332,7 @@ pub enum Outcome {
 
 /// State changes worth logging, drained with [`Pacer::drain_events`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// Issuing stopped after a rate limit, until `until`.
     Pause {
@@ -361,10 +359,10 @@ pub enum Event {
     },
 }
 
-/// Counters since the engine was made. `issued + waiting + cancelled == requested` holds
-/// at every moment.
+/// Counters since the engine was made, the part of [`Stats`] the engine counts as it
+/// goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Ticket requests, re-queued calls included.
     pub requested: u64,
     /// Tickets issued, re-issues included.
@@ -404,17 +402,17 @@ enum ProbeKind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ratellmiter::pacer::{Pacer, Poll, Request};
+/// use ratellmiter::pacer::{Pacer, Request, Step};
 /// use ratellmiter::LimiterConfig;
 ///
 /// let mut p = Pacer::new(LimiterConfig { rpm: 600, ..Default::default() }).unwrap();
 /// let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
 /// let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
-/// assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == a));
+/// assert!(matches!(p.poll(Duration::ZERO), Step::Issued(t) if t.id() == a));
 /// // After idleness the ramp starts at 22 % of 10/s: the next slot is 1/2.2 s later.
 /// let next = Duration::from_nanos(454_545_455);
-/// assert_eq!(p.poll(Duration::ZERO), Poll::WaitUntil(next));
-/// assert!(matches!(p.poll(next), Poll::Issued(t) if t.id == b));
+/// assert_eq!(p.poll(Duration::ZERO), Step::WaitUntil(next));
+/// assert!(matches!(p.poll(next), Step::Issued(t) if t.id() == b));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -459,7 +457,7 @@ pub struct Pacer {
     /// sooner than it was (a cancellation, a new head, a refund, a lifted hold, a new
     /// rate). Lateness is absorbed only from when the engine last knew the head's slot.
     rebased: Duration,
-    /// The last time [`Poll::WaitUntil`] named since the last ticket: a ticket is free
+    /// The last time [`Step::WaitUntil`] named since the last ticket: a ticket is free
     /// no earlier than the engine said (a constraint that has expired by the time the
     /// driver comes no longer says when it expired).
     promised: Duration,
@@ -517,7 +515,12 @@ impl Pacer {
         self.budgets = Budgets::new(&self.cfg, since_epoch);
     }
 
-    /// Probe by asking the driver ([`Poll::ProbeService`]) instead of by issuing a call.
+    /// Engine time `at` on the wall clock (see [`set_wall_origin`](Self::set_wall_origin)).
+    fn wall_time(&self, at: Duration) -> std::time::SystemTime {
+        std::time::SystemTime::UNIX_EPOCH + self.wall_origin + at
+    }
+
+    /// Probe by asking the driver ([`Step::ProbeService`]) instead of by issuing a call.
     pub fn set_external_probe(&mut self, on: bool) {
         self.external_probe = on;
     }
@@ -534,11 +537,13 @@ impl Pacer {
     }
 
     /// Queues a call for a ticket.
-    pub fn enqueue(&mut self, now: Duration, req: Request) -> Result<WaiterId, RequestError> {
+    pub fn enqueue(&mut self, now: Duration, req: Request) -> Result<WaiterId, AcquireError> {
         let now = self.advance(now);
         self.check_cost(&req.cost)?;
         if let Some(resets_at) = self.quota_refuses(now, &req.cost, req.deadline) {
-            return Err(RequestError::QuotaExhausted { resets_at });
+            return Err(AcquireError::QuotaExhausted {
+                resets_at: self.wall_time(resets_at),
+            });
         }
         let id = WaiterId(self.next_id);
         self.next_id += 1;
@@ -559,7 +564,7 @@ impl Pacer {
         Ok(id)
     }
 
-    fn check_cost(&self, cost: &Cost) -> Result<(), RequestError> {
+    fn check_cost(&self, cost: &Cost) -> Result<(), AcquireError> {
         self.budgets.check(cost)
     }
 
@@ -610,7 +615,7 @@ impl Pacer {
     }
 
     /// Issues the next ticket if one is due at `now`, else says when to look again.
-    pub fn poll(&mut self, now: Duration) -> Poll {
+    pub fn poll(&mut self, now: Duration) -> Step {
         let now = self.advance(now);
         if let Mode::Probing {
             outstanding: Some(p),
@@ -623,9 +628,9 @@ impl Pacer {
         match self.mode {
             Mode::Paused { until } if now < until => {
                 return if self.waiting() == 0 {
-                    Poll::Idle
+                    Step::Idle
                 } else {
-                    Poll::WaitUntil(until)
+                    Step::WaitUntil(until)
                 };
             }
             Mode::Paused { until } if self.trust_retry_after() => self.resume(until),
@@ -634,28 +639,28 @@ impl Pacer {
                 outstanding: Some(p),
             } => {
                 return if self.waiting() == 0 {
-                    Poll::Idle
+                    Step::Idle
                 } else {
-                    Poll::WaitUntil(p.deadline)
+                    Step::WaitUntil(p.deadline)
                 };
             }
             Mode::Probing { outstanding: None } | Mode::Running => {}
         }
         let Some((q, head)) = self.next_in_line() else {
-            return Poll::Idle;
+            return Step::Idle;
         };
         if let Some(resets_at) = self.quota_refuses(now, &head.cost, head.deadline) {
             let popped = self.queues.pop(q);
             debug_assert_eq!(popped.id, head.id);
             self.counters.cancelled += 1;
             self.rebased = now;
-            return Poll::QuotaExhausted {
+            return Step::QuotaExhausted {
                 id: head.id,
                 resets_at,
             };
         }
         if self.budgets.full(self.in_flight) {
-            return Poll::AtCapacity;
+            return Step::AtCapacity;
         }
         if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
             let id = ProbeId(self.next_id);
@@ -667,16 +672,16 @@ impl Pacer {
                 }),
             };
             self.events.push((now, Event::Probe));
-            return Poll::ProbeService(id);
+            return Step::ProbeService(id);
         }
         let at = self.ready_at(now, &head.cost);
         if now < at {
             self.promised = at;
-            return Poll::WaitUntil(at);
+            return Step::WaitUntil(at);
         }
         let popped = self.queues.pop(q);
         debug_assert_eq!(popped.id, head.id);
-        Poll::Issued(self.issue(now, at, q, head))
+        Step::Issued(self.issue(now, at, q, head))
     }
 
     /// Earliest time a ticket of `cost` may go out, as far as spacing, holds, tokens
@@ -814,24 +819,28 @@ impl Pacer {
     }
 
     /// Issues a ticket at `now` only if it is free and nobody is queued; never queues.
-    pub fn try_issue(&mut self, now: Duration, req: Request) -> Result<Issued, TryIssueError> {
+    pub fn try_issue(
+        &mut self,
+        now: Duration,
+        req: Request,
+    ) -> Result<Issued, TryAcquireError<Duration>> {
         let now = self.advance(now);
         if !matches!(self.mode, Mode::Running) {
-            return Err(TryIssueError::Paused);
+            return Err(TryAcquireError::Paused);
         }
         if self.waiting() > 0 {
-            return Err(TryIssueError::Queued);
+            return Err(TryAcquireError::Queued);
         }
         if self.budgets.full(self.in_flight) {
-            return Err(TryIssueError::AtCapacity);
+            return Err(TryAcquireError::AtCapacity);
         }
         if self.check_cost(&req.cost).is_err() {
             // Never free: say so as a wait that cannot end rather than a false promise.
-            return Err(TryIssueError::NotBefore(Duration::MAX));
+            return Err(TryAcquireError::NotBefore(Duration::MAX));
         }
         let at = self.ready_at(now, &req.cost);
         if now < at {
-            return Err(TryIssueError::NotBefore(at));
+            return Err(TryAcquireError::NotBefore(at));
         }
         let id = WaiterId(self.next_id);
         self.next_id += 1;
@@ -892,7 +901,7 @@ impl Pacer {
         }
     }
 
-    /// Reports the answer of the [`Poll::ProbeService`] check `id`. "Blocked" counts
+    /// Reports the answer of the [`Step::ProbeService`] check `id`. "Blocked" counts
     /// only from the check the engine waits for; "open" from any check of the current
     /// pause (one that timed out may still answer first).
     pub fn probe_result(&mut self, now: Duration, id: ProbeId, still_blocked: bool) {
@@ -907,7 +916,7 @@ impl Pacer {
         }
     }
 
-    /// The driver could not finish the [`Poll::ProbeService`] check `id` (it was
+    /// The driver could not finish the [`Step::ProbeService`] check `id` (it was
     /// cancelled): the next poll probes again.
     pub fn probe_abandoned(&mut self, id: ProbeId) {
         if self.is_current_service_probe(id) {
@@ -1008,34 +1017,30 @@ impl Pacer {
     pub fn observe_budget(
         &mut self,
         now: Duration,
-        requests: Option<(u64, Duration)>,
-        tokens: Option<(u64, Duration)>,
+        requests: Option<Budget>,
+        tokens: Option<Budget>,
     ) {
         let now = self.advance(now);
         let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
         let before = self.holds.ready_at(&next_cost);
         // The newest answer of each family replaces what the older ones said.
-        if let Some((remaining, reset)) = requests {
-            self.holds.observe_requests(remaining, later(now, reset));
+        if let Some(b) = requests {
+            self.holds
+                .observe_requests(b.remaining, later(now, b.reset));
         }
-        if let Some((remaining, reset)) = tokens {
-            self.holds.observe_tokens(remaining, later(now, reset));
+        if let Some(b) = tokens {
+            self.holds.observe_tokens(b.remaining, later(now, b.reset));
         }
         self.held(now, before, next_cost);
     }
 
     /// What Anthropic's input-token and output-token headers said is left, each until
     /// its reset (relative to `now`): each holds the calls by their charge of its kind.
-    pub fn observe_kinds(
-        &mut self,
-        now: Duration,
-        input: Option<(u64, Duration)>,
-        output: Option<(u64, Duration)>,
-    ) {
+    pub fn observe_kinds(&mut self, now: Duration, input: Option<Budget>, output: Option<Budget>) {
         let now = self.advance(now);
         let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
         let before = self.holds.ready_at(&next_cost);
-        let at = |(n, reset): (u64, Duration)| (n, later(now, reset));
+        let at = |b: Budget| (b.remaining, later(now, b.reset));
         self.holds.observe_kinds(input.map(at), output.map(at));
         self.held(now, before, next_cost);
     }
@@ -1131,8 +1136,35 @@ impl Pacer {
     }
 
     /// The counters since the engine was made.
-    pub fn counters(&self) -> Counters {
+    pub(crate) fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Counters and gauges at `now`.
+    pub fn stats(&mut self, now: Duration) -> Stats {
+        let c = self.counters();
+        let by_kind = self.tokens_in_window_by_kind(now);
+        let daily = self.daily_remaining(now);
+        Stats {
+            requested: c.requested,
+            issued: c.issued,
+            reissued: c.reissued,
+            finished: c.finished,
+            rate_limited: c.rate_limited,
+            cancelled: c.cancelled,
+            waiting: self.waiting(),
+            in_flight: self.in_flight(),
+            allowed_rate: self.allowed_rate(),
+            learned_rate: self.learned_rate(now),
+            limit_rate: self.full_rate(),
+            paused: self.is_paused(),
+            tokens_in_window: by_kind[0],
+            input_tokens_in_window: by_kind[1],
+            output_tokens_in_window: by_kind[2],
+            requests_left_today: daily[0],
+            tokens_left_today: daily[1],
+            max_in_flight: self.cfg.max_in_flight,
+        }
     }
 
     /// Tickets per second allowed now (ramp and learned ceiling applied).

@@ -1,6 +1,7 @@
 //! Engine-level specifications: each scenario drives the pure engine through virtual
 //! time and checks the numbers the module docs promise.
 
+use super::adaptive::BETA;
 use super::*;
 use ratellmiter_sim::metrics::max_in_window;
 
@@ -37,11 +38,11 @@ fn run(p: &mut Pacer, from: Duration, until: Duration) -> Vec<(Duration, Issued)
     let mut out = Vec::new();
     loop {
         match p.poll(now) {
-            Poll::Issued(t) => {
+            Step::Issued(t) => {
                 p.finish(now, &t, Outcome::Success);
                 out.push((now, t));
             }
-            Poll::WaitUntil(at) if at <= until => now = progress(now, at),
+            Step::WaitUntil(at) if at <= until => now = progress(now, at),
             _ => return out,
         }
     }
@@ -133,12 +134,12 @@ fn steady_demand_at_full_rate_stays_at_full_rate() {
             next_arrival += 1;
         }
         let wake = match p.poll(now) {
-            Poll::Issued(t) => {
+            Step::Issued(t) => {
                 p.finish(now, &t, Outcome::Success);
                 times.push(now);
                 continue;
             }
-            Poll::WaitUntil(at) => progress(now, at),
+            Step::WaitUntil(at) => progress(now, at),
             _ => Duration::MAX,
         };
         now = wake.min(arrivals.get(next_arrival).copied().unwrap_or(Duration::MAX));
@@ -160,8 +161,8 @@ fn steady_demand_at_full_rate_stays_at_full_rate() {
 fn next_issue(p: &mut Pacer, mut now: Duration) -> (Duration, Issued) {
     loop {
         match p.poll(now) {
-            Poll::Issued(t) => return (now, t),
-            Poll::WaitUntil(at) => now = progress(now, at),
+            Step::Issued(t) => return (now, t),
+            Step::WaitUntil(at) => now = progress(now, at),
             other => panic!("{other:?} at {now:?}"),
         }
     }
@@ -249,7 +250,7 @@ fn pause_probe_schedule_without_a_service() {
     let mut successes = Vec::new();
     while successes.len() < 5 {
         match p.poll(now) {
-            Poll::Issued(t) => {
+            Step::Issued(t) => {
                 if t.probe {
                     probes.push(now);
                 }
@@ -261,7 +262,7 @@ fn pause_probe_schedule_without_a_service() {
                     successes.push(now);
                 }
             }
-            Poll::WaitUntil(at) => now = progress(now, at),
+            Step::WaitUntil(at) => now = progress(now, at),
             other => panic!("unexpected {other:?} at {now:?}"),
         }
     }
@@ -282,11 +283,11 @@ fn retry_after_sets_the_pause_and_late_errors_do_not_restart_it() {
     let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     let b = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     let ta = match p.poll(Duration::ZERO) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     let tb = match p.poll(ms(400)) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     assert_eq!((ta.id, tb.id), (a, b));
@@ -308,20 +309,20 @@ fn retry_after_sets_the_pause_and_late_errors_do_not_restart_it() {
         },
     );
     let rb = p.enqueue(ms(1500), Request::RETRY).unwrap();
-    assert_eq!(p.poll(ms(1500)), Poll::WaitUntil(ms(2500)));
+    assert_eq!(p.poll(ms(1500)), Step::WaitUntil(ms(2500)));
     let probe = match p.poll(ms(2500)) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     assert!(probe.probe && probe.id == ra);
     assert_eq!(
         p.poll(ms(2600)),
-        Poll::WaitUntil(ms(2500) + LimiterConfig::default().probe_timeout),
+        Step::WaitUntil(ms(2500) + LimiterConfig::default().probe_timeout),
         "nothing but the probe during a pause, until it times out"
     );
     p.finish(ms(3000), &probe, Outcome::Success);
     assert!(!p.is_paused());
-    assert!(matches!(p.poll(ms(3000)), Poll::Issued(t) if t.id == rb));
+    assert!(matches!(p.poll(ms(3000)), Step::Issued(t) if t.id == rb));
 }
 
 #[test]
@@ -330,23 +331,23 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     p.set_external_probe(true);
     let a = p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     let t = match p.poll(Duration::ZERO) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     p.finish(ms(10), &t, Outcome::RateLimited { retry_after: None });
     p.enqueue(ms(10), Request::RETRY).unwrap();
-    assert_eq!(p.poll(ms(10)), Poll::WaitUntil(ms(10_010)));
-    let Poll::ProbeService(first) = p.poll(ms(10_010)) else {
+    assert_eq!(p.poll(ms(10)), Step::WaitUntil(ms(10_010)));
+    let Step::ProbeService(first) = p.poll(ms(10_010)) else {
         panic!("a service probe")
     };
     assert_eq!(
         p.poll(ms(10_011)),
-        Poll::WaitUntil(ms(70_010)),
+        Step::WaitUntil(ms(70_010)),
         "its time-out"
     );
     p.probe_result(ms(10_500), first, true);
-    assert_eq!(p.poll(ms(10_500)), Poll::WaitUntil(ms(25_500)));
-    let Poll::ProbeService(second) = p.poll(ms(25_500)) else {
+    assert_eq!(p.poll(ms(10_500)), Step::WaitUntil(ms(25_500)));
+    let Step::ProbeService(second) = p.poll(ms(25_500)) else {
         panic!("a service probe")
     };
     // Each probe has its own id, so a late answer to an earlier one is not taken for the
@@ -354,12 +355,12 @@ fn a_service_probe_is_asked_for_instead_of_a_call() {
     assert_ne!(first, second);
     p.probe_result(ms(25_550), first, true);
     p.probe_abandoned(second);
-    let Poll::ProbeService(third) = p.poll(ms(25_600)) else {
+    let Step::ProbeService(third) = p.poll(ms(25_600)) else {
         panic!("an abandoned probe is retried")
     };
     assert_ne!(second, third);
     p.probe_result(ms(26_000), third, false);
-    assert!(matches!(p.poll(ms(26_000)), Poll::Issued(t) if t.retry && !t.probe));
+    assert!(matches!(p.poll(ms(26_000)), Step::Issued(t) if t.retry && !t.probe));
     let _ = a;
 }
 
@@ -368,7 +369,7 @@ fn abandoned_probe_ticket_lets_another_call_probe() {
     let mut p = Pacer::new(cfg(600)).unwrap();
     p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     let t = match p.poll(Duration::ZERO) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     p.finish(
@@ -381,13 +382,13 @@ fn abandoned_probe_ticket_lets_another_call_probe() {
     p.enqueue(Duration::ZERO, Request::RETRY).unwrap();
     p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     let probe = match p.poll(secs(1)) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     assert!(probe.probe);
     p.finish(secs(2), &probe, Outcome::Abandoned);
     let next = match p.poll(secs(2)) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     assert!(next.probe && !next.retry, "the next call in line probes");
@@ -425,7 +426,7 @@ fn token_budget_bounds_every_minute_and_paces_tokens() {
                 ..Request::NEW
             }
         ),
-        Err(RequestError::CostExceedsBudget {
+        Err(AcquireError::CostExceedsBudget {
             cost: 60_001,
             tpm: 60_000
         })
@@ -447,15 +448,15 @@ fn usage_corrections_refund_the_budget() {
     p.enqueue(Duration::ZERO, req).unwrap();
     p.enqueue(Duration::ZERO, req).unwrap();
     let t = match p.poll(Duration::ZERO) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
     // 1000 tokens at 100/s under the start ramp share: far in the future.
-    let Poll::WaitUntil(before) = p.poll(Duration::ZERO) else {
+    let Step::WaitUntil(before) = p.poll(Duration::ZERO) else {
         panic!()
     };
     p.record_usage(&t, 100);
-    let Poll::WaitUntil(after) = p.poll(Duration::ZERO) else {
+    let Step::WaitUntil(after) = p.poll(Duration::ZERO) else {
         panic!()
     };
     assert_eq!(
@@ -473,12 +474,19 @@ fn headers_saying_nothing_remains_hold_issuing_until_reset() {
         p.enqueue(Duration::ZERO, Request::NEW).unwrap();
     }
     let t = match p.poll(Duration::ZERO) {
-        Poll::Issued(t) => t,
+        Step::Issued(t) => t,
         o => panic!("{o:?}"),
     };
-    p.observe_budget(ms(100), Some((0, secs(5))), None);
+    p.observe_budget(
+        ms(100),
+        Some(Budget {
+            remaining: 0,
+            reset: secs(5),
+        }),
+        None,
+    );
     p.finish(ms(100), &t, Outcome::Success);
-    assert_eq!(p.poll(ms(400)), Poll::WaitUntil(ms(5100)));
+    assert_eq!(p.poll(ms(400)), Step::WaitUntil(ms(5100)));
     let issued = run(&mut p, ms(400), secs(10));
     assert_eq!(issued[0].0, ms(5100));
     assert_eq!(
@@ -491,7 +499,14 @@ fn headers_saying_nothing_remains_hold_issuing_until_reset() {
     for _ in 0..4 {
         p.enqueue(secs(20), Request::NEW).unwrap();
     }
-    p.observe_budget(secs(20), Some((2, secs(30))), None);
+    p.observe_budget(
+        secs(20),
+        Some(Budget {
+            remaining: 2,
+            reset: secs(30),
+        }),
+        None,
+    );
     let issued = run(&mut p, secs(20), secs(100));
     let times: Vec<_> = issued.iter().map(|(t, _)| *t).collect();
     assert_eq!(times[2], secs(50), "{times:?}");
@@ -530,13 +545,13 @@ fn try_issue_never_queues() {
     assert_eq!(t.waited, Duration::ZERO);
     assert_eq!(
         p.try_issue(ms(1), Request::NEW),
-        Err(TryIssueError::NotBefore(secs(4)))
+        Err(TryAcquireError::NotBefore(secs(4)))
     );
     assert_eq!(p.waiting(), 0);
     p.enqueue(ms(2), Request::NEW).unwrap();
     assert_eq!(
         p.try_issue(secs(5), Request::NEW),
-        Err(TryIssueError::Queued)
+        Err(TryAcquireError::Queued)
     );
 }
 
@@ -593,7 +608,14 @@ fn a_hold_keeps_the_full_rate_and_counts_no_ramp_growth() {
     let before = run(&mut p, Duration::ZERO, secs(15));
     let last = before.last().unwrap().0;
     assert_eq!(p.allowed_rate(), 10.0);
-    p.observe_budget(last, Some((0, secs(3))), None);
+    p.observe_budget(
+        last,
+        Some(Budget {
+            remaining: 0,
+            reset: secs(3),
+        }),
+        None,
+    );
     let after = run(&mut p, last, last + secs(10));
     assert_eq!(after[0].0, last + secs(3), "nothing before the reset");
     assert_eq!(
@@ -698,7 +720,7 @@ fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() 
         ..Request::NEW
     };
     let id = p.enqueue(Duration::ZERO, whole).unwrap();
-    assert!(matches!(p.poll(Duration::ZERO), Poll::Issued(t) if t.id == id && t.cost == 6_000));
+    assert!(matches!(p.poll(Duration::ZERO), Step::Issued(t) if t.id == id && t.cost == 6_000));
     let over = Request {
         cost: Cost::tokens(6_001),
         ..Request::NEW
@@ -706,7 +728,7 @@ fn a_call_costing_exactly_the_whole_budget_runs_and_one_token_more_is_refused() 
     let err = p.enqueue(Duration::ZERO, over).unwrap_err();
     assert_eq!(
         err,
-        RequestError::CostExceedsBudget {
+        AcquireError::CostExceedsBudget {
             cost: 6_001,
             tpm: 6_000
         }
@@ -763,18 +785,18 @@ fn a_probe_answer_from_an_earlier_pause_does_not_end_the_next_one() {
     p.set_external_probe(true);
     let limited = |p: &mut Pacer, now: Duration| {
         p.enqueue(now, Request::NEW).unwrap();
-        let Poll::Issued(t) = p.poll(now) else {
+        let Step::Issued(t) = p.poll(now) else {
             panic!("a ticket at {now:?}")
         };
         p.finish(now, &t, Outcome::RateLimited { retry_after: None });
         p.enqueue(now, Request::RETRY).unwrap();
     };
     limited(&mut p, Duration::ZERO);
-    let Poll::ProbeService(old) = p.poll(secs(10)) else {
+    let Step::ProbeService(old) = p.poll(secs(10)) else {
         panic!("a service probe")
     };
     p.probe_abandoned(old);
-    let Poll::ProbeService(answered) = p.poll(secs(11)) else {
+    let Step::ProbeService(answered) = p.poll(secs(11)) else {
         panic!("a service probe")
     };
     p.probe_result(secs(12), answered, false);
@@ -812,11 +834,11 @@ fn a_call_queued_behind_the_line_does_not_push_the_heads_slot() {
     let mut issued = Vec::new();
     while issued.len() < 20 {
         match p.poll(now) {
-            Poll::Issued(t) => {
+            Step::Issued(t) => {
                 p.finish(now, &t, Outcome::Success);
                 issued.push(now);
             }
-            Poll::WaitUntil(at) => {
+            Step::WaitUntil(at) => {
                 now = progress(now, at) + ms(5);
                 p.enqueue(now, Request::NEW).unwrap();
             }
@@ -826,4 +848,15 @@ fn a_call_queued_behind_the_line_does_not_push_the_heads_slot() {
     let late = |k: u64| if k < 10 { ms(5) } else { ms(10) };
     let expected: Vec<Duration> = (0..20).map(|k| ms(100 * k) + late(k)).collect();
     assert_eq!(issued, expected);
+}
+
+/// The tuning constants are private; `tests/invariants.rs` and the module docs state
+/// these values, so a change here must change them too.
+#[test]
+fn the_tuning_constants_are_those_the_docs_state() {
+    assert_eq!(AVOIDANCE_STEP, 0.10);
+    assert_eq!(adaptive::FLOOR, 0.01);
+    assert_eq!(BETA, 0.9);
+    assert_eq!(adaptive::REPEAT_SHARE, 1.25);
+    assert_eq!(adaptive::AT_CEILING, 0.8);
 }

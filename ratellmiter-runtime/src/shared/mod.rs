@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use crate::rate_limit::BoxFuture;
 
-pub(crate) use budget::{Clearing, SharedBudget};
+pub(crate) use budget::SharedBudget;
 #[cfg(feature = "redis")]
 pub use redis::RedisBackend;
 

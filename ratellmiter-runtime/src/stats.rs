@@ -1,7 +1,19 @@
-//! [`Stats`]: a limiter's counters and gauges.
+//! [`Stats`]: a limiter's counters and gauges, as its engine counts them.
 
-/// Counters and gauges of one limiter.
+/// Counters and gauges of one limiter ([`BucketRateLimiter::stats`](crate::BucketRateLimiter::stats),
+/// [`Pacer::stats`](crate::pacer::Pacer::stats)). `issued + waiting + cancelled ==
+/// requested` holds at every moment.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let limiter = ratellmiter::BucketRateLimiter::new(600);
+/// drop(limiter.acquire().await.unwrap());
+/// let s = limiter.stats();
+/// assert_eq!((s.requested, s.issued, s.finished, s.in_flight), (1, 1, 1, 0));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Ticket requests, re-queued calls included.
     pub requested: u64,
