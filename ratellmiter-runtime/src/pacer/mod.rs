@@ -83,7 +83,7 @@
 //!   answer says what was used; a refused call is refunded in every budget;
 //! - requests and tokens per day (`rpd`, `tpd`, see `daily`): quotas, not paces. The
 //!   calls that fit go out at the per-minute pace; once a quota is spent a call fails at
-//!   once ([`AcquireError::QuotaExhausted`](crate::AcquireError::QuotaExhausted) at [`Pacer::enqueue`],
+//!   once ([`AcquireError::QuotaExhausted`] at [`Pacer::enqueue`],
 //!   [`Step::QuotaExhausted`] for one that reaches the head of the line), unless its
 //!   deadline ([`Request::deadline`]) lets it wait for the reset. The day ends at
 //!   midnight of a UTC offset or 24 h after each use ([`DayReset`](crate::DayReset));
