@@ -76,6 +76,35 @@ fn chat(call: u32, model: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// Sends calls `0..n` for `model` at once through `client`, each on its own task,
+/// reads every answer to its end, and returns their statuses in call order.
+async fn send_all<S, B>(client: &S, n: u32, model: &'static str) -> Vec<StatusCode>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
+{
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let response = client.oneshot(chat(i, model)).await.unwrap();
+                let status = response.status();
+                response.into_body().collect().await.unwrap();
+                status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(calls.len());
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    statuses
+}
+
 /// Every request refused with 429 (no retry-after) for the first `length`.
 fn outage(length: Duration) -> ProviderConfig {
     ProviderConfig {
@@ -102,19 +131,8 @@ async fn a_burst_against_a_slower_provider_is_answered_in_full_refusals_first() 
     let limiter = BucketRateLimiter::new(600);
     let client = Layer::new(limiter.clone()).layer(provider);
     let start = Instant::now();
-    let calls: Vec<_> = (0..300)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let response = client.oneshot(chat(i, "gpt-4o-mini")).await.unwrap();
-                let status = response.status();
-                response.into_body().collect().await.unwrap();
-                status
-            })
-        })
-        .collect();
-    for call in calls {
-        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    for status in send_all(&client, 300, "gpt-4o-mini").await {
+        assert_eq!(status, StatusCode::OK);
     }
     let elapsed = start.elapsed();
     let log = log.lock().unwrap().clone();
@@ -341,19 +359,8 @@ async fn a_probe_answered_through_the_layer_resumes_the_limiter() {
     let (log, provider) = recorded(&mock);
     let limiter = BucketRateLimiter::new(600);
     let client = Layer::new(limiter.clone()).layer(provider);
-    let calls: Vec<_> = (0..20)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let response = client.oneshot(chat(i, "gpt-4o-mini")).await.unwrap();
-                let status = response.status();
-                response.into_body().collect().await.unwrap();
-                status
-            })
-        })
-        .collect();
-    for call in calls {
-        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    for status in send_all(&client, 20, "gpt-4o-mini").await {
+        assert_eq!(status, StatusCode::OK);
     }
     let log = log.lock().unwrap().clone();
     let probe = log
@@ -473,21 +480,11 @@ async fn a_gemini_body_s_retry_delay_is_honoured_and_a_daily_quota_is_final() {
     let (log, provider) = gemini_recorded(&mock);
     let limiter = BucketRateLimiter::new(600);
     let client = Layer::new(limiter.clone()).layer(provider);
-    let calls: Vec<_> = (0..6)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let response = client.oneshot(chat(i, "gemini-flash")).await.unwrap();
-                let status = response.status();
-                response.into_body().collect().await.unwrap();
-                status
-            })
-        })
+    let mut statuses: Vec<u16> = send_all(&client, 6, "gemini-flash")
+        .await
+        .iter()
+        .map(StatusCode::as_u16)
         .collect();
-    let mut statuses = Vec::new();
-    for call in calls {
-        statuses.push(call.await.unwrap().as_u16());
-    }
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
     let log = log.lock().unwrap().clone();
