@@ -180,12 +180,6 @@ impl Request {
         cost: Cost::ZERO,
         deadline: None,
     };
-    /// A new call that waits for a spent daily quota to come back rather than fail
-    /// (the acquires that cannot fail).
-    pub const PATIENT: Request = Request {
-        deadline: Some(Duration::MAX),
-        ..Request::NEW
-    };
     /// A call re-queued after a rate limit.
     pub const RETRY: Request = Request {
         retry: true,
