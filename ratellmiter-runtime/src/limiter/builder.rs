@@ -216,7 +216,10 @@ impl LimiterBuilder {
             limiter.set_name(&name);
         }
         if let Some(backend) = self.shared {
-            limiter.shared.lock().budget = Some(SharedBudget::new(backend));
+            let mut st = limiter.shared.lock();
+            st.budget = Some(SharedBudget::new(backend.clone(), &mut st.pacer));
+            drop(st);
+            let _ = limiter.shared.store.set(backend);
         }
         Ok(limiter)
     }

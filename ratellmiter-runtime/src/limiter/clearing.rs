@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
@@ -12,19 +12,34 @@ use super::Shared;
 use super::waiting::block_on;
 use crate::pacer::{Issued, Outcome};
 use crate::rate_limit::BoxFuture;
-use crate::shared::{Grant, SharedError};
+use crate::shared::{Grant, Next, SharedError};
 
 /// A ticket the local pacer issued, on its way through the shared store: it asks for
-/// a slot, waits for it (or through a shared pause, asking again), then is handed over.
-/// Dropping it before then gives the ticket back unused.
+/// a slot, waits for it and claims it (or waits through a pause, or for a place in
+/// flight, and asks again), then is handed over. Dropping it before then gives the
+/// ticket back unused.
 pub(crate) struct Clearing {
     shared: Arc<Shared>,
     ticket: Option<Issued>,
     started: Instant,
-    asking: Option<BoxFuture<'static, Result<Grant, SharedError>>>,
-    /// After an answer: when to go (`true`) or to ask again (`false`).
-    then: Option<(Instant, bool)>,
+    phase: Phase,
     sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// How a clearing ended.
+pub(crate) enum Cleared {
+    /// The ticket goes out.
+    Go(Issued),
+    /// A daily quota of the fleet is spent until then (engine time): the call fails.
+    Refused(Issued, Duration),
+}
+
+enum Phase {
+    Ask,
+    Asking(BoxFuture<'static, Result<Grant, SharedError>>),
+    Claiming(BoxFuture<'static, Result<Option<Duration>, SharedError>>),
+    /// Until then, then claim (`true`) or ask again.
+    Sleep(Instant, bool),
 }
 
 impl Clearing {
@@ -33,120 +48,148 @@ impl Clearing {
             shared,
             ticket: Some(ticket),
             started: Instant::now(),
-            asking: None,
-            then: None,
+            phase: Phase::Ask,
             sleep: None,
         }
     }
 
-    /// Drives the clearing on an async runtime; ready with the ticket to hand over.
-    pub(crate) fn poll_clear(&mut self, cx: &mut Context<'_>) -> Poll<Issued> {
+    /// Drives the clearing on an async runtime.
+    pub(crate) fn poll_clear(&mut self, cx: &mut Context<'_>) -> Poll<Cleared> {
         loop {
-            if let Some(asking) = &mut self.asking {
-                let Poll::Ready(answer) = asking.as_mut().poll(cx) else {
-                    return Poll::Pending;
-                };
-                self.asking = None;
-                let (wait, go) = self.answer(answer);
-                self.then = Some((Instant::now() + wait, go));
-            }
-            let Some((at, go)) = self.then else {
-                match self.ask() {
-                    Some(asking) => self.asking = Some(asking),
-                    None => return Poll::Ready(self.hand_over()),
-                }
-                continue;
-            };
-            // A slot that is due now goes at once: a timer would round up to its next
-            // millisecond tick, a delay on every ticket of a saturated schedule.
-            if Instant::now() < at {
-                let sleep = match &mut self.sleep {
-                    Some(s) => {
-                        if s.deadline() != at {
-                            s.as_mut().reset(at);
-                        }
-                        s
+            let next = match &mut self.phase {
+                Phase::Ask => match self.ask() {
+                    Some(asking) => {
+                        self.phase = Phase::Asking(asking);
+                        continue;
                     }
-                    None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
-                };
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+                    None => Next::Go,
+                },
+                Phase::Asking(asking) => {
+                    let answer = ready!(asking.as_mut().poll(cx));
+                    self.on_grant(answer)
                 }
-            }
-            self.then = None;
-            if go {
-                return Poll::Ready(self.hand_over());
+                Phase::Claiming(claiming) => {
+                    let answer = ready!(claiming.as_mut().poll(cx));
+                    self.on_claim(answer)
+                }
+                Phase::Sleep(at, claim) => {
+                    let (at, claim) = (*at, *claim);
+                    // A slot that is due now goes at once: a timer would round up to
+                    // its next millisecond tick, a delay on every ticket of a
+                    // saturated schedule.
+                    if Instant::now() < at {
+                        let sleep = match &mut self.sleep {
+                            Some(s) => {
+                                if s.deadline() != at {
+                                    s.as_mut().reset(at);
+                                }
+                                s
+                            }
+                            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+                        };
+                        ready!(sleep.as_mut().poll(cx));
+                    }
+                    self.phase = match claim {
+                        true => match self.claim() {
+                            Some(claiming) => Phase::Claiming(claiming),
+                            None => return Poll::Ready(self.end(Next::Go)),
+                        },
+                        false => Phase::Ask,
+                    };
+                    continue;
+                }
+            };
+            match next {
+                Next::Claim(wait) => self.phase = Phase::Sleep(Instant::now() + wait, true),
+                Next::Ask(wait) => self.phase = Phase::Sleep(Instant::now() + wait, false),
+                Next::Go | Next::Refuse(_) => return Poll::Ready(self.end(next)),
             }
         }
     }
 
     /// Drives the clearing on a blocking thread (the store's I/O runs on its own thread).
-    pub(crate) fn clear_blocking(mut self) -> Issued {
+    pub(crate) fn clear_blocking(mut self) -> Cleared {
         loop {
-            let Some(asking) = self.ask() else {
-                return self.hand_over();
+            let mut next = match self.ask() {
+                Some(asking) => self.on_grant(block_on(asking)),
+                None => Next::Go,
             };
-            let (wait, go) = self.answer(block_on(asking));
-            std::thread::sleep(wait);
-            if go {
-                return self.hand_over();
+            loop {
+                match next {
+                    Next::Go | Next::Refuse(_) => return self.end(next),
+                    Next::Ask(wait) => {
+                        std::thread::sleep(wait);
+                        break;
+                    }
+                    Next::Claim(wait) => {
+                        std::thread::sleep(wait);
+                        next = match self.claim() {
+                            Some(claiming) => self.on_claim(block_on(claiming)),
+                            None => Next::Go,
+                        };
+                    }
+                }
             }
         }
     }
 
+    /// Asks the store for a slot (outside the limiter's lock), or `None` to go at once
+    /// (not shared, or the store is down and not due to be asked again).
     fn ask(&mut self) -> Option<BoxFuture<'static, Result<Grant, SharedError>>> {
+        let t = self.ticket.as_ref()?;
         let now = self.shared.now();
-        let cost = self.ticket.map_or(0, |t| t.cost);
-        let mut st = self.shared.state.lock();
-        let st = &mut *st;
-        let budget = st.budget.as_mut()?;
-        let request = budget.request(&st.pacer, now, cost)?;
-        Some(budget.backend.reserve(request))
+        let waited = t.waited + self.started.elapsed();
+        let request = {
+            let mut st = self.shared.state.lock();
+            let st = &mut *st;
+            st.budget.as_mut()?.request(&st.pacer, now, t, waited)?
+        };
+        self.shared.with_backend(|b| b.reserve(request))
     }
 
-    /// Applies the store's answer; says how long to wait and whether to go afterwards.
-    fn answer(&mut self, answer: Result<Grant, SharedError>) -> (Duration, bool) {
+    fn claim(&mut self) -> Option<BoxFuture<'static, Result<Option<Duration>, SharedError>>> {
+        let rpm = self.shared.state.lock().pacer.config().rpm;
+        self.shared.with_backend(|b| b.claim(rpm))
+    }
+
+    fn on_grant(&mut self, answer: Result<Grant, SharedError>) -> Next {
+        let now = self.shared.now();
+        let service = self.shared.name();
+        let wall_origin = self.shared.wall_origin_since_epoch();
+        let mut st = self.shared.state.lock();
+        let st = &mut *st;
+        match (st.budget.as_mut(), self.ticket.as_mut()) {
+            (Some(b), Some(t)) => b.answer(&mut st.pacer, now, service, t, answer, wall_origin),
+            _ => Next::Go,
+        }
+    }
+
+    fn on_claim(&mut self, answer: Result<Option<Duration>, SharedError>) -> Next {
         let now = self.shared.now();
         let service = self.shared.name();
         let mut st = self.shared.state.lock();
         let st = &mut *st;
-        let Some(budget) = st.budget.as_mut() else {
-            return (Duration::ZERO, true);
-        };
-        match answer {
-            Ok(Grant::Slot { wait, probe, .. }) => {
-                budget.rejoin(&mut st.pacer, now, service);
-                if let Some(t) = &mut self.ticket {
-                    t.probe |= probe;
-                }
-                (wait, true)
-            }
-            Ok(Grant::Paused { wait }) => {
-                budget.rejoin(&mut st.pacer, now, service);
-                // Hold the local pacer through the shared pause, so that it restarts
-                // its ramp when the pause ends, as after any hold.
-                st.pacer.hold_shared(now, now + wait);
-                (wait, false)
-            }
-            Err(e) => {
-                budget.fall_back(&mut st.pacer, now, service, &e);
-                (Duration::ZERO, true)
-            }
+        match st.budget.as_mut() {
+            Some(b) => b.claimed(&mut st.pacer, now, service, answer),
+            None => Next::Go,
         }
     }
 
-    fn hand_over(&mut self) -> Issued {
+    fn end(&mut self, next: Next) -> Cleared {
         let mut t = self
             .ticket
             .take()
             .expect("a clearing ticket is handed over once");
         t.waited += self.started.elapsed();
         self.end_clearing();
-        t
+        match next {
+            Next::Refuse(resets_at) => Cleared::Refused(t, resets_at),
+            _ => Cleared::Go(t),
+        }
     }
 
     fn end_clearing(&self) {
-        let mut st = self.shared.state.lock();
+        let mut st = self.shared.lock();
         if let Some(b) = &mut st.budget {
             b.end_clearing();
         }

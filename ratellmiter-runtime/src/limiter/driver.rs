@@ -90,17 +90,12 @@ impl State {
                     w.wake();
                 }
             }
-            None => {
-                self.pacer.finish(now, &t, Outcome::Abandoned);
-                if let Some(r) = &mut self.recorder {
-                    r.finished(now, Outcome::Abandoned);
-                }
-            }
+            None => self.finish(now, &t, Outcome::Abandoned),
         }
     }
 
     /// Fails the waiting call `id`: a daily quota is spent until `resets_at`.
-    fn refuse(&mut self, id: crate::pacer::WaiterId, resets_at: Duration) {
+    pub(super) fn refuse(&mut self, id: crate::pacer::WaiterId, resets_at: Duration) {
         if let Some(slot) = self.slots.get_mut(&id) {
             slot.refused = Some(resets_at);
             if let Some(w) = slot.waker.take() {
@@ -209,9 +204,8 @@ async fn run(shared: Arc<Shared>, notify: Arc<Notify>) {
             }
             Drive::Clear(t) => {
                 let mut clearing = Clearing::new(shared.clone(), t);
-                let t = poll_fn(|cx| clearing.poll_clear(cx)).await;
-                let now = shared.now();
-                shared.lock().hand_over(now, t);
+                let cleared = poll_fn(|cx| clearing.poll_clear(cx)).await;
+                shared.cleared(cleared);
             }
         }
     }

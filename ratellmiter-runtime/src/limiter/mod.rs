@@ -15,7 +15,7 @@ use crate::flow_log::Recorder;
 use crate::flow_log::format::Record;
 use crate::pacer::{Budget, Issued, Outcome, Pacer, ProbeId, Request, Usage, WaiterId};
 use crate::rate_limit::RateLimitedService;
-use crate::shared::SharedBudget;
+use crate::shared::{SharedBackend, SharedBudget};
 use crate::telemetry::{self, trace_event};
 
 mod acquire;
@@ -60,6 +60,10 @@ pub(crate) struct Shared {
     wall_origin: SystemTime,
     pub(crate) state: Mutex<State>,
     prober: RwLock<Option<Weak<dyn RateLimitedService>>>,
+    /// The shared store, if any (see [`crate::shared`]), called only outside `state`'s
+    /// lock and, under `store_order`, in the order of this process's events.
+    store: OnceLock<Arc<dyn SharedBackend>>,
+    store_order: Mutex<()>,
 }
 
 pub(crate) struct State {
@@ -143,6 +147,8 @@ impl BucketRateLimiter {
                     metrics: telemetry::Metrics::default(),
                 }),
                 prober: RwLock::new(None),
+                store: OnceLock::new(),
+                store_order: Mutex::new(()),
             }),
         })
     }
@@ -259,6 +265,50 @@ impl Shared {
         Locked::new(self.state.lock())
     }
 
+    /// The wall-clock time at engine time zero, as time since the UNIX epoch.
+    pub(crate) fn wall_origin_since_epoch(&self) -> Duration {
+        self.wall_origin
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+
+    /// Calls the shared store (outside the limiter's lock), after sending the reports
+    /// queued before: the store hears this process's events in order. `None` when the
+    /// limiter is not shared.
+    pub(crate) fn with_backend<T>(&self, call: impl FnOnce(&dyn SharedBackend) -> T) -> Option<T> {
+        let store = self.store.get()?;
+        let _order = self.store_order.lock();
+        let reports = self
+            .state
+            .lock()
+            .budget
+            .as_mut()
+            .map(SharedBudget::take_outbox)
+            .unwrap_or_default();
+        for report in reports {
+            store.report(report);
+        }
+        Some(call(&**store))
+    }
+
+    /// Sends the reports queued under the lock (a no-op when not shared).
+    pub(crate) fn flush_reports(&self) {
+        self.with_backend(|_| ());
+    }
+
+    /// A ticket cleared with the shared store goes to its waiter, or fails the call.
+    pub(crate) fn cleared(&self, cleared: clearing::Cleared) {
+        let now = self.now();
+        match cleared {
+            clearing::Cleared::Go(t) => self.lock().hand_over(now, t),
+            clearing::Cleared::Refused(t, resets_at) => {
+                self.lock().refuse(t.id, resets_at);
+                self.finish(&t, Outcome::Abandoned);
+            }
+        }
+        self.flush_reports();
+    }
+
     /// A spent daily quota's error, its reset (engine time) on the wall clock.
     pub(crate) fn quota_exhausted(&self, resets_at: Duration) -> AcquireError {
         AcquireError::QuotaExhausted {
@@ -314,14 +364,10 @@ impl Shared {
         } else {
             self.now()
         };
-        st.pacer.finish(now, t, outcome);
-        if let Some(b) = &st.budget {
-            b.report(t, outcome, st.pacer.config());
-        }
-        if let Some(r) = &mut st.recorder {
-            r.finished(now, outcome);
-        }
+        st.finish(now, t, outcome);
         st.after_change(now, self.name.get());
+        drop(st);
+        self.flush_reports();
     }
 
     fn probe_result(&self, id: ProbeId, blocked: bool) {
@@ -332,7 +378,11 @@ impl Shared {
     }
 
     pub(crate) fn record_usage(&self, t: &Issued, usage: Usage) {
-        self.lock().pacer.record_usage(t, usage);
+        let mut st = self.lock();
+        st.pacer.record_usage(t, usage);
+        if let Some(b) = &mut st.budget {
+            b.record_usage(t, usage);
+        }
     }
 
     pub(crate) fn observe_budget(&self, requests: Option<Budget>, tokens: Option<Budget>) {
@@ -360,6 +410,18 @@ impl Shared {
 }
 
 impl State {
+    /// Ends ticket `t`'s call in the engine, the flow log and the shared store (whose
+    /// report waits in the outbox until the lock is released).
+    pub(crate) fn finish(&mut self, now: Duration, t: &Issued, outcome: Outcome) {
+        self.pacer.finish(now, t, outcome);
+        if let Some(b) = &mut self.budget {
+            b.finished(t, outcome, self.pacer.config());
+        }
+        if let Some(r) = &mut self.recorder {
+            r.finished(now, outcome);
+        }
+    }
+
     /// Wakes the call whose turn it is (without a driver task, it drives the engine).
     fn wake_head_except(&mut self, except: Option<WaiterId>) {
         if let Some(head) = self.pacer.head()

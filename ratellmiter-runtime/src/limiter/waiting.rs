@@ -106,9 +106,8 @@ impl<'a> Waiting<'a> {
                     continue;
                 }
                 Drive::Clear(t) => {
-                    let t = Clearing::new(self.shared.clone(), t).clear_blocking();
-                    let now = self.shared.now();
-                    self.shared.lock().hand_over(now, t);
+                    let cleared = Clearing::new(self.shared.clone(), t).clear_blocking();
+                    self.shared.cleared(cleared);
                     continue;
                 }
             };
@@ -165,12 +164,7 @@ impl Drop for Waiting<'_> {
         if let Some(slot) = st.slots.remove(&self.id) {
             match slot.issued {
                 // Issued meanwhile but never taken: give the slot back unused.
-                Some(t) => {
-                    st.pacer.finish(now, &t, Outcome::Abandoned);
-                    if let Some(r) = &mut st.recorder {
-                        r.finished(now, Outcome::Abandoned);
-                    }
-                }
+                Some(t) => st.finish(now, &t, Outcome::Abandoned),
                 None if slot.refused.is_some() => {}
                 None => {
                     st.pacer.cancel(now, self.id);
@@ -178,6 +172,8 @@ impl Drop for Waiting<'_> {
             }
         }
         st.after_change(now, self.shared.name.get());
+        drop(st);
+        self.shared.flush_reports();
     }
 }
 

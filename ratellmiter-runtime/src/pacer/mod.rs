@@ -233,6 +233,8 @@ pub struct Issued {
     pub(crate) retry: bool,
     pub(crate) waited: Duration,
     pub(crate) epoch: u64,
+    /// When the call gives up waiting (engine time), as its request said.
+    pub(crate) deadline: Option<Duration>,
 }
 
 impl Issued {
@@ -429,6 +431,12 @@ pub struct Pacer {
     /// The pause came with the server's `retry_after` and no probe has failed since.
     told_when: bool,
     external_probe: bool,
+    /// The budget is shared with other processes: the store ramps, pauses and probes
+    /// for the fleet, and this engine only orders the local calls (see
+    /// [`crate::shared`]).
+    shared: bool,
+    /// The fleet's rate in force, as the store last said (shared budgets only).
+    fleet_rate: Option<f64>,
     budgets: Budgets,
     /// The limits were learned from the provider's headers (see [`Pacer::learn_limits`]).
     learned: bool,
@@ -477,6 +485,8 @@ impl Pacer {
             doubling: true,
             told_when: false,
             external_probe: false,
+            shared: false,
+            fleet_rate: None,
             budgets: Budgets::new(&cfg, Duration::ZERO),
             learned: false,
             wall_origin: Duration::ZERO,
@@ -745,12 +755,18 @@ impl Pacer {
             retry: w.retry,
             waited: now - w.enqueued,
             epoch: self.epoch,
+            deadline: w.deadline,
         }
     }
 
     /// The ramp: grow while calls wait for their slot, fall back to the observed rate
     /// plus a step when they do not, never below the start.
     fn update_rate(&mut self, now: Duration, enqueued: Duration) {
+        if self.shared {
+            // The store ramps for the fleet; locally only the ceiling holds.
+            self.rate = self.ceiling(now);
+            return;
+        }
         let start = self.cfg.ramp_start * self.full_rate;
         let step = self.cfg.ramp_step;
         let since = self.last_issue.map(|l| l.max(self.ramp_from));
@@ -877,7 +893,10 @@ impl Pacer {
                 if current_probe {
                     self.probe_failed(now, retry_after);
                 } else if self.mode == Mode::Running && !stale {
-                    self.pause(now, retry_after);
+                    // Shared: the store pauses the fleet (`fleet_paused`).
+                    if !self.shared {
+                        self.pause(now, retry_after);
+                    }
                 }
             }
             Outcome::Success | Outcome::Error => {
@@ -940,7 +959,12 @@ impl Pacer {
                 retry_after: retry_after.is_some(),
             },
         ));
-        let rate = self.rate;
+        self.learn_from_throttle(now);
+    }
+
+    /// Teaches the adaptive ceiling a refusal at the rate in force.
+    fn learn_from_throttle(&mut self, now: Duration) {
+        let rate = self.allowed_rate();
         // After a sharp jump the refusal may be an acceleration limit's: it says nothing
         // about the rate the server accepts.
         let jumped = self.schedule.growth(now) >= JUMP;
@@ -1066,6 +1090,45 @@ impl Pacer {
         self.rebased = self.last_now;
     }
 
+    /// Shares the budget with other processes (or, `false`, paces this process alone
+    /// while the store is unreachable): the store then ramps, pauses and probes for the
+    /// fleet, and a rate limit only teaches the adaptive ceiling here.
+    pub(crate) fn set_shared(&mut self, on: bool) {
+        self.shared = on;
+        if on {
+            self.rate = self.ceiling(self.last_now);
+            self.mode = Mode::Running;
+        }
+    }
+
+    /// The store said the fleet's rate in force (tickets per second).
+    pub(crate) fn observe_fleet_rate(&mut self, rate: f64) {
+        self.fleet_rate = Some(rate);
+    }
+
+    /// The store paused the fleet after a rate limit (any process's): the adaptive
+    /// ceiling learns from it, once per pause.
+    pub(crate) fn fleet_paused(&mut self, now: Duration) {
+        let now = self.advance(now);
+        self.paused_at = now;
+        self.learn_from_throttle(now);
+    }
+
+    /// The store resumed the fleet after a pause: tickets issued before now are stale.
+    pub(crate) fn shared_resumed(&mut self, now: Duration) {
+        let now = self.advance(now);
+        if let Some(a) = &mut self.adaptive {
+            a.on_resume(self.paused_at, now);
+        }
+        self.epoch += 1;
+        self.events.push((now, Event::Resume));
+    }
+
+    /// The current epoch (see the module docs).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The shared budget is paused until `until` (another process saw a rate limit).
     pub fn hold_shared(&mut self, now: Duration, until: Duration) {
         let now = self.advance(now);
@@ -1161,9 +1224,13 @@ impl Pacer {
         }
     }
 
-    /// Tickets per second allowed now (ramp and learned ceiling applied).
+    /// Tickets per second allowed now (ramp and learned ceiling applied); for a shared
+    /// budget, the fleet's rate as the store last said.
     pub fn allowed_rate(&self) -> f64 {
-        self.rate
+        match self.fleet_rate {
+            Some(r) if self.shared => r,
+            _ => self.rate,
+        }
     }
 
     /// The learned ceiling at `now`, tickets per second (the configured rate when

@@ -1,32 +1,49 @@
 //! One budget shared by many processes: the backend-neutral [`SharedBackend`] trait,
 //! and the driver's side of it — clearing each ticket with the shared store before it
-//! goes out, the shared pause, and the local fallback while the store is unreachable.
+//! goes out, and the local fallback while the store is unreachable.
 //!
 //! # Design
 //! Each process keeps its own queue and [`Pacer`](crate::pacer::Pacer): FIFO order,
-//! priorities and re-queued calls first stay local, and only the budget is shared.
-//! When the local pacer issues the head's ticket, the driver *clears* it: one round trip
-//! reserves the next slot of the shared schedule ([`SharedBackend::reserve`]), and the
-//! ticket is handed over when that slot comes. Nothing else issues locally while a
-//! ticket clears, so a process holds at most one reservation and never books slots it
-//! may not use; the shared schedule alone decides the spacing across processes. (Slots
-//! booked ahead and used late would bunch with another process's slot used on time
-//! and break the one-second bound; booked when due, each goes out at its slot.)
+//! priorities and re-queued calls first stay local. Everything the provider counts for
+//! the organisation is kept by the store, on the store's clock, for the fleet as one
+//! client: the schedule and its ramp, the pause and the one probe after it, every
+//! budget (requests and tokens per minute, by kind, and per day) and the calls in flight.
 //!
-//! The store keeps the schedule in its own clock, so hosts whose clocks disagree still
-//! share one even spacing. A rate limit seen by any process pauses them all
-//! ([`Grant::Paused`]); when the pause ends exactly one process probes and its success
-//! resumes everyone, each restarting its ramp (the local pacer is held through the
-//! shared pause, so it restarts the ramp as after any hold).
+//! When the local pacer issues the head's ticket, the driver *clears* it: one round trip
+//! reserves the next slot of the fleet's schedule ([`SharedBackend::reserve`]); when the
+//! slot comes, a second ([`SharedBackend::claim`]) checks it against the hand-overs of
+//! the last second, so the one-second bound holds on actual hand-over times, not only
+//! on the schedule (a slot due at once is claimed by the reservation itself). Nothing
+//! else issues locally while a ticket clears, so a process holds at most one
+//! reservation and never books slots it may not use.
+//!
+//! - **Ramp**: the fleet's rate follows the ramp of [`crate::pacer`] ("Ramp") on the
+//!   store's clock — a burst from idle across four processes climbs as one process's
+//!   would. The local pacer does not ramp.
+//! - **Pause and probe**: a rate limit seen by any process pauses the fleet
+//!   ([`Grant::Paused`]); when the pause ends the store hands exactly one ticket the
+//!   probe ([`SharedTicket::probe`]), and only that ticket's answer decides: its
+//!   success resumes the fleet (a new *epoch*), its refusal backs off. A probe nobody
+//!   answered within `probe_timeout` (its process died, its report was lost) passes to
+//!   the next ticket, so a lost report costs the others at most one probe time-out. A
+//!   429 from a ticket of an earlier epoch — sent before the fleet's last resume, by any
+//!   process — neither pauses nor teaches: each process's adaptive ceiling learns from
+//!   the fleet's pauses, not from its own 429s.
+//! - **Budgets**: tokens per minute (total, input, output) are spaced on the fleet's
+//!   schedule by each call's charge; a call's [`Report`] settles its charge against the
+//!   usage the answer reported (or refunds it when refused). Daily quotas are counted
+//!   for the fleet, so the 101st call of a daily budget of 100 fails in every process
+//!   ([`Grant::QuotaExhausted`]). `max_in_flight` is kept as leases that expire
+//!   (renewed while the call runs), so a crashed process's calls come back.
+//!
+//! Every call of a backend is made outside the limiter's lock, and reports and
+//! reservations reach the backend in the order the events happened in this process.
 //!
 //! When the store cannot be reached the limiter keeps pacing locally at the fallback rate
-//! of [`Fallback`], logs one warning, and asks the store again every
-//! [`Fallback::retry_every`] until it answers: no call waits on a dead store.
-//!
-//! Shared besides the rate: the slower rate a process learned from rate limits (the
-//! adaptive ceiling, while it recovers) and the token budget's spacing — each call
-//! pushes the next by its estimate's share of a minute. Local only: the token budget's
-//! hard 60 s window, corrections by `record_usage`, and holds from `observe_budget`.
+//! of [`Fallback`] (with its own ramp, pause and probe), logs one warning, and asks the
+//! store again every [`Fallback::retry_every`] until it answers: no call waits on a
+//! dead store. Local only: the token budgets' hard 60 s window and holds from the
+//! provider's headers.
 
 mod budget;
 #[cfg(feature = "redis")]
@@ -35,25 +52,36 @@ mod redis;
 use std::fmt;
 use std::time::Duration;
 
+use crate::config::LimiterConfig;
+use crate::pacer::{Cost, Outcome};
 use crate::rate_limit::BoxFuture;
 
-pub(crate) use budget::SharedBudget;
+pub(crate) use budget::{Next, SharedBudget};
 #[cfg(feature = "redis")]
 pub use redis::RedisBackend;
 
 /// A store holding one budget for every process that uses the same key: it schedules
-/// tickets and keeps the shared pause. `RedisBackend` is the implementation shipped
-/// (feature `redis`); the trait lets tests and other stores stand in.
+/// tickets, keeps the shared pause and counts every budget. `RedisBackend` is the
+/// implementation shipped (feature `redis`); the trait lets tests and other stores
+/// stand in.
 ///
 /// Implementations answer from the store's clock, never the caller's, and return quickly
 /// (bounded by a time-out) when the store is unreachable: the limiter then falls back to
-/// local pacing.
+/// local pacing. The limiter calls them in the order of its events (a report before a
+/// later reservation); an implementation keeps that order when it sends them on, e.g.
+/// by queueing the request before `reserve` returns its future.
 pub trait SharedBackend: fmt::Debug + Send + Sync + 'static {
     /// Reserves the next slot of the shared schedule for one ticket, in one round trip.
     fn reserve(&self, request: SlotRequest) -> BoxFuture<'static, Result<Grant, SharedError>>;
 
-    /// Tells the other processes about a rate limit or a probe's end. Fire and forget:
-    /// a report lost while the store is down only costs the others one rate limit.
+    /// At a reserved slot: may the ticket go now? `None` yes (the hand-over is
+    /// counted), `Some(wait)` when `ceil(rpm / 60)` tickets already went in the last
+    /// second: ask again after `wait`.
+    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>>;
+
+    /// Tells the store how a ticket's call ended, when it needs to know. Fire and
+    /// forget: a report lost while the store is down costs the others at most one probe
+    /// time-out (an unanswered probe counts as refused) or one lease's expiry.
     fn report(&self, report: Report);
 
     /// How to pace while the store is unreachable.
@@ -63,58 +91,114 @@ pub trait SharedBackend: fmt::Debug + Send + Sync + 'static {
 }
 
 /// What one ticket asks of the shared schedule. Nothing of the call itself is sent.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SlotRequest {
-    /// Spacing after the previous ticket of any process: `60 / rpm`.
-    pub interval: Duration,
+    /// The limiter's settings: the budgets, the ramp and the probe schedule.
+    pub config: LimiterConfig,
     /// The slower spacing this process learned from rate limits (the adaptive ceiling),
     /// shared with the others; `None` when it learned nothing.
     pub learned_interval: Option<Duration>,
-    /// The call's token estimate (counts only with `tpm`).
-    pub cost: u64,
-    /// The shared tokens-per-minute budget, if any.
-    pub tpm: Option<u64>,
+    /// How long the call has waited so far: it came when the store's clock read
+    /// `now - waited` (the ramp grows only while calls wait).
+    pub waited: Duration,
+    /// The call's token charge by kind.
+    pub cost: Cost,
+}
+
+impl SlotRequest {
+    /// A request for a call of no tokens that has not waited, under `config`.
+    pub fn new(config: LimiterConfig) -> Self {
+        Self {
+            config,
+            learned_interval: None,
+            waited: Duration::ZERO,
+            cost: Cost::ZERO,
+        }
+    }
 }
 
 /// The store's answer to a [`SlotRequest`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Grant {
-    /// A slot is reserved: the ticket goes out after `wait`.
+    /// A slot is reserved: the ticket goes out after `wait` (then claims it, unless
+    /// `wait` is zero: a slot due at once is claimed by the reservation).
     Slot {
         /// Time until the slot.
         wait: Duration,
         /// The slot, as time since the Unix epoch on the store's clock.
         at: Duration,
-        /// This ticket is the one probe after a shared pause.
-        probe: bool,
+        /// The ticket as the store knows it; its [`Report`] names it.
+        ticket: SharedTicket,
+        /// The fleet's rate in force, tickets per second (the ramp and the learned
+        /// ceiling applied).
+        rate: f64,
     },
-    /// The shared budget is paused after a rate limit (or another process's probe is
-    /// out): nothing is reserved; ask again after `wait`.
+    /// The fleet is paused after a rate limit (or another ticket probes): nothing is
+    /// reserved; ask again after `wait`.
     Paused {
         /// Time until asking again is worth it.
         wait: Duration,
+        /// The fleet's epoch: the pause ends it.
+        epoch: u64,
+    },
+    /// `max_in_flight` calls of the fleet are in flight: ask again after `wait`.
+    AtCapacity {
+        /// Time until asking again is worth it.
+        wait: Duration,
+    },
+    /// A daily quota of the fleet is spent until `resets_at` (time since the Unix epoch
+    /// on the store's clock).
+    QuotaExhausted {
+        /// When the quota comes back.
+        resets_at: Duration,
     },
 }
 
-/// News for the other processes sharing the budget.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Report {
-    /// A call was refused for the rate limit: pause everyone (unless a pause is on
-    /// already), or back off when the refused call was this process's shared probe.
-    RateLimited {
-        /// How long the server asked to wait, when it said.
-        retry_after: Option<Duration>,
-        /// The pause when the server gave no `retry_after` (the limiter's probe interval).
-        probe_initial: Duration,
-        /// Growth of the pause after each refused probe.
-        probe_factor: f64,
-        /// Longest pause.
-        probe_max: Duration,
-    },
-    /// A probe succeeded: if it was the shared probe, everyone resumes.
-    ProbeSucceeded,
-    /// A probe ended without an answer (cancelled): let the next process probe.
-    ProbeAbandoned,
+/// A ticket as the store knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SharedTicket {
+    /// Unique per store and key.
+    pub id: u64,
+    /// The fleet's epoch when the ticket was granted: it grows at each resume.
+    pub epoch: u64,
+    /// The ticket is the fleet's one probe after a pause.
+    pub probe: bool,
+    /// The ticket holds one of `max_in_flight` places (a lease) until its report.
+    pub lease: bool,
+    /// The day its daily quotas were charged to (the store's numbering).
+    pub day: i64,
+}
+
+/// How a ticket's call ended, for the store: sent for rate limits, probes, leases and
+/// usage that differs from the charge (a plain success costs no round trip).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The ticket, as granted.
+    pub ticket: SharedTicket,
+    /// How its call ended.
+    pub outcome: Outcome,
+    /// What its reservation charged, by kind.
+    pub charged: Cost,
+    /// What the answer reported using (`None`: as charged).
+    pub used: Option<Cost>,
+    /// The limiter's settings (the probe schedule and the ramp after a resume).
+    pub config: LimiterConfig,
+}
+
+impl Report {
+    /// A report of `ticket`'s `outcome` for a call of no tokens.
+    pub fn new(ticket: SharedTicket, outcome: Outcome, config: LimiterConfig) -> Self {
+        Self {
+            ticket,
+            outcome,
+            charged: Cost::ZERO,
+            used: None,
+            config,
+        }
+    }
 }
 
 /// How a limiter paces while its shared store is unreachable.

@@ -1,23 +1,27 @@
-//! [`RedisBackend`]: the shared budget kept in Redis and scheduled by two atomic Lua
-//! scripts (`reserve.lua`, `report.lua` beside this file).
+//! [`RedisBackend`]: the shared budget kept in Redis and scheduled by atomic Lua
+//! scripts (`reserve.lua`, `claim.lua`, `report.lua`, `refresh.lua` beside this file,
+//! each after `common.lua`).
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::{Client, Script, ScriptInvocation};
 use tokio::sync::{OnceCell, mpsc, oneshot};
 
-use super::{Fallback, Grant, Report, SharedBackend, SharedError, SlotRequest};
-use crate::config::ConfigError;
+use super::{Fallback, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest};
+use crate::config::{ConfigError, DayReset, RampShape};
+use crate::pacer::Outcome;
 use crate::rate_limit::BoxFuture;
 
-/// How long a process waiting on another's probe goes before asking again. Polling
-/// rather than pub/sub: a pause lasts seconds, so resuming up to this much late costs
-/// little, while a subscription needs a second connection per process and care on
-/// every reconnect. Waits for a pause's end need no polling: its deadline is known.
-const PROBE_POLL: Duration = Duration::from_millis(250);
+/// How long a process waiting on another's probe, or for a place in flight, goes before
+/// asking again. Polling rather than pub/sub: a pause lasts seconds, so resuming up to
+/// this much late costs little, while a subscription needs a second connection per
+/// process and care on every reconnect. Waits for a pause's end need no polling: its
+/// deadline is known.
+const POLL: Duration = Duration::from_millis(250);
 
 /// One budget shared by every process that uses the same Redis and key.
 ///
@@ -46,8 +50,7 @@ pub struct RedisBackend {
     client: Client,
     prefix: String,
     key: String,
-    owner: String,
-    probe_lock_ttl: Duration,
+    lease_ttl: Duration,
     timeout: Duration,
     fallback: Fallback,
     io: OnceLock<mpsc::UnboundedSender<Job>>,
@@ -57,8 +60,7 @@ impl fmt::Debug for RedisBackend {
     // Leaves the URL out: it may hold a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("schedule_key", &self.schedule_key())
-            .field("owner", &self.owner)
+            .field("state_key", &self.state_key())
             .finish_non_exhaustive()
     }
 }
@@ -92,15 +94,11 @@ impl RedisBackend {
             // rustls needs a crypto provider; keep the application's if it chose one.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         Ok(Self {
             client,
             prefix: "ratellmiter:".into(),
             key: key.into(),
-            owner: format!("{}-{}", std::process::id(), since_epoch.as_nanos()),
-            probe_lock_ttl: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(10),
             timeout: Duration::from_millis(500),
             fallback: Fallback::default(),
             io: OnceLock::new(),
@@ -137,12 +135,13 @@ impl RedisBackend {
         self
     }
 
-    /// How long the probe lock lasts if its process dies mid-probe (default 30 s, at
-    /// least 1 ms): then another process probes. A probe call running longer than this
-    /// may be joined by a second probe.
+    /// How long a place in flight (`max_in_flight`) is held for a process that stops
+    /// renewing it (default 10 s, at least 100 ms): a live process renews its calls'
+    /// leases every third of this, so a call may run for as long as it takes, and the
+    /// places of a process killed mid-call come back within this time.
     #[must_use]
-    pub fn probe_lock_ttl(mut self, ttl: Duration) -> Self {
-        self.probe_lock_ttl = ttl.max(Duration::from_millis(1));
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(100));
         self
     }
 
@@ -153,9 +152,10 @@ impl RedisBackend {
         self
     }
 
-    /// The Redis key of the schedule (the other keys share its prefix).
-    pub fn schedule_key(&self) -> String {
-        self.redis_key("slots")
+    /// The Redis key of the fleet's state (a hash: the schedule, the ramp, the pause,
+    /// the day's use); the other keys share its prefix.
+    pub fn state_key(&self) -> String {
+        self.redis_key("state")
     }
 
     fn redis_key(&self, name: &str) -> String {
@@ -165,15 +165,17 @@ impl RedisBackend {
     fn io(&self) -> &mpsc::UnboundedSender<Job> {
         self.io.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
+            let script = |body: &str| Script::new(&format!("{}\n{body}", include_str!("common.lua")));
             let io = Io {
                 client: self.client.clone(),
                 connection: OnceCell::new(),
-                keys: ["slots", "pause", "probe", "learned", "tokens"].map(|k| self.redis_key(k)),
-                owner: self.owner.clone(),
-                probe_lock_ms: self.probe_lock_ttl.as_millis() as u64,
+                keys: ["state", "handed", "leases", "day"].map(|k| self.redis_key(k)),
+                lease_ttl: self.lease_ttl,
                 timeout: self.timeout,
-                reserve: Script::new(include_str!("reserve.lua")),
-                report: Script::new(include_str!("report.lua")),
+                reserve: script(include_str!("reserve.lua")),
+                claim: script(include_str!("claim.lua")),
+                report: script(include_str!("report.lua")),
+                refresh: script(include_str!("refresh.lua")),
             };
             // Should the thread not start, the receiver is dropped and every request
             // fails at once: the limiter paces locally and says so.
@@ -188,16 +190,18 @@ impl RedisBackend {
 impl SharedBackend for RedisBackend {
     fn reserve(&self, request: SlotRequest) -> BoxFuture<'static, Result<Grant, SharedError>> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.io().send(Job::Reserve(request, tx));
-        Box::pin(async move {
-            sent.map_err(|_| SharedError::new("the Redis I/O thread is not running"))?;
-            rx.await
-                .map_err(|_| SharedError::new("the Redis I/O thread stopped"))?
-        })
+        let sent = self.io().send(Job::Reserve(Box::new(request), tx));
+        answer(sent.is_ok(), rx)
+    }
+
+    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.io().send(Job::Claim(rpm, tx));
+        answer(sent.is_ok(), rx)
     }
 
     fn report(&self, report: Report) {
-        let _ = self.io().send(Job::Report(report));
+        let _ = self.io().send(Job::Report(Box::new(report)));
     }
 
     fn fallback(&self) -> Fallback {
@@ -205,23 +209,39 @@ impl SharedBackend for RedisBackend {
     }
 }
 
+/// The I/O thread's answer to a job queued now (the queue keeps this process's order).
+fn answer<T: Send + 'static>(
+    sent: bool,
+    rx: oneshot::Receiver<Result<T, SharedError>>,
+) -> BoxFuture<'static, Result<T, SharedError>> {
+    Box::pin(async move {
+        if !sent {
+            return Err(SharedError::new("the Redis I/O thread is not running"));
+        }
+        rx.await
+            .map_err(|_| SharedError::new("the Redis I/O thread stopped"))?
+    })
+}
+
 enum Job {
-    Reserve(SlotRequest, oneshot::Sender<Result<Grant, SharedError>>),
-    Report(Report),
+    Reserve(Box<SlotRequest>, oneshot::Sender<Result<Grant, SharedError>>),
+    Claim(u32, oneshot::Sender<Result<Option<Duration>, SharedError>>),
+    Report(Box<Report>),
 }
 
 /// The backend's connection, scripts and keys, on its own thread and runtime: the
 /// limiter's runtime (or none, for blocking callers, or a paused test clock) never
-/// drives Redis's I/O or time-outs.
+/// drives Redis's I/O or time-outs. Jobs run one at a time, in the order they came.
 struct Io {
     client: Client,
     connection: OnceCell<ConnectionManager>,
-    keys: [String; 5],
-    owner: String,
-    probe_lock_ms: u64,
+    keys: [String; 4],
+    lease_ttl: Duration,
     timeout: Duration,
     reserve: Script,
+    claim: Script,
     report: Script,
+    refresh: Script,
 }
 
 impl Io {
@@ -232,24 +252,48 @@ impl Io {
         else {
             return;
         };
-        let io = Arc::new(self);
         rt.block_on(async move {
-            while let Some(job) = rx.recv().await {
-                let io = io.clone();
-                tokio::spawn(async move {
-                    match job {
-                        Job::Reserve(request, reply) => {
-                            let _ = reply.send(io.bounded(io.reserve(request)).await);
-                        }
-                        Job::Report(report) => {
-                            if let Err(e) = io.bounded(io.report(report)).await {
-                                tracing::debug!(error = %e, "rate-limit report not shared");
-                            }
+            // This process's calls in flight holding a lease, renewed until reported.
+            let mut leases = BTreeSet::new();
+            let mut renew = tokio::time::interval(self.lease_ttl / 3);
+            renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    job = rx.recv() => match job {
+                        Some(job) => self.run_job(job, &mut leases).await,
+                        None => return,
+                    },
+                    _ = renew.tick(), if !leases.is_empty() => {
+                        if let Err(e) = self.bounded(self.renew(&leases)).await {
+                            tracing::debug!(error = %e, "leases not renewed");
                         }
                     }
-                });
+                }
             }
         });
+    }
+
+    async fn run_job(&self, job: Job, leases: &mut BTreeSet<u64>) {
+        match job {
+            Job::Reserve(request, reply) => {
+                let answer = self.bounded(self.reserve(&request)).await;
+                if let Ok(Grant::Slot { ticket, .. }) = &answer
+                    && ticket.lease
+                {
+                    leases.insert(ticket.id);
+                }
+                let _ = reply.send(answer);
+            }
+            Job::Claim(rpm, reply) => {
+                let _ = reply.send(self.bounded(self.claim(rpm)).await);
+            }
+            Job::Report(report) => {
+                leases.remove(&report.ticket.id);
+                if let Err(e) = self.bounded(self.report(&report)).await {
+                    tracing::debug!(error = %e, "rate-limit report not shared");
+                }
+            }
+        }
     }
 
     async fn bounded<T>(
@@ -275,52 +319,126 @@ impl Io {
             .map_err(redis_error)
     }
 
-    async fn reserve(&self, r: SlotRequest) -> Result<Grant, SharedError> {
-        let mut con = self.connection().await?;
-        let mut call = self.reserve.prepare_invoke();
+    fn invocation<'a>(&'a self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
         for key in &self.keys {
             call.key(key);
         }
-        call.arg(micros(r.interval))
-            .arg(&self.owner)
-            .arg(self.probe_lock_ms)
+        call
+    }
+
+    async fn reserve(&self, r: &SlotRequest) -> Result<Grant, SharedError> {
+        let mut con = self.connection().await?;
+        let c = &r.config;
+        let mut call = self.invocation(&self.reserve);
+        call.arg(c.rpm)
             .arg(r.learned_interval.map_or(0, micros))
-            .arg(r.cost)
-            .arg(r.tpm.unwrap_or(0))
-            .arg(PROBE_POLL.as_millis() as u64);
-        let (status, wait, slot): (i64, i64, i64) =
-            call.invoke_async(&mut con).await.map_err(redis_error)?;
+            .arg(shape(c.ramp_shape))
+            .arg(c.ramp_start)
+            .arg(c.ramp_step)
+            .arg(micros(r.waited))
+            .arg(r.cost.total())
+            .arg(r.cost.input_charge())
+            .arg(r.cost.output_charge())
+            .arg(c.tpm.unwrap_or(0))
+            .arg(c.input_tpm.unwrap_or(0))
+            .arg(c.output_tpm.unwrap_or(0))
+            .arg(c.rpd.unwrap_or(0))
+            .arg(c.tpd.unwrap_or(0))
+            .arg(day_end(c.day_reset))
+            .arg(c.max_in_flight.unwrap_or(0))
+            .arg(millis(self.lease_ttl))
+            .arg(millis(c.probe_initial))
+            .arg(c.probe_factor)
+            .arg(millis(c.probe_max))
+            .arg(millis(c.probe_timeout))
+            .arg(millis(POLL));
+        let v: Vec<i64> = call.invoke_async(&mut con).await.map_err(redis_error)?;
+        let [status, wait, at, id, epoch, probe, day, rate] = v[..] else {
+            return Err(SharedError::new(format!("reserve.lua answered {v:?}")));
+        };
         let wait = Duration::from_micros(wait.max(0) as u64);
+        let at = Duration::from_micros(at.max(0) as u64);
         Ok(match status {
-            0 | 3 => Grant::Slot {
+            0 => Grant::Slot {
                 wait,
-                at: Duration::from_micros(slot.max(0) as u64),
-                probe: status == 3,
+                at,
+                ticket: SharedTicket {
+                    id: id as u64,
+                    epoch: epoch as u64,
+                    probe: probe == 1,
+                    lease: c.max_in_flight.is_some(),
+                    day,
+                },
+                rate: rate as f64 / 1000.0,
             },
-            _ => Grant::Paused { wait },
+            2 => Grant::AtCapacity { wait },
+            3 => Grant::QuotaExhausted { resets_at: at },
+            _ => Grant::Paused {
+                wait,
+                epoch: epoch as u64,
+            },
         })
     }
 
-    async fn report(&self, report: Report) -> Result<(), SharedError> {
+    async fn claim(&self, rpm: u32) -> Result<Option<Duration>, SharedError> {
         let mut con = self.connection().await?;
-        let mut call = self.report.key(&self.keys[1]);
-        call.key(&self.keys[2]);
-        match report {
-            Report::RateLimited {
-                retry_after,
-                probe_initial,
-                probe_factor,
-                probe_max,
-            } => call
-                .arg("limited")
-                .arg(&self.owner)
-                .arg(retry_after.map_or(-1, |d| d.as_millis() as i64))
-                .arg(probe_initial.as_millis() as u64)
-                .arg(probe_factor)
-                .arg(probe_max.as_millis() as u64),
-            Report::ProbeSucceeded => call.arg("probe_ok").arg(&self.owner),
-            Report::ProbeAbandoned => call.arg("probe_abandoned").arg(&self.owner),
+        let mut call = self.invocation(&self.claim);
+        call.arg(rpm);
+        let wait: i64 = call.invoke_async(&mut con).await.map_err(redis_error)?;
+        Ok((wait > 0).then(|| Duration::from_micros(wait as u64)))
+    }
+
+    async fn report(&self, r: &Report) -> Result<(), SharedError> {
+        let mut con = self.connection().await?;
+        let c = &r.config;
+        let t = &r.ticket;
+        let (outcome, retry_after) = match r.outcome {
+            Outcome::RateLimited { retry_after } => {
+                ("limited", retry_after.map_or(-1, |d| millis(d) as i64))
+            }
+            Outcome::Abandoned => ("abandoned", -1),
+            _ => ("ok", -1),
         };
+        let used = |f: fn(&crate::pacer::Cost) -> u64| r.used.as_ref().map_or(-1, |u| f(u) as i64);
+        let mut call = self.invocation(&self.report);
+        call.arg(t.id)
+            .arg(t.epoch)
+            .arg(u8::from(t.probe))
+            .arg(u8::from(t.lease))
+            .arg(t.day)
+            .arg(outcome)
+            .arg(retry_after)
+            .arg(millis(c.probe_initial))
+            .arg(c.probe_factor)
+            .arg(millis(c.probe_max))
+            .arg(shape(c.ramp_shape))
+            .arg(c.ramp_start)
+            .arg(c.rpm)
+            .arg(r.charged.total())
+            .arg(r.charged.input_charge())
+            .arg(r.charged.output_charge())
+            .arg(used(crate::pacer::Cost::total))
+            .arg(used(crate::pacer::Cost::input_charge))
+            .arg(used(crate::pacer::Cost::output_charge))
+            .arg(c.tpm.unwrap_or(0))
+            .arg(c.input_tpm.unwrap_or(0))
+            .arg(c.output_tpm.unwrap_or(0))
+            .arg(u8::from(c.rpd.is_some() || c.tpd.is_some()))
+            .arg(day_end(c.day_reset));
+        call.invoke_async::<i64>(&mut con)
+            .await
+            .map(drop)
+            .map_err(redis_error)
+    }
+
+    async fn renew(&self, leases: &BTreeSet<u64>) -> Result<(), SharedError> {
+        let mut con = self.connection().await?;
+        let mut call = self.invocation(&self.refresh);
+        call.arg(millis(self.lease_ttl));
+        for id in leases {
+            call.arg(id);
+        }
         call.invoke_async::<i64>(&mut con)
             .await
             .map(drop)
@@ -328,8 +446,27 @@ impl Io {
     }
 }
 
+fn shape(s: RampShape) -> u8 {
+    match s {
+        RampShape::Linear => 1,
+        _ => 0,
+    }
+}
+
+/// The day's end as `reserve.lua` takes it.
+fn day_end(d: DayReset) -> String {
+    match d {
+        DayReset::Rolling => "rolling".into(),
+        DayReset::Midnight { utc_offset_secs } => utc_offset_secs.to_string(),
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
 fn redis_error(e: redis::RedisError) -> SharedError {

@@ -15,6 +15,8 @@ use ratellmiter_runtime::{BoxFuture, RedisBackend};
 pub struct Recording {
     inner: Arc<RedisBackend>,
     grants: Arc<Mutex<Vec<Grant>>>,
+    claims: Arc<Mutex<Vec<Option<Duration>>>>,
+    reports: Arc<Mutex<Vec<Report>>>,
 }
 
 impl Recording {
@@ -22,6 +24,8 @@ impl Recording {
         Self {
             inner: Arc::new(inner),
             grants: Arc::default(),
+            claims: Arc::default(),
+            reports: Arc::default(),
         }
     }
 
@@ -30,13 +34,23 @@ impl Recording {
         self.grants.lock().unwrap().clone()
     }
 
+    /// Every claim's answer so far (`None`: the ticket went).
+    pub fn claims(&self) -> Vec<Option<Duration>> {
+        self.claims.lock().unwrap().clone()
+    }
+
+    /// Every report sent so far.
+    pub fn reports(&self) -> Vec<Report> {
+        self.reports.lock().unwrap().clone()
+    }
+
     /// The slots granted so far, µs since the epoch on Redis's clock.
     pub fn slots(&self) -> Vec<u64> {
         self.grants()
             .into_iter()
             .filter_map(|g| match g {
                 Grant::Slot { at, .. } => Some(at.as_micros() as u64),
-                Grant::Paused { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -50,7 +64,7 @@ impl Recording {
             .rev()
             .find_map(|g| match g {
                 Grant::Slot { at, .. } => Some(at.as_micros() as u64),
-                Grant::Paused { .. } => None,
+                _ => None,
             })
     }
 
@@ -59,8 +73,8 @@ impl Recording {
         self.grants()
             .into_iter()
             .filter_map(|g| match g {
-                Grant::Paused { wait } => Some(wait),
-                Grant::Slot { .. } => None,
+                Grant::Paused { wait, .. } => Some(wait),
+                _ => None,
             })
             .max()
             .unwrap_or_default()
@@ -80,7 +94,20 @@ impl SharedBackend for Recording {
         })
     }
 
+    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>> {
+        let answer = self.inner.claim(rpm);
+        let claims = self.claims.clone();
+        Box::pin(async move {
+            let answer = answer.await;
+            if let Ok(wait) = &answer {
+                claims.lock().unwrap().push(*wait);
+            }
+            answer
+        })
+    }
+
     fn report(&self, report: Report) {
+        self.reports.lock().unwrap().push(report.clone());
         self.inner.report(report);
     }
 

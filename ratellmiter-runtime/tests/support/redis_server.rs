@@ -114,8 +114,10 @@ impl RedisServer {
     /// `CONFIG` aside: the round trips. `INFO commandstats` also counts the commands a
     /// Lua script calls, which cost no round trip; they are left out by name.
     pub fn round_trips(&self) -> u64 {
-        const IN_SCRIPTS: [&str; 9] = [
-            "time", "get", "set", "hget", "hset", "pttl", "exists", "del", "pexpire",
+        const IN_SCRIPTS: [&str; 23] = [
+            "time", "get", "set", "hget", "hset", "hgetall", "hincrby", "hdel", "pttl",
+            "exists", "del", "pexpire", "zadd", "zrem", "zcard", "zrange", "zrangebyscore",
+            "zremrangebyscore", "zscore", "lpush", "ltrim", "llen", "lindex",
         ];
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
@@ -145,6 +147,15 @@ impl RedisServer {
             .query::<u64>(&mut self.connection())
             .expect("EXISTS")
             == 1
+    }
+
+    /// A field of the hash at `key`.
+    pub fn hget(&self, key: &str, field: &str) -> Option<String> {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query(&mut self.connection())
+            .expect("HGET")
     }
 
     /// Redis's clock, µs since the epoch.
