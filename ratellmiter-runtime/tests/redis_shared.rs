@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ratellmiter_runtime::pacer::{Cost, Outcome, Pacer, Request, Step};
 use ratellmiter_runtime::shared::{
-    Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest,
+    Claim, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest,
 };
 use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, LimiterConfig, RedisBackend, Usage};
 use recording::{Recording, max_in_window};
@@ -160,7 +160,10 @@ async fn a_rate_limit_seen_by_one_pauses_the_other_until_a_probe_succeeds() {
 
     la.acquire().await.unwrap().rate_limited(None);
     let limited_at = Instant::now();
-    eventually("the pause is shared", || state(&server, "pause", "p_until").is_some()).await;
+    eventually("the pause is shared", || {
+        state(&server, "pause", "p_until").is_some()
+    })
+    .await;
 
     let ticket = lb.acquire().await.unwrap();
     // A lower bound on the wall clock (the interval is 1 s); the upper one is Redis's
@@ -213,7 +216,10 @@ async fn a_pause_the_server_timed_ends_on_time_without_a_probe() {
         .await
         .unwrap()
         .rate_limited(Some(Duration::from_secs(1)));
-    eventually("the pause is shared", || state(&server, "timed", "p_until").is_some()).await;
+    eventually("the pause is shared", || {
+        state(&server, "timed", "p_until").is_some()
+    })
+    .await;
     let ticket = lb.acquire().await.unwrap();
     assert!(!ticket.is_probe());
     assert!(b.paused_for() >= Duration::from_millis(800));
@@ -240,7 +246,10 @@ async fn a_lost_probe_report_costs_the_others_one_probe_timeout() {
     let dead = RedisBackend::new(&server.url(), "crash").unwrap();
     let limited = Outcome::RateLimited { retry_after: None };
     dead.report(Report::new(SharedTicket::default(), limited, cfg.clone()));
-    eventually("the pause is shared", || state(&server, "crash", "p_until").is_some()).await;
+    eventually("the pause is shared", || {
+        state(&server, "crash", "p_until").is_some()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(150)).await; // the 100 ms pause ends
     let grant = dead.reserve(SlotRequest::new(cfg.clone())).await.unwrap();
     let Grant::Slot {
@@ -303,7 +312,10 @@ async fn a_probe_owned_by_one_ticket_decides_while_older_calls_are_refused() {
     let mut older = older.into_iter();
 
     older.next().unwrap().rate_limited(None);
-    eventually("the pause is shared", || state(&server, "owned", "p_until").is_some()).await;
+    eventually("the pause is shared", || {
+        state(&server, "owned", "p_until").is_some()
+    })
+    .await;
     let paused_until = state(&server, "owned", "p_until");
 
     let probe = la.acquire().await.unwrap();
@@ -313,7 +325,11 @@ async fn a_probe_owned_by_one_ticket_decides_while_older_calls_are_refused() {
     // probe is still out, the pause as it was.
     let grant = a.reserve(SlotRequest::new(cfg.clone())).await.unwrap();
     assert!(matches!(grant, Grant::Paused { .. }), "{grant:?}");
-    assert_eq!(state(&server, "owned", "p_int"), Some(300), "the pause grew");
+    assert_eq!(
+        state(&server, "owned", "p_int"),
+        Some(300),
+        "the pause grew"
+    );
     assert_eq!(state(&server, "owned", "p_until"), paused_until);
 
     probe.finish();
@@ -387,9 +403,16 @@ async fn a_fleet_burst_from_idle_follows_the_ramp_of_one_process() {
     }
     let one = per_second(&issued);
     assert_eq!(&one[..4], &[3, 6, 10, 10], "the engine's ramp");
-    assert_eq!(fleet.len(), one.len(), "fleet {fleet:?}, one process {one:?}");
+    assert_eq!(
+        fleet.len(),
+        one.len(),
+        "fleet {fleet:?}, one process {one:?}"
+    );
     for (second, (f, o)) in fleet.iter().zip(&one).enumerate() {
-        assert!(f.abs_diff(*o) <= 1, "second {second}: fleet {fleet:?}, one {one:?}");
+        assert!(
+            f.abs_diff(*o) <= 1,
+            "second {second}: fleet {fleet:?}, one {one:?}"
+        );
     }
 }
 
@@ -479,22 +502,45 @@ async fn the_learned_rate_and_the_token_budgets_are_shared_and_settled() {
         ..config(600)
     };
     let tokens = RedisBackend::new(&server.url(), "tokens").unwrap();
-    let a = slot(tokens.reserve(weighted(&tpm, Cost::tokens(100))).await.unwrap());
-    let b = slot(tokens.reserve(weighted(&tpm, Cost::tokens(100))).await.unwrap());
+    let a = slot(
+        tokens
+            .reserve(weighted(&tpm, Cost::tokens(100)))
+            .await
+            .unwrap(),
+    );
+    let b = slot(
+        tokens
+            .reserve(weighted(&tpm, Cost::tokens(100)))
+            .await
+            .unwrap(),
+    );
     assert_eq!(b - a, Duration::from_secs(1));
 
     // Settled across processes: one reserves 3 000 and reports 600 used; another's
     // next call waits for the 600 only.
     for (key, cfg, cost, used) in [
-        ("settle-total", tpm.clone(), Cost::tokens(3000), Cost::tokens(600)),
+        (
+            "settle-total",
+            tpm.clone(),
+            Cost::tokens(3000),
+            Cost::tokens(600),
+        ),
         (
             "settle-output",
             LimiterConfig {
                 output_tpm: Some(6000),
                 ..config(600)
             },
-            Cost { tokens: 0, input: 10, output: 3000 },
-            Cost { tokens: 610, input: 10, output: 600 },
+            Cost {
+                tokens: 0,
+                input: 10,
+                output: 3000,
+            },
+            Cost {
+                tokens: 610,
+                input: 10,
+                output: 600,
+            },
         ),
     ] {
         let (one, two) = (
@@ -577,8 +623,8 @@ impl SharedBackend for Gate {
         }
         Box::pin(async { Err(SharedError::new("a test backend")) })
     }
-    fn claim(&self, _: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>> {
-        Box::pin(async { Ok(None) })
+    fn claim(&self, _: u32) -> BoxFuture<'static, Result<Claim, SharedError>> {
+        Box::pin(async { Err(SharedError::new("a test backend")) })
     }
     fn report(&self, _: Report) {}
 }
@@ -605,7 +651,11 @@ fn no_backend_call_runs_under_the_limiters_lock() {
     });
     let answered = rx.recv_timeout(Duration::from_secs(5));
     gate.open();
-    assert_eq!(answered, Ok((1, 600)), "the limiter was locked during the call");
+    assert_eq!(
+        answered,
+        Ok((1, 600)),
+        "the limiter was locked during the call"
+    );
     caller.join().unwrap().unwrap();
 }
 

@@ -12,7 +12,7 @@ use super::Shared;
 use super::waiting::block_on;
 use crate::pacer::{Issued, Outcome};
 use crate::rate_limit::BoxFuture;
-use crate::shared::{Grant, Next, SharedError};
+use crate::shared::{Claim, Grant, Next, SharedError};
 
 /// A ticket the local pacer issued, on its way through the shared store: it asks for
 /// a slot, waits for it and claims it (or waits through a pause, or for a place in
@@ -37,7 +37,7 @@ pub(crate) enum Cleared {
 enum Phase {
     Ask,
     Asking(BoxFuture<'static, Result<Grant, SharedError>>),
-    Claiming(BoxFuture<'static, Result<Option<Duration>, SharedError>>),
+    Claiming(BoxFuture<'static, Result<Claim, SharedError>>),
     /// Until then, then claim (`true`) or ask again.
     Sleep(Instant, bool),
 }
@@ -147,7 +147,7 @@ impl Clearing {
         self.shared.with_backend(|b| b.reserve(request))
     }
 
-    fn claim(&mut self) -> Option<BoxFuture<'static, Result<Option<Duration>, SharedError>>> {
+    fn claim(&mut self) -> Option<BoxFuture<'static, Result<Claim, SharedError>>> {
         let rpm = self.shared.state.lock().pacer.config().rpm;
         self.shared.with_backend(|b| b.claim(rpm))
     }
@@ -164,7 +164,7 @@ impl Clearing {
         }
     }
 
-    fn on_claim(&mut self, answer: Result<Option<Duration>, SharedError>) -> Next {
+    fn on_claim(&mut self, answer: Result<Claim, SharedError>) -> Next {
         let now = self.shared.now();
         let service = self.shared.name();
         let mut st = self.shared.state.lock();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-use super::{Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest};
+use super::{Claim, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest};
 use crate::config::{LimiterConfig, MAX_RPM, MAX_TPM};
 use crate::pacer::{Cost, Issued, Outcome, Pacer, Usage, WaiterId};
 
@@ -238,11 +238,11 @@ impl SharedBudget {
         pacer: &mut Pacer,
         now: Duration,
         service: &str,
-        answer: Result<Option<Duration>, SharedError>,
+        answer: Result<Claim, SharedError>,
     ) -> Next {
         match answer {
-            Ok(Some(wait)) => Next::Claim(wait),
-            Ok(None) => Next::Go,
+            Ok(Claim::Wait(wait)) => Next::Claim(wait),
+            Ok(Claim::Went { .. }) => Next::Go,
             Err(e) => {
                 self.fall_back(pacer, now, service, &e);
                 Next::Go

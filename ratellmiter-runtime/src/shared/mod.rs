@@ -74,10 +74,10 @@ pub trait SharedBackend: fmt::Debug + Send + Sync + 'static {
     /// Reserves the next slot of the shared schedule for one ticket, in one round trip.
     fn reserve(&self, request: SlotRequest) -> BoxFuture<'static, Result<Grant, SharedError>>;
 
-    /// At a reserved slot: may the ticket go now? `None` yes (the hand-over is
-    /// counted), `Some(wait)` when `ceil(rpm / 60)` tickets already went in the last
-    /// second: ask again after `wait`.
-    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>>;
+    /// At a reserved slot: may the ticket go now? [`Claim::Went`] yes (the hand-over is
+    /// counted), [`Claim::Wait`] when `ceil(rpm / 60)` tickets already went in the last
+    /// second.
+    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Claim, SharedError>>;
 
     /// Tells the store how a ticket's call ended, when it needs to know. Fire and
     /// forget: a report lost while the store is down costs the others at most one probe
@@ -154,6 +154,19 @@ pub enum Grant {
         /// When the quota comes back.
         resets_at: Duration,
     },
+}
+
+/// The store's answer to a claim ([`SharedBackend::claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The ticket goes: its hand-over counted at `at` (time since the Unix epoch on the
+    /// store's clock).
+    Went {
+        /// When the store counted it.
+        at: Duration,
+    },
+    /// The last second is full: claim again after this.
+    Wait(Duration),
 }
 
 /// A ticket as the store knows it.

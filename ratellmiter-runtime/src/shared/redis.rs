@@ -11,7 +11,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script, ScriptInvocation};
 use tokio::sync::{OnceCell, mpsc, oneshot};
 
-use super::{Fallback, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest};
+use super::{
+    Claim, Fallback, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest,
+};
 use crate::config::{ConfigError, DayReset, RampShape};
 use crate::pacer::Outcome;
 use crate::rate_limit::BoxFuture;
@@ -165,7 +167,8 @@ impl RedisBackend {
     fn io(&self) -> &mpsc::UnboundedSender<Job> {
         self.io.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let script = |body: &str| Script::new(&format!("{}\n{body}", include_str!("common.lua")));
+            let script =
+                |body: &str| Script::new(&format!("{}\n{body}", include_str!("common.lua")));
             let io = Io {
                 client: self.client.clone(),
                 connection: OnceCell::new(),
@@ -194,7 +197,7 @@ impl SharedBackend for RedisBackend {
         answer(sent.is_ok(), rx)
     }
 
-    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>> {
+    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Claim, SharedError>> {
         let (tx, rx) = oneshot::channel();
         let sent = self.io().send(Job::Claim(rpm, tx));
         answer(sent.is_ok(), rx)
@@ -224,8 +227,11 @@ fn answer<T: Send + 'static>(
 }
 
 enum Job {
-    Reserve(Box<SlotRequest>, oneshot::Sender<Result<Grant, SharedError>>),
-    Claim(u32, oneshot::Sender<Result<Option<Duration>, SharedError>>),
+    Reserve(
+        Box<SlotRequest>,
+        oneshot::Sender<Result<Grant, SharedError>>,
+    ),
+    Claim(u32, oneshot::Sender<Result<Claim, SharedError>>),
     Report(Box<Report>),
 }
 
@@ -381,12 +387,16 @@ impl Io {
         })
     }
 
-    async fn claim(&self, rpm: u32) -> Result<Option<Duration>, SharedError> {
+    async fn claim(&self, rpm: u32) -> Result<Claim, SharedError> {
         let mut con = self.connection().await?;
         let mut call = self.invocation(&self.claim);
         call.arg(rpm);
-        let wait: i64 = call.invoke_async(&mut con).await.map_err(redis_error)?;
-        Ok((wait > 0).then(|| Duration::from_micros(wait as u64)))
+        let (went, us): (i64, i64) = call.invoke_async(&mut con).await.map_err(redis_error)?;
+        let us = Duration::from_micros(us.max(0) as u64);
+        Ok(match went {
+            1 => Claim::Went { at: us },
+            _ => Claim::Wait(us),
+        })
     }
 
     async fn report(&self, r: &Report) -> Result<(), SharedError> {

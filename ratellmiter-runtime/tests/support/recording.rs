@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ratellmiter_runtime::shared::{
-    Fallback, Grant, Report, SharedBackend, SharedError, SlotRequest,
+    Claim, Fallback, Grant, Report, SharedBackend, SharedError, SlotRequest,
 };
 use ratellmiter_runtime::{BoxFuture, RedisBackend};
 
@@ -15,8 +15,9 @@ use ratellmiter_runtime::{BoxFuture, RedisBackend};
 pub struct Recording {
     inner: Arc<RedisBackend>,
     grants: Arc<Mutex<Vec<Grant>>>,
-    claims: Arc<Mutex<Vec<Option<Duration>>>>,
+    claims: Arc<Mutex<Vec<Claim>>>,
     reports: Arc<Mutex<Vec<Report>>>,
+    handed: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Recording {
@@ -26,6 +27,7 @@ impl Recording {
             grants: Arc::default(),
             claims: Arc::default(),
             reports: Arc::default(),
+            handed: Arc::default(),
         }
     }
 
@@ -34,9 +36,15 @@ impl Recording {
         self.grants.lock().unwrap().clone()
     }
 
-    /// Every claim's answer so far (`None`: the ticket went).
-    pub fn claims(&self) -> Vec<Option<Duration>> {
+    /// Every claim's answer so far.
+    pub fn claims(&self) -> Vec<Claim> {
         self.claims.lock().unwrap().clone()
+    }
+
+    /// When each ticket was handed over, µs on Redis's clock, in order: a slot due at
+    /// once (claimed by its reservation) or a claim that went.
+    pub fn handed(&self) -> Vec<u64> {
+        self.handed.lock().unwrap().clone()
     }
 
     /// Every report sent so far.
@@ -84,23 +92,31 @@ impl Recording {
 impl SharedBackend for Recording {
     fn reserve(&self, request: SlotRequest) -> BoxFuture<'static, Result<Grant, SharedError>> {
         let answer = self.inner.reserve(request);
-        let grants = self.grants.clone();
+        let (grants, handed) = (self.grants.clone(), self.handed.clone());
         Box::pin(async move {
             let answer = answer.await;
             if let Ok(g) = &answer {
                 grants.lock().unwrap().push(*g);
+                if let Grant::Slot { wait, at, .. } = g
+                    && wait.is_zero()
+                {
+                    handed.lock().unwrap().push(at.as_micros() as u64);
+                }
             }
             answer
         })
     }
 
-    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Option<Duration>, SharedError>> {
+    fn claim(&self, rpm: u32) -> BoxFuture<'static, Result<Claim, SharedError>> {
         let answer = self.inner.claim(rpm);
-        let claims = self.claims.clone();
+        let (claims, handed) = (self.claims.clone(), self.handed.clone());
         Box::pin(async move {
             let answer = answer.await;
-            if let Ok(wait) = &answer {
-                claims.lock().unwrap().push(*wait);
+            if let Ok(claim) = &answer {
+                claims.lock().unwrap().push(*claim);
+                if let Claim::Went { at } = claim {
+                    handed.lock().unwrap().push(at.as_micros() as u64);
+                }
             }
             answer
         })

@@ -115,9 +115,29 @@ impl RedisServer {
     /// Lua script calls, which cost no round trip; they are left out by name.
     pub fn round_trips(&self) -> u64 {
         const IN_SCRIPTS: [&str; 23] = [
-            "time", "get", "set", "hget", "hset", "hgetall", "hincrby", "hdel", "pttl",
-            "exists", "del", "pexpire", "zadd", "zrem", "zcard", "zrange", "zrangebyscore",
-            "zremrangebyscore", "zscore", "lpush", "ltrim", "llen", "lindex",
+            "time",
+            "get",
+            "set",
+            "hget",
+            "hset",
+            "hgetall",
+            "hincrby",
+            "hdel",
+            "pttl",
+            "exists",
+            "del",
+            "pexpire",
+            "zadd",
+            "zrem",
+            "zcard",
+            "zrange",
+            "zrangebyscore",
+            "zremrangebyscore",
+            "zscore",
+            "lpush",
+            "ltrim",
+            "llen",
+            "lindex",
         ];
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
