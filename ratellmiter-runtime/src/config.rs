@@ -384,6 +384,8 @@ pub struct MonitorConfig {
     pub(crate) max_unknown_services: usize,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) logging: bool,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<(String, String)>,
 }
 
 impl Default for MonitorConfig {
@@ -394,6 +396,8 @@ impl Default for MonitorConfig {
             max_unknown_services: 100,
             log_dir: None,
             logging: true,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -430,6 +434,38 @@ impl MonitorConfig {
         self
     }
 
+    /// Shares every service the monitor holds with every process using the same Redis
+    /// (feature `redis`): each service's limiter — made at `default_rpm` or registered
+    /// with [`Monitor::add_service`](crate::Monitor::add_service) — gets a
+    /// [`RedisBackend`](crate::RedisBackend) keyed by the service's name under
+    /// `prefix` (e.g. `"org-42:"`; `"ratellmiter:"` when empty). A limiter shared
+    /// already keeps its own backend. A URL that cannot be parsed is refused by
+    /// [`Monitor::try_set_config`](crate::Monitor::try_set_config), naming
+    /// `redis_url`; a Redis that is down is not an error (each limiter paces alone until
+    /// it answers).
+    ///
+    /// ```
+    /// use ratellmiter::{Monitor, MonitorConfig};
+    /// let monitor = Monitor::new();
+    /// monitor.set_config(MonitorConfig::default().redis("redis://127.0.0.1:6379/", "org-42:"));
+    /// assert!(monitor.try_set_config(MonitorConfig::default().redis("http://x", "")).is_err());
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str, prefix: &str) -> Self {
+        self.redis = Some((url.into(), prefix.into()));
+        self
+    }
+
+    /// The backend sharing service `name`, when [`redis`](Self::redis) is set.
+    #[cfg(feature = "redis")]
+    pub(crate) fn backend_for(&self, name: &str) -> Option<Result<crate::RedisBackend, ConfigError>> {
+        let (url, prefix) = self.redis.as_ref()?;
+        Some(crate::RedisBackend::new(url, name).map(|b| match prefix.as_str() {
+            "" => b,
+            p => b.prefix(p),
+        }))
+    }
+
     /// The configured default requests per minute. Named as `std::process::Command`
     /// names its getters (`current_dir` / `get_current_dir`): the bare name is the
     /// setter of this builder-style type.
@@ -446,7 +482,12 @@ impl MonitorConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        validate_rpm(self.default_rpm).map_err(|e| ConfigError::new("default_rpm", e.message))
+        validate_rpm(self.default_rpm).map_err(|e| ConfigError::new("default_rpm", e.message))?;
+        #[cfg(feature = "redis")]
+        if let Some(Err(e)) = self.backend_for("service") {
+            return Err(e);
+        }
+        Ok(())
     }
 }
 

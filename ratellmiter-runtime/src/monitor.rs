@@ -283,7 +283,26 @@ impl Monitor {
         }
     }
 
+    /// Shares `limiter` through Redis when the configuration names one.
+    fn share(&self, name: &str, limiter: &BucketRateLimiter) {
+        #[cfg(feature = "redis")]
+        match self.config.read().backend_for(name) {
+            Some(Ok(backend)) => {
+                limiter.share(Arc::new(backend));
+            }
+            Some(Err(e)) => tracing::error!(
+                service = name,
+                error = %e,
+                "service not shared through Redis: its name cannot be a key"
+            ),
+            None => {}
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (name, limiter);
+    }
+
     fn register(&self, name: &str, limiter: BucketRateLimiter) {
+        self.share(name, &limiter);
         self.services
             .write()
             .insert(name.to_owned(), limiter.clone());
@@ -398,6 +417,7 @@ impl Monitor {
             .name(name)
             .build()
             .expect("default_rpm is validated by try_set_config");
+        self.share(name, &limiter);
         services.insert(name.to_owned(), limiter.clone());
         drop(services);
         let run = self.run.lock();

@@ -17,7 +17,10 @@ use ratellmiter_runtime::pacer::{Cost, Outcome, Pacer, Request, Step};
 use ratellmiter_runtime::shared::{
     Claim, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest,
 };
-use ratellmiter_runtime::{BoxFuture, BucketRateLimiter, LimiterConfig, RedisBackend, Usage};
+use ratellmiter_runtime::{
+    BoxFuture, BucketRateLimiter, LimiterConfig, Monitor, MonitorConfig, RedisBackend,
+    UnknownServices, Usage,
+};
 use recording::{Recording, max_in_window};
 use redis_server::RedisServer;
 use tokio::task::JoinSet;
@@ -703,4 +706,33 @@ fn blocking_callers_without_a_runtime_share_the_budget() {
     slots.sort_unstable();
     assert_eq!(slots.len(), 20);
     assert!(slots.windows(2).all(|w| w[1] - w[0] >= 50_000));
+}
+
+/// A monitor configured with a Redis URL shares every service it holds: one process
+/// makes `gpt-4o` at the default rate on first use, another registers its own limiter
+/// for it, and both take their tickets from one schedule under the chosen prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_with_a_redis_url_shares_every_service() {
+    let server = RedisServer::start();
+    let config = MonitorConfig::default()
+        .logging(false)
+        .unknown_services(UnknownServices::Create)
+        .redis(&server.url(), "org-7:");
+    let (one, two) = (Monitor::new(), Monitor::new());
+    one.set_config(config.clone());
+    two.set_config(config);
+    let made = one.limiter("gpt-4o");
+    let registered = two
+        .add_service("gpt-4o", BucketRateLimiter::new(600))
+        .unwrap();
+    acquire_all(&[made, registered], 5).await;
+    assert_eq!(
+        server.hget("org-7:{gpt-4o}:state", "seq").as_deref(),
+        Some("10"),
+        "every ticket of both processes came from the shared schedule"
+    );
+    let refused = one
+        .try_set_config(MonitorConfig::default().redis("http://x", ""))
+        .map(drop);
+    assert_eq!(refused.unwrap_err().field(), "redis_url");
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::BucketRateLimiter;
 use crate::config::{ConfigError, DayReset, LimiterConfig, RampShape};
-use crate::shared::{SharedBackend, SharedBudget};
+use crate::shared::SharedBackend;
 
 /// Builds a [`BucketRateLimiter`] with settings other than rateLLMiter's defaults.
 ///
@@ -216,10 +216,7 @@ impl LimiterBuilder {
             limiter.set_name(&name);
         }
         if let Some(backend) = self.shared {
-            let mut st = limiter.shared.lock();
-            st.budget = Some(SharedBudget::new(backend.clone(), &mut st.pacer));
-            drop(st);
-            let _ = limiter.shared.store.set(backend);
+            limiter.share(backend);
         }
         Ok(limiter)
     }

@@ -184,6 +184,17 @@ impl BucketRateLimiter {
         st.budget.as_ref()?.fallback(rpm).map(|(_, local)| local)
     }
 
+    /// Shares the budget through `backend` unless it is shared already (returns
+    /// whether it now is through `backend`).
+    pub(crate) fn share(&self, backend: Arc<dyn SharedBackend>) -> bool {
+        if self.shared.store.set(backend.clone()).is_err() {
+            return false;
+        }
+        let mut st = self.shared.lock();
+        st.budget = Some(SharedBudget::new(backend, &mut st.pacer));
+        true
+    }
+
     /// Whether two handles share one budget.
     pub fn same_limiter(&self, other: &BucketRateLimiter) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
