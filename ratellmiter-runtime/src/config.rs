@@ -458,12 +458,17 @@ impl MonitorConfig {
 
     /// The backend sharing service `name`, when [`redis`](Self::redis) is set.
     #[cfg(feature = "redis")]
-    pub(crate) fn backend_for(&self, name: &str) -> Option<Result<crate::RedisBackend, ConfigError>> {
+    pub(crate) fn backend_for(
+        &self,
+        name: &str,
+    ) -> Option<Result<crate::RedisBackend, ConfigError>> {
         let (url, prefix) = self.redis.as_ref()?;
-        Some(crate::RedisBackend::new(url, name).map(|b| match prefix.as_str() {
-            "" => b,
-            p => b.prefix(p),
-        }))
+        Some(
+            crate::RedisBackend::new(url, name).map(|b| match prefix.as_str() {
+                "" => b,
+                p => b.prefix(p),
+            }),
+        )
     }
 
     /// The configured default requests per minute. Named as `std::process::Command`

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ratellmiter_runtime::pacer::{Pacer, Request, Step};
 use ratellmiter_runtime::{AcquireError, BucketRateLimiter, LimiterConfig, RedisBackend};
+use ratellmiter_sim::{AccelerationLimit, Provider, ProviderConfig};
 use recording::{Recording, max_in_window};
 use redis_server::RedisServer;
 
@@ -43,7 +44,11 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--bench") {
-        return bench();
+        bench();
+        return bench_against_the_mock_provider();
+    }
+    if args.iter().any(|a| a == "--bench-http") {
+        return bench_against_the_mock_provider();
     }
     let filter = args.iter().find(|a| !a.starts_with('-'));
     let tests: [(&str, fn()); 5] = [
@@ -187,11 +192,12 @@ fn budget_worker(spec: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let backend = RedisBackend::new(url, key).unwrap().lease_ttl(LEASE_TTL);
-        let builder = BucketRateLimiter::builder()
-            .rpm(60_000)
-            .ramp_start(1.0)
-            .shared(backend);
+        let builder = || {
+            BucketRateLimiter::builder()
+                .rpm(60_000)
+                .ramp_start(1.0)
+                .shared(RedisBackend::new(url, key).unwrap().lease_ttl(LEASE_TTL))
+        };
         let micros = || {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -200,7 +206,7 @@ fn budget_worker(spec: &str) {
         };
         match mode {
             "daily" => {
-                let limiter = builder.rpd(n).build().unwrap();
+                let limiter = builder().rpd(n).build().unwrap();
                 for _ in 0..calls {
                     let line = match limiter.acquire().await {
                         Ok(t) => {
@@ -217,7 +223,7 @@ fn budget_worker(spec: &str) {
                 }
             }
             "in-flight" => {
-                let limiter = builder.max_in_flight(n as u32).build().unwrap();
+                let limiter = builder().max_in_flight(n as u32).build().unwrap();
                 let mut tasks = tokio::task::JoinSet::new();
                 for _ in 0..calls {
                     let (limiter, out) = (limiter.clone(), out.clone());
@@ -234,8 +240,55 @@ fn budget_worker(spec: &str) {
                     r.unwrap();
                 }
             }
+            "http" => {
+                // `key` is the mock provider's base URL (`…/v1`) here; the budget's key
+                // is fixed.
+                // `local` for a process alone, not shared.
+                let mut builder = BucketRateLimiter::builder().rpm(n as u32);
+                if url != "local" {
+                    builder = builder.shared(RedisBackend::new(url, "mock").unwrap());
+                }
+                let limiter = builder.build().unwrap();
+                let client = reqwest::Client::new();
+                let endpoint = format!("{key}/chat/completions");
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..calls {
+                    let (limiter, client, endpoint) =
+                        (limiter.clone(), client.clone(), endpoint.clone());
+                    tasks.spawn(async move {
+                        let mut retry = false;
+                        loop {
+                            let acquire = limiter.acquire();
+                            let acquire = if retry { acquire.retry() } else { acquire };
+                            let ticket = acquire.await.unwrap();
+                            let response = client
+                                .post(&endpoint)
+                                .header("content-type", "application/json")
+                                .body(r#"{"model": "m", "messages": []}"#)
+                                .send()
+                                .await
+                                .unwrap();
+                            if response.status() != 429 {
+                                assert_eq!(response.status(), 200);
+                                ticket.finish();
+                                return;
+                            }
+                            let retry_after = response
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
+                                .map(Duration::from_secs_f64);
+                            ticket.rate_limited(retry_after);
+                            retry = true;
+                        }
+                    });
+                }
+                while let Some(r) = tasks.join_next().await {
+                    r.unwrap();
+                }
+            }
             "hold" => {
-                let limiter = builder.max_in_flight(n as u32).build().unwrap();
+                let limiter = builder().max_in_flight(n as u32).build().unwrap();
                 let mut held = Vec::new();
                 for _ in 0..calls {
                     held.push(limiter.acquire().await.unwrap());
@@ -256,14 +309,14 @@ fn spawn_budget_worker(
     n: u64,
     out: &Path,
 ) -> Child {
+    spawn_worker_at(mode, &server.url(), key, calls, n, out)
+}
+
+fn spawn_worker_at(mode: &str, url: &str, key: &str, calls: usize, n: u64, out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .env(
             BUDGET_WORKER,
-            format!(
-                "{mode}|{}|{key}|{calls}|{n}|{}",
-                server.url(),
-                out.display()
-            ),
+            format!("{mode}|{url}|{key}|{calls}|{n}|{}", out.display()),
         )
         .spawn()
         .expect("a worker process")
@@ -573,6 +626,79 @@ fn a_killed_process_leaves_the_others_to_finish() {
     assert!(per_worker[0].len() < 300, "worker 0 was killed mid-run");
     assert!(per_worker[1..].iter().all(|t| t.len() == 300));
     assert_shared_budget(&per_worker, 6000);
+}
+
+/// Against the mock provider over HTTP, in real time: `calls` calls at once split over
+/// 1 and over 4 processes sharing one 600 rpm budget, on a provider of 600 rpm (at most
+/// 10 in any second) — as is, and with Anthropic's acceleration limit. What the server
+/// counted: the time from the first request to the last acceptance against the ideal
+/// `(calls − 1) × 100 ms`, its refusals, and the most requests it saw in one second.
+fn bench_against_the_mock_provider() {
+    const RPM: u32 = 600;
+    const CALLS: usize = 200;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| provider | processes | vs ideal | 429s | most requests in 1 s at the server |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, acceleration) in [
+        ("600 rpm", None),
+        (
+            "600 rpm, acceleration limit",
+            Some(AccelerationLimit::for_rpm(RPM)),
+        ),
+    ] {
+        for (processes, shared) in [(1, false), (1, true), (4, true)] {
+            let provider = Provider::new(ProviderConfig {
+                rpm: RPM,
+                acceleration,
+                ..ProviderConfig::default()
+            })
+            .unwrap();
+            let mock = rt
+                .block_on(ratellmiter_sim::spawn(
+                    provider,
+                    "127.0.0.1:0".parse().unwrap(),
+                ))
+                .unwrap();
+            server.flush();
+            let mut children: Vec<Child> = (0..processes)
+                .map(|i| {
+                    let out = dir.path().join(format!("http-{processes}-{i}"));
+                    let url = if shared { server.url() } else { "local".into() };
+                    spawn_worker_at(
+                        "http",
+                        &url,
+                        &mock.base_url(),
+                        CALLS / processes,
+                        u64::from(RPM),
+                        &out,
+                    )
+                })
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(300);
+            for child in &mut children {
+                wait(child, deadline);
+            }
+            let log = mock.log();
+            let m = mock.metrics();
+            let first = log.iter().map(|r| r.at).min().unwrap();
+            let span = m.last_accept.unwrap() - first;
+            let ideal = Duration::from_millis(100) * (CALLS as u32 - 1);
+            println!(
+                "| {name} | {processes}{} | {:.3} | {} | {} |",
+                if shared { " shared" } else { " alone" },
+                span.as_secs_f64() / ideal.as_secs_f64(),
+                m.rejected,
+                m.max_attempted_in_any_1s,
+            );
+            assert_eq!(m.accepted, CALLS as u64);
+        }
+    }
 }
 
 /// Throughput and round trips per ticket with 1, 4 and 16 processes, at a rate no

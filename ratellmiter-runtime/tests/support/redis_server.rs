@@ -169,6 +169,13 @@ impl RedisServer {
             == 1
     }
 
+    /// Empties the server (`FLUSHALL`).
+    pub fn flush(&self) {
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut self.connection())
+            .expect("FLUSHALL");
+    }
+
     /// A field of the hash at `key`.
     pub fn hget(&self, key: &str, field: &str) -> Option<String> {
         redis::cmd("HGET")
