@@ -118,6 +118,7 @@ mod cost;
 mod daily;
 mod holds;
 mod queue;
+mod ramp;
 mod schedule;
 mod tokens;
 mod types;
@@ -132,22 +133,13 @@ pub use types::{
 use crate::config::{ConfigError, LimiterConfig, RampShape, validate_rpm, validate_tpm};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::stats::Stats;
-use adaptive::Adaptive;
 use budgets::{Budgets, Charged};
 use holds::Holds;
 use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
+use ramp::Ramp;
 use rustc_hash::FxHashMap;
 use schedule::Schedule;
 use types::Counters;
-
-/// Share of the full rate per second the slow start climbs by once a refusal ended its
-/// doubling (rateLLMiter's step).
-pub(crate) const AVOIDANCE_STEP: f64 = 0.10;
-
-/// A refusal after the last second's tickets came to this many times the average second
-/// of the two before teaches the adaptive limit nothing: acceleration limits refuse
-/// jumps, not rates.
-pub(crate) const JUMP: f64 = 2.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
@@ -188,11 +180,9 @@ enum ProbeKind {
 #[derive(Debug, Clone)]
 pub struct Pacer {
     cfg: LimiterConfig,
-    full_rate: f64,
-    rate: f64,
+    ramp: Ramp,
     /// The slot of the last ticket (its theoretical issue time).
     last_issue: Option<Duration>,
-    ramp_from: Duration,
     schedule: Schedule,
     holds: Holds,
     queues: Queues,
@@ -201,8 +191,6 @@ pub struct Pacer {
     probe_interval: Duration,
     /// Starts at 0 and grows at each resume; see the module docs.
     epoch: u64,
-    /// The slow start doubles (no refusal since demand last jumped).
-    doubling: bool,
     /// The pause came with the server's `retry_after` and no probe has failed since.
     told_when: bool,
     external_probe: bool,
@@ -212,7 +200,6 @@ pub struct Pacer {
     /// Where engine time zero falls on the wall clock (since the UNIX epoch): day
     /// boundaries follow from it.
     wall_origin: Duration,
-    adaptive: Option<Adaptive>,
     issued_costs: FxHashMap<WaiterId, Charged>,
     next_id: u64,
     in_flight: u64,
@@ -238,26 +225,21 @@ impl Pacer {
     /// An engine for a validated configuration.
     pub fn new(cfg: LimiterConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let full_rate = cfg.rpm as f64 / 60.0;
         Ok(Self {
             schedule: Schedule::new(cfg.rpm),
-            rate: cfg.ramp_start * full_rate,
-            full_rate,
+            ramp: Ramp::new(&cfg),
             last_issue: None,
-            ramp_from: Duration::ZERO,
             holds: Holds::default(),
             queues: Queues::default(),
             high_streak: 0,
             mode: Mode::Running,
             probe_interval: cfg.probe_initial,
             epoch: 0,
-            doubling: true,
             told_when: false,
             external_probe: false,
             budgets: Budgets::new(&cfg, Duration::ZERO),
             learned: false,
             wall_origin: Duration::ZERO,
-            adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
             issued_costs: FxHashMap::default(),
             next_id: 0,
             in_flight: 0,
@@ -492,12 +474,13 @@ impl Pacer {
             };
             self.events.push((now, Event::Probe));
         } else {
-            self.update_rate(slot, w.enqueued);
+            self.ramp
+                .update(slot, w.enqueued, self.last_issue, self.schedule.ready_at());
         }
         self.last_issue = Some(slot);
         self.schedule.record(slot, now, self.interval());
         self.holds.on_issue(now, &w.cost);
-        let share = self.rate / self.full_rate;
+        let share = self.ramp.share();
         if self.budgets.charges() {
             self.budgets.charge(now, slot, id, &w.cost, share);
             self.issued_costs.insert(
@@ -525,68 +508,9 @@ impl Pacer {
         }
     }
 
-    /// The ramp: grow while calls wait for their slot, fall back to the observed rate
-    /// plus a step when they do not, never below the start.
-    fn update_rate(&mut self, now: Duration, enqueued: Duration) {
-        let start = self.cfg.ramp_start * self.full_rate;
-        let step = self.cfg.ramp_step;
-        let since = self.last_issue.map(|l| l.max(self.ramp_from));
-        let next_slot = self.schedule.ready_at();
-        self.rate = match since {
-            Some(since) if enqueued <= next_slot.max(since) => {
-                let dt = now.saturating_sub(since).as_secs_f64();
-                match self.cfg.ramp_shape {
-                    RampShape::SlowStart if self.doubling => self.rate * (1.0 + step).powf(dt),
-                    RampShape::SlowStart => self.rate + AVOIDANCE_STEP * self.full_rate * dt,
-                    RampShape::Linear => self.rate + step * self.full_rate * dt,
-                }
-            }
-            Some(since) => {
-                // Demand fell below the rate: the next jump starts a slow start again.
-                self.doubling = true;
-                let gap = now.saturating_sub(since).as_secs_f64();
-                if gap > 0.0 {
-                    let seen = 1.0 / gap;
-                    self.rate.min(match self.cfg.ramp_shape {
-                        RampShape::SlowStart => seen * (1.0 + step),
-                        RampShape::Linear => seen + step * self.full_rate,
-                    })
-                } else {
-                    self.rate
-                }
-            }
-            None => start,
-        };
-        let cap = self.ceiling(now);
-        self.rate = self.rate.max(start.min(cap)).min(cap);
-    }
-
-    fn ceiling(&self, now: Duration) -> f64 {
-        match &self.adaptive {
-            Some(a) => a.ceiling(now).min(self.full_rate),
-            None => self.full_rate,
-        }
-    }
-
-    /// Spacing after a ticket at the current rate; never shorter than `60 / rpm`, so
-    /// the window bounds hold whatever the float arithmetic does.
+    /// Spacing after a ticket at the current rate.
     fn interval(&self) -> Duration {
-        let full = self.schedule.full_interval();
-        if self.rate >= self.full_rate {
-            full
-        } else {
-            let nanos = (1e9 / self.rate).ceil();
-            Duration::from_nanos(nanos.min(u64::MAX as f64) as u64).max(full)
-        }
-    }
-
-    /// Restarts the ramp at its start from `at` (after an outage).
-    fn restart_ramp(&mut self, at: Duration) {
-        self.doubling = true;
-        let start = self.cfg.ramp_start * self.full_rate;
-        self.rate = start.min(self.ceiling(at));
-        self.ramp_from = at;
-        self.schedule.not_before(at);
+        self.ramp.interval(self.schedule.full_interval())
     }
 
     /// Issues a ticket at `now` only if it is free and nobody is queued; never queues.
@@ -705,7 +629,6 @@ impl Pacer {
 
     fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
         self.paused_at = now;
-        self.doubling = false;
         self.told_when = retry_after.is_some();
         self.episode_start = self.next_id;
         let until = later(now, retry_after.unwrap_or(self.probe_interval));
@@ -717,15 +640,7 @@ impl Pacer {
                 retry_after: retry_after.is_some(),
             },
         ));
-        let rate = self.rate;
-        // After a sharp jump the refusal may be an acceleration limit's: it says nothing
-        // about the rate the server accepts.
-        let jumped = self.schedule.growth(now) >= JUMP;
-        if let Some(a) = &mut self.adaptive
-            && !jumped
-            && a.on_throttle(now, rate)
-        {
-            let learned = a.ceiling(now);
+        if let Some(learned) = self.ramp.refused(now, self.schedule.growth(now)) {
             self.events.push((now, Event::LearnedRate(learned)));
         }
     }
@@ -748,22 +663,14 @@ impl Pacer {
     }
 
     fn resume(&mut self, now: Duration) {
-        if let Some(a) = &mut self.adaptive {
-            a.on_resume(self.paused_at, now);
-        }
         self.mode = Mode::Running;
         self.epoch += 1;
         // The first probe succeeded: a momentary excess, and the server was accepting
         // the rate in force. Otherwise an outage: ramp again.
         let short = self.probe_interval == self.cfg.probe_initial;
         self.probe_interval = self.cfg.probe_initial;
-        if short && self.cfg.ramp_shape == RampShape::SlowStart {
-            self.rate = self.rate.min(self.ceiling(now));
-            self.ramp_from = now;
-            self.schedule.not_before(now);
-        } else {
-            self.restart_ramp(now);
-        }
+        self.ramp.resume(self.paused_at, now, short);
+        self.schedule.not_before(now);
         self.events.push((now, Event::Resume));
     }
 
@@ -859,11 +766,11 @@ impl Pacer {
             // The provider's budget comes back at `until`: go on at the rate in force
             // (restarting the ramp would cost seconds at every reset of a budget paced
             // to its limit), and count no growth of the ramp during the hold.
-            self.ramp_from = self.ramp_from.max(until);
+            self.ramp.hold(until);
             self.events.push((now, Event::Hold { until }));
         } else if until < before {
             // Lifted early: the ramp counts from now, and so does the schedule.
-            self.ramp_from = self.ramp_from.min(now);
+            self.ramp.lift(now);
             self.rebased = now;
         }
     }
@@ -875,12 +782,8 @@ impl Pacer {
         let now = self.advance(now);
         self.rebased = now;
         self.cfg.rpm = rpm;
-        self.full_rate = rpm as f64 / 60.0;
         self.schedule.set_rpm(rpm);
-        if let Some(a) = &mut self.adaptive {
-            a.rescale(self.full_rate);
-        }
-        self.rate = self.rate.min(self.ceiling(now));
+        self.ramp.set_full_rate(now, rpm as f64 / 60.0);
         if let Some(last) = self.last_issue {
             self.schedule.respace(last, self.interval());
         }
@@ -940,18 +843,18 @@ impl Pacer {
 
     /// Tickets per second allowed now (ramp and learned ceiling applied).
     pub fn allowed_rate(&self) -> f64 {
-        self.rate
+        self.ramp.rate()
     }
 
     /// The learned ceiling at `now`, tickets per second (the configured rate when
     /// adaptation is off or nothing was learned).
     pub fn learned_rate(&self, now: Duration) -> f64 {
-        self.ceiling(now.max(self.last_now))
+        self.ramp.ceiling(now.max(self.last_now))
     }
 
     /// The configured rate, tickets per second.
     pub fn full_rate(&self) -> f64 {
-        self.full_rate
+        self.ramp.full_rate()
     }
 
     /// Whether issuing is stopped after a rate limit (waiting to probe, or probing).
