@@ -117,6 +117,7 @@ mod budgets;
 mod cost;
 mod daily;
 mod holds;
+mod pause;
 mod queue;
 mod ramp;
 mod schedule;
@@ -130,36 +131,17 @@ pub use types::{
     Budget, Event, Issued, Learned, Outcome, Priority, ProbeId, Request, Step, WaiterId,
 };
 
-use crate::config::{ConfigError, LimiterConfig, RampShape, validate_rpm, validate_tpm};
+use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
 use crate::error::{AcquireError, TryAcquireError};
 use crate::stats::Stats;
 use budgets::{Budgets, Charged};
 use holds::Holds;
+use pause::{Gate, Pause, ProbeKind};
 use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
 use ramp::Ramp;
 use rustc_hash::FxHashMap;
 use schedule::Schedule;
 use types::Counters;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Running,
-    Paused { until: Duration },
-    Probing { outstanding: Option<Probe> },
-}
-
-/// The probe the engine waits for, and when it stops waiting.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Probe {
-    kind: ProbeKind,
-    deadline: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum ProbeKind {
-    Ticket(WaiterId),
-    Service(ProbeId),
-}
 
 /// The pure pacing engine of one limiter. See the [module docs](self).
 ///
@@ -187,13 +169,7 @@ pub struct Pacer {
     holds: Holds,
     queues: Queues,
     high_streak: u32,
-    mode: Mode,
-    probe_interval: Duration,
-    /// Starts at 0 and grows at each resume; see the module docs.
-    epoch: u64,
-    /// The pause came with the server's `retry_after` and no probe has failed since.
-    told_when: bool,
-    external_probe: bool,
+    pause: Pause,
     budgets: Budgets,
     /// The limits were learned from the provider's headers (see [`Pacer::learn_limits`]).
     learned: bool,
@@ -206,11 +182,6 @@ pub struct Pacer {
     counters: Counters,
     events: Vec<(Duration, Event)>,
     last_now: Duration,
-    /// When the current (or last) pause began.
-    paused_at: Duration,
-    /// The first id handed out in the current (or last) pause: probes of this pause have
-    /// ids from here on.
-    episode_start: u64,
     /// No slot is earlier than this: the last change that could make the head due
     /// sooner than it was (a cancellation, a new head, a refund, a lifted hold, a new
     /// rate). Lateness is absorbed only from when the engine last knew the head's slot.
@@ -232,11 +203,7 @@ impl Pacer {
             holds: Holds::default(),
             queues: Queues::default(),
             high_streak: 0,
-            mode: Mode::Running,
-            probe_interval: cfg.probe_initial,
-            epoch: 0,
-            told_when: false,
-            external_probe: false,
+            pause: Pause::new(&cfg),
             budgets: Budgets::new(&cfg, Duration::ZERO),
             learned: false,
             wall_origin: Duration::ZERO,
@@ -246,8 +213,6 @@ impl Pacer {
             counters: Counters::default(),
             events: Vec::new(),
             last_now: Duration::ZERO,
-            paused_at: Duration::ZERO,
-            episode_start: 0,
             rebased: Duration::ZERO,
             promised: Duration::ZERO,
             cfg,
@@ -271,11 +236,6 @@ impl Pacer {
     /// Engine time `at` on the wall clock (see [`set_wall_origin`](Self::set_wall_origin)).
     fn wall_time(&self, at: Duration) -> std::time::SystemTime {
         std::time::SystemTime::UNIX_EPOCH + self.wall_origin + at
-    }
-
-    /// Probe by asking the driver ([`Step::ProbeService`]) instead of by issuing a call.
-    pub fn set_external_probe(&mut self, on: bool) {
-        self.external_probe = on;
     }
 
     /// The latest `now` the engine was given.
@@ -370,34 +330,17 @@ impl Pacer {
     /// Issues the next ticket if one is due at `now`, else says when to look again.
     pub fn poll(&mut self, now: Duration) -> Step {
         let now = self.advance(now);
-        if let Mode::Probing {
-            outstanding: Some(p),
-        } = self.mode
-            && now >= p.deadline
-        {
-            // Unanswered for `probe_timeout`: as good as refused.
-            self.probe_failed(p.deadline, None);
-        }
-        match self.mode {
-            Mode::Paused { until } if now < until => {
+        self.time_out_probe(now);
+        match self.pause.gate(now) {
+            Gate::Closed(until) => {
                 return if self.waiting() == 0 {
                     Step::Idle
                 } else {
                     Step::WaitUntil(until)
                 };
             }
-            Mode::Paused { until } if self.trust_retry_after() => self.resume(until),
-            Mode::Paused { .. } => self.mode = Mode::Probing { outstanding: None },
-            Mode::Probing {
-                outstanding: Some(p),
-            } => {
-                return if self.waiting() == 0 {
-                    Step::Idle
-                } else {
-                    Step::WaitUntil(p.deadline)
-                };
-            }
-            Mode::Probing { outstanding: None } | Mode::Running => {}
+            Gate::Resume(at) => self.resume(at),
+            Gate::Open => {}
         }
         let Some((q, head)) = self.next_in_line() else {
             return Step::Idle;
@@ -415,16 +358,10 @@ impl Pacer {
         if self.budgets.full(self.in_flight) {
             return Step::AtCapacity;
         }
-        if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
+        if self.pause.probes_service() {
             let id = ProbeId(self.next_id);
             self.next_id += 1;
-            self.mode = Mode::Probing {
-                outstanding: Some(Probe {
-                    kind: ProbeKind::Service(id),
-                    deadline: later(now, self.cfg.probe_timeout),
-                }),
-            };
-            self.events.push((now, Event::Probe));
+            self.send_probe(now, ProbeKind::Service(id));
             return Step::ProbeService(id);
         }
         let at = self.ready_at(now, &head.cost);
@@ -453,7 +390,7 @@ impl Pacer {
     fn issue(&mut self, now: Duration, due: Duration, q: usize, w: Waiter) -> Issued {
         let id = w.id;
         self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
-        let probe = matches!(self.mode, Mode::Probing { .. });
+        let probe = self.pause.is_probing();
         // A probe goes out when the pause ends, whatever the schedule said before it.
         let slot = if probe {
             now
@@ -466,13 +403,7 @@ impl Pacer {
         self.promised = Duration::ZERO;
 
         if probe {
-            self.mode = Mode::Probing {
-                outstanding: Some(Probe {
-                    kind: ProbeKind::Ticket(id),
-                    deadline: later(now, self.cfg.probe_timeout),
-                }),
-            };
-            self.events.push((now, Event::Probe));
+            self.send_probe(now, ProbeKind::Ticket(id));
         } else {
             self.ramp
                 .update(slot, w.enqueued, self.last_issue, self.schedule.ready_at());
@@ -504,7 +435,7 @@ impl Pacer {
             probe,
             retry: w.retry,
             waited: now - w.enqueued,
-            epoch: self.epoch,
+            epoch: self.pause.epoch(),
         }
     }
 
@@ -520,7 +451,7 @@ impl Pacer {
         req: Request,
     ) -> Result<Issued, TryAcquireError<Duration>> {
         let now = self.advance(now);
-        if !matches!(self.mode, Mode::Running) {
+        if !self.pause.is_running() {
             return Err(TryAcquireError::Paused);
         }
         if self.waiting() > 0 {
@@ -563,115 +494,11 @@ impl Pacer {
             // A refused call used nothing: its re-run is charged anew.
             self.budgets.refund(now, t.id, &charged);
         }
-        let stale = t.epoch < self.epoch;
-        // The probe the engine waits for now; an earlier probe of this episode that
-        // timed out may still answer, and only a success of it counts.
-        let current_probe = matches!(
-            self.mode,
-            Mode::Probing { outstanding: Some(Probe { kind: ProbeKind::Ticket(id), .. }) }
-                if id == t.id
-        );
-        let episode_probe = t.probe && !stale && self.mode != Mode::Running;
         match outcome {
-            Outcome::RateLimited { retry_after } => {
-                self.counters.rate_limited += 1;
-                if current_probe {
-                    self.probe_failed(now, retry_after);
-                } else if self.mode == Mode::Running && !stale {
-                    self.pause(now, retry_after);
-                }
-            }
-            Outcome::Success | Outcome::Error => {
-                self.counters.finished += 1;
-                if episode_probe {
-                    self.resume(now);
-                }
-            }
-            Outcome::Abandoned => {
-                self.counters.finished += 1;
-                if current_probe {
-                    self.mode = Mode::Probing { outstanding: None };
-                }
-            }
+            Outcome::RateLimited { .. } => self.counters.rate_limited += 1,
+            Outcome::Success | Outcome::Error | Outcome::Abandoned => self.counters.finished += 1,
         }
-    }
-
-    /// Reports the answer of the [`Step::ProbeService`] check `id`. "Blocked" counts
-    /// only from the check the engine waits for; "open" from any check of the current
-    /// pause (one that timed out may still answer first).
-    pub fn probe_result(&mut self, now: Duration, id: ProbeId, still_blocked: bool) {
-        let now = self.advance(now);
-        if self.mode == Mode::Running || id.0 < self.episode_start {
-            return;
-        }
-        if !still_blocked {
-            self.resume(now);
-        } else if self.is_current_service_probe(id) {
-            self.probe_failed(now, None);
-        }
-    }
-
-    /// The driver could not finish the [`Step::ProbeService`] check `id` (it was
-    /// cancelled): the next poll probes again.
-    pub fn probe_abandoned(&mut self, id: ProbeId) {
-        if self.is_current_service_probe(id) {
-            self.mode = Mode::Probing { outstanding: None };
-        }
-    }
-
-    fn is_current_service_probe(&self, id: ProbeId) -> bool {
-        matches!(
-            self.mode,
-            Mode::Probing { outstanding: Some(Probe { kind: ProbeKind::Service(p), .. }) }
-                if p == id
-        )
-    }
-
-    fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
-        self.paused_at = now;
-        self.told_when = retry_after.is_some();
-        self.episode_start = self.next_id;
-        let until = later(now, retry_after.unwrap_or(self.probe_interval));
-        self.mode = Mode::Paused { until };
-        self.events.push((
-            now,
-            Event::Pause {
-                until,
-                retry_after: retry_after.is_some(),
-            },
-        ));
-        if let Some(learned) = self.ramp.refused(now, self.schedule.growth(now)) {
-            self.events.push((now, Event::LearnedRate(learned)));
-        }
-    }
-
-    /// With the slow start, a pause the server timed (`retry_after`) ends at that time
-    /// without waiting for a probe's answer: a probe's round trip is seconds of quota
-    /// for an LLM call, and the server said when it takes calls again. A refusal after
-    /// the resume pauses again; a pause whose probe failed always probes.
-    fn trust_retry_after(&self) -> bool {
-        self.told_when && self.cfg.ramp_shape == RampShape::SlowStart
-    }
-
-    fn probe_failed(&mut self, now: Duration, retry_after: Option<Duration>) {
-        self.told_when = false;
-        let grown = self.probe_interval.mul_f64(self.cfg.probe_factor);
-        self.probe_interval = grown.min(self.cfg.probe_max);
-        let until = later(now, retry_after.unwrap_or(self.probe_interval));
-        self.mode = Mode::Paused { until };
-        self.events.push((now, Event::ProbeFailed { until }));
-    }
-
-    fn resume(&mut self, now: Duration) {
-        self.mode = Mode::Running;
-        self.epoch += 1;
-        // The first probe succeeded: a momentary excess, and the server was accepting
-        // the rate in force. Otherwise an outage: ramp again.
-        let short = self.probe_interval == self.cfg.probe_initial;
-        self.probe_interval = self.cfg.probe_initial;
-        self.ramp.resume(self.paused_at, now, short);
-        self.schedule.not_before(now);
-        self.events.push((now, Event::Resume));
+        self.on_outcome(now, t, outcome);
     }
 
     /// Replaces ticket `t`'s token estimate by the tokens the call really used, kind by
@@ -859,7 +686,7 @@ impl Pacer {
 
     /// Whether issuing is stopped after a rate limit (waiting to probe, or probing).
     pub fn is_paused(&self) -> bool {
-        !matches!(self.mode, Mode::Running)
+        !self.pause.is_running()
     }
 
     /// Tokens charged in the last 60 s (0 without a token budget).
