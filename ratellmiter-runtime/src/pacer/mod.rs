@@ -116,7 +116,9 @@ mod adaptive;
 mod budgets;
 mod cost;
 mod daily;
+mod gauges;
 mod holds;
+mod limits;
 mod pause;
 mod queue;
 mod ramp;
@@ -131,9 +133,8 @@ pub use types::{
     Budget, Event, Issued, Learned, Outcome, Priority, ProbeId, Request, Step, WaiterId,
 };
 
-use crate::config::{ConfigError, LimiterConfig, validate_rpm, validate_tpm};
+use crate::config::{ConfigError, LimiterConfig};
 use crate::error::{AcquireError, TryAcquireError};
-use crate::stats::Stats;
 use budgets::{Budgets, Charged};
 use holds::Holds;
 use pause::{Gate, Pause, ProbeKind};
@@ -514,209 +515,6 @@ impl Pacer {
             }
             charged.cost = actual;
         }
-    }
-
-    /// What the provider's rate-limit headers said: `remaining` requests until `reset`
-    /// (both relative to `now`), and likewise for tokens. Issuing then stops before the
-    /// budget is spent instead of running into a 429, and restarts with the ramp.
-    pub fn observe_budget(
-        &mut self,
-        now: Duration,
-        requests: Option<Budget>,
-        tokens: Option<Budget>,
-    ) {
-        let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
-        let before = self.holds.ready_at(&next_cost);
-        // The newest answer of each family replaces what the older ones said.
-        if let Some(b) = requests {
-            self.holds
-                .observe_requests(b.remaining, later(now, b.reset));
-        }
-        if let Some(b) = tokens {
-            self.holds.observe_tokens(b.remaining, later(now, b.reset));
-        }
-        self.held(now, before, next_cost);
-    }
-
-    /// What Anthropic's input-token and output-token headers said is left, each until
-    /// its reset (relative to `now`): each holds the calls by their charge of its kind.
-    pub fn observe_kinds(&mut self, now: Duration, input: Option<Budget>, output: Option<Budget>) {
-        let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
-        let before = self.holds.ready_at(&next_cost);
-        let at = |b: Budget| (b.remaining, later(now, b.reset));
-        self.holds.observe_kinds(input.map(at), output.map(at));
-        self.held(now, before, next_cost);
-    }
-
-    /// Configures the budgets the provider's `*-limit-*` headers named, once: the first
-    /// answer that names any (with [`LimiterConfig::learn_limits`]); later ones change
-    /// nothing. A limit the engine cannot take is ignored.
-    pub fn learn_limits(&mut self, now: Duration, learned: Learned) {
-        if !self.cfg.learn_limits || self.learned || learned == Learned::default() {
-            return;
-        }
-        self.learned = true;
-        if let Some(rpm) = learned.rpm {
-            let rpm = u32::try_from(rpm).unwrap_or(u32::MAX);
-            let _ = self.set_rpm(now, rpm.min(crate::config::MAX_RPM));
-        }
-        for (field, value) in [
-            ("tpm", learned.tpm),
-            ("input_tpm", learned.input_tpm),
-            ("output_tpm", learned.output_tpm),
-            ("rpd", learned.rpd),
-        ] {
-            if let Some(v) = value {
-                let _ = self
-                    .budgets
-                    .set_limit(field, v, &mut self.cfg, self.wall_origin);
-            }
-        }
-        self.rebased = self.last_now;
-    }
-
-    /// The shared budget is paused until `until` (another process saw a rate limit).
-    pub fn hold_shared(&mut self, now: Duration, until: Duration) {
-        let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
-        let before = self.holds.ready_at(&next_cost);
-        self.holds.hold_shared(until);
-        self.held(now, before, next_cost);
-    }
-
-    /// Notes a hold that began, or was lifted, since the holds said `before`.
-    fn held(&mut self, now: Duration, before: Duration, next_cost: Cost) {
-        let until = self.holds.ready_at(&next_cost);
-        if until > before.max(now) {
-            // The provider's budget comes back at `until`: go on at the rate in force
-            // (restarting the ramp would cost seconds at every reset of a budget paced
-            // to its limit), and count no growth of the ramp during the hold.
-            self.ramp.hold(until);
-            self.events.push((now, Event::Hold { until }));
-        } else if until < before {
-            // Lifted early: the ramp counts from now, and so does the schedule.
-            self.ramp.lift(now);
-            self.rebased = now;
-        }
-    }
-
-    /// Changes the requests-per-minute limit from the next ticket on. A higher limit is
-    /// reached through the ramp; a lower one takes effect at once.
-    pub fn set_rpm(&mut self, now: Duration, rpm: u32) -> Result<(), ConfigError> {
-        validate_rpm(rpm)?;
-        let now = self.advance(now);
-        self.rebased = now;
-        self.cfg.rpm = rpm;
-        self.schedule.set_rpm(rpm);
-        self.ramp.set_full_rate(now, rpm as f64 / 60.0);
-        if let Some(last) = self.last_issue {
-            self.schedule.respace(last, self.interval());
-        }
-        Ok(())
-    }
-
-    /// Changes (or sets) the tokens-per-minute budget from the next ticket on.
-    pub fn set_tpm(&mut self, now: Duration, tpm: u64) -> Result<(), ConfigError> {
-        validate_tpm(tpm)?;
-        self.advance(now);
-        self.cfg.tpm = Some(tpm);
-        self.budgets.set_tpm(tpm);
-        Ok(())
-    }
-
-    /// Calls waiting for a ticket.
-    pub fn waiting(&self) -> u64 {
-        self.queues.waiting()
-    }
-
-    /// Tickets out whose calls have not ended.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight
-    }
-
-    /// The counters since the engine was made.
-    pub(crate) fn counters(&self) -> Counters {
-        self.counters
-    }
-
-    /// Counters and gauges at `now`.
-    pub fn stats(&mut self, now: Duration) -> Stats {
-        let c = self.counters();
-        let by_kind = self.tokens_in_window_by_kind(now);
-        let daily = self.daily_remaining(now);
-        Stats {
-            requested: c.requested,
-            issued: c.issued,
-            reissued: c.reissued,
-            finished: c.finished,
-            rate_limited: c.rate_limited,
-            cancelled: c.cancelled,
-            waiting: self.waiting(),
-            in_flight: self.in_flight(),
-            allowed_rate: self.allowed_rate(),
-            learned_rate: self.learned_rate(now),
-            limit_rate: self.full_rate(),
-            paused: self.is_paused(),
-            tokens_in_window: by_kind[0],
-            input_tokens_in_window: by_kind[1],
-            output_tokens_in_window: by_kind[2],
-            requests_left_today: daily[0],
-            tokens_left_today: daily[1],
-            max_in_flight: self.cfg.max_in_flight,
-        }
-    }
-
-    /// Tickets per second allowed now (ramp and learned ceiling applied).
-    pub fn allowed_rate(&self) -> f64 {
-        self.ramp.rate()
-    }
-
-    /// The learned ceiling at `now`, tickets per second (the configured rate when
-    /// adaptation is off or nothing was learned).
-    pub fn learned_rate(&self, now: Duration) -> f64 {
-        self.ramp.ceiling(now.max(self.last_now))
-    }
-
-    /// The configured rate, tickets per second.
-    pub fn full_rate(&self) -> f64 {
-        self.ramp.full_rate()
-    }
-
-    /// Whether issuing is stopped after a rate limit (waiting to probe, or probing).
-    pub fn is_paused(&self) -> bool {
-        !self.pause.is_running()
-    }
-
-    /// Tokens charged in the last 60 s (0 without a token budget).
-    pub fn tokens_in_window(&mut self, now: Duration) -> u64 {
-        let now = self.advance(now);
-        self.budgets.in_window(now)[0]
-    }
-
-    /// Tokens charged in the last 60 s to the total, input and output budgets (0 for a
-    /// budget not set).
-    pub fn tokens_in_window_by_kind(&mut self, now: Duration) -> [u64; 3] {
-        let now = self.advance(now);
-        self.budgets.in_window(now)
-    }
-
-    /// What is left today of the requests-per-day and tokens-per-day quotas, without
-    /// moving the engine's time (for the flow log's gauges).
-    pub(crate) fn daily_left(&self, now: Duration) -> [Option<u64>; 2] {
-        self.budgets.daily_left(now.max(self.last_now))
-    }
-
-    /// What is left today of the requests-per-day and tokens-per-day quotas.
-    pub fn daily_remaining(&mut self, now: Duration) -> [Option<u64>; 2] {
-        let now = self.advance(now);
-        self.budgets.daily_remaining(now)
-    }
-
-    /// Takes the state changes since the last call.
-    pub fn drain_events(&mut self) -> std::vec::Drain<'_, (Duration, Event)> {
-        self.events.drain(..)
     }
 }
 
