@@ -138,7 +138,7 @@ use crate::error::{AcquireError, TryAcquireError};
 use budgets::{Budgets, Charged};
 use holds::Holds;
 use pause::{Gate, Pause, ProbeKind};
-use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
+use queue::{Queues, Waiter, queue_for};
 use ramp::Ramp;
 use rustc_hash::FxHashMap;
 use schedule::Schedule;
@@ -169,7 +169,6 @@ pub struct Pacer {
     schedule: Schedule,
     holds: Holds,
     queues: Queues,
-    high_streak: u32,
     pause: Pause,
     budgets: Budgets,
     /// The limits were learned from the provider's headers (see [`Pacer::learn_limits`]).
@@ -203,7 +202,6 @@ impl Pacer {
             last_issue: None,
             holds: Holds::default(),
             queues: Queues::default(),
-            high_streak: 0,
             pause: Pause::new(&cfg),
             budgets: Budgets::new(&cfg, Duration::ZERO),
             learned: false,
@@ -259,23 +257,26 @@ impl Pacer {
                 resets_at: self.wall_time(resets_at),
             });
         }
-        let id = WaiterId(self.next_id);
-        self.next_id += 1;
-        self.queues.push(
-            queue_for(req),
-            Waiter {
-                id,
-                cost: req.cost,
-                enqueued: now,
-                retry: req.retry,
-                deadline: req.deadline,
-            },
-        );
-        self.counters.requested += 1;
-        if self.head() == Some(id) {
+        let w = self.waiter(now, req);
+        self.queues.push(queue_for(req), w);
+        if self.head() == Some(w.id) {
             self.rebased = now;
         }
-        Ok(id)
+        Ok(w.id)
+    }
+
+    /// A new call for `req`, arrived at `now`, under the next id.
+    fn waiter(&mut self, now: Duration, req: Request) -> Waiter {
+        let id = WaiterId(self.next_id);
+        self.next_id += 1;
+        self.counters.requested += 1;
+        Waiter {
+            id,
+            cost: req.cost,
+            enqueued: now,
+            retry: req.retry,
+            deadline: req.deadline,
+        }
     }
 
     fn check_cost(&self, cost: &Cost) -> Result<(), AcquireError> {
@@ -305,22 +306,9 @@ impl Pacer {
         cancelled
     }
 
-    /// The call whose turn it is: re-queued calls, then high priority with a bounded
-    /// streak, then normal.
+    /// The call whose turn it is, and its queue.
     fn next_in_line(&mut self) -> Option<(usize, Waiter)> {
-        if let Some(w) = self.queues.head_of(RETRY) {
-            return Some((RETRY, *w));
-        }
-        let high = self.queues.head_of(HIGH).copied();
-        let normal = self.queues.head_of(NORMAL).copied();
-        match (high, normal) {
-            (Some(_), Some(n)) if self.high_streak >= self.cfg.high_priority_streak => {
-                Some((NORMAL, n))
-            }
-            (Some(h), _) => Some((HIGH, h)),
-            (None, Some(n)) => Some((NORMAL, n)),
-            (None, None) => None,
-        }
+        self.queues.next_in_line(self.cfg.high_priority_streak)
     }
 
     /// The id of the call that gets the next ticket, if any waits.
@@ -390,7 +378,7 @@ impl Pacer {
     /// theoretical schedule is `due`, or the call's arrival if it came later.
     fn issue(&mut self, now: Duration, due: Duration, q: usize, w: Waiter) -> Issued {
         let id = w.id;
-        self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
+        self.queues.issued_from(q);
         let probe = self.pause.is_probing();
         // A probe goes out when the pause ends, whatever the schedule said before it.
         let slot = if probe {
@@ -469,16 +457,7 @@ impl Pacer {
         if now < at {
             return Err(TryAcquireError::NotBefore(at));
         }
-        let id = WaiterId(self.next_id);
-        self.next_id += 1;
-        self.counters.requested += 1;
-        let w = Waiter {
-            id,
-            cost: req.cost,
-            enqueued: now,
-            retry: req.retry,
-            deadline: req.deadline,
-        };
+        let w = self.waiter(now, req);
         Ok(self.issue(now, at, queue_for(req), w))
     }
 
@@ -525,15 +504,6 @@ const MAX_WAIT: Duration = Duration::from_secs(365 * 86_400);
 
 fn later(now: Duration, wait: Duration) -> Duration {
     now.saturating_add(wait.min(MAX_WAIT))
-}
-
-/// The queue a request joins.
-fn queue_for(req: Request) -> usize {
-    match (req.retry, req.priority) {
-        (true, _) => RETRY,
-        (false, Priority::High) => HIGH,
-        (false, Priority::Normal) => NORMAL,
-    }
 }
 
 #[cfg(test)]
