@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use super::{Learned, Pacer};
+#[cfg(doc)]
+use crate::config::LimiterConfig;
 use crate::config::{ConfigError, validate_rpm, validate_tpm};
 
 impl Pacer {

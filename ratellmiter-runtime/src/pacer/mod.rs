@@ -133,6 +133,8 @@ pub use types::{
     Budget, Event, Issued, Learned, Outcome, Priority, ProbeId, Request, Step, WaiterId,
 };
 
+#[cfg(doc)]
+use crate::config::RampShape;
 use crate::config::{ConfigError, LimiterConfig};
 use crate::error::{AcquireError, TryAcquireError};
 use budgets::{Budgets, Charged};

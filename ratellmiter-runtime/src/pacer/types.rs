@@ -1,9 +1,11 @@
-//! The engine's value types: what the drivers ask of [`Pacer`](super::Pacer), and what
+//! The engine's value types: what the drivers ask of [`Pacer`], and what
 //! it answers.
 
 use std::time::Duration;
 
 use super::Cost;
+#[cfg(doc)]
+use {super::Pacer, crate::Stats};
 
 /// Identifies one waiting call and, once issued, its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,7 +52,7 @@ impl Request {
     };
 }
 
-/// The budgets a provider's `*-limit-*` headers named (see [`Pacer::learn_limits`](super::Pacer::learn_limits)).
+/// The budgets a provider's `*-limit-*` headers named (see [`Pacer::learn_limits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Learned {
     /// Requests per minute.
@@ -82,7 +84,7 @@ pub struct Budget {
     pub reset: Duration,
 }
 
-/// A ticket the engine issued: only the engine makes them, and [`Pacer::finish`](super::Pacer::finish) takes
+/// A ticket the engine issued: only the engine makes them, and [`Pacer::finish`] takes
 /// back only what it issued.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Issued {
@@ -143,7 +145,7 @@ impl Issued {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProbeId(pub(super) u64);
 
-/// What the driver should do next: the answer of [`Pacer::poll`](super::Pacer::poll). Exhaustive on
+/// What the driver should do next: the answer of [`Pacer::poll`]. Exhaustive on
 /// purpose: a driver must act on every step, so a new one is a breaking change.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
@@ -152,7 +154,7 @@ pub enum Step {
     /// Nothing is due before this time.
     WaitUntil(Duration),
     /// The pause is over: ask the service whether it still refuses calls, then report
-    /// with [`Pacer::probe_result`](super::Pacer::probe_result); unanswered after `probe_timeout`, it counts as refused.
+    /// with [`Pacer::probe_result`]; unanswered after `probe_timeout`, it counts as refused.
     ProbeService(ProbeId),
     /// A daily quota is spent until `resets_at`, after the deadline of call `id` (or it
     /// has none): the call left the queue and fails now.
@@ -163,7 +165,7 @@ pub enum Step {
         resets_at: Duration,
     },
     /// `max_in_flight` tickets are out: nothing goes out before a call ends
-    /// ([`Pacer::finish`](super::Pacer::finish)).
+    /// ([`Pacer::finish`]).
     AtCapacity,
     /// Nobody waits (a probe may be out: polling again after its timeout notices it).
     Idle,
@@ -185,7 +187,7 @@ pub enum Outcome {
     Abandoned,
 }
 
-/// State changes worth logging, drained with [`Pacer::drain_events`](super::Pacer::drain_events).
+/// State changes worth logging, drained with [`Pacer::drain_events`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -214,7 +216,7 @@ pub enum Event {
     },
 }
 
-/// Counters since the engine was made, the part of [`Stats`](crate::Stats) the engine counts as it
+/// Counters since the engine was made, the part of [`Stats`] the engine counts as it
 /// goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
