@@ -13,6 +13,7 @@ pub struct WaiterId(pub(crate) u64);
 
 /// Where a new call queues: high-priority calls go ahead of normal ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Priority {
     /// The default: first come, first served.
     #[default]
@@ -173,6 +174,7 @@ pub enum Step {
 
 /// How a ticket's call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The server accepted the call (whatever the call did with the answer).
     Success,
