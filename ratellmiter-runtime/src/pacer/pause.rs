@@ -42,10 +42,12 @@ pub(super) struct Pause {
     mode: Mode,
     /// The wait before the next probe: `probe_initial`, grown after each failed probe.
     interval: Duration,
+    // The configuration's `probe_initial`, `probe_factor`, `probe_max`, `probe_timeout`.
     initial: Duration,
     factor: f64,
     max: Duration,
     timeout: Duration,
+    /// The ramp is the slow start: a timed pause ends without a probe.
     slow_start: bool,
     /// Probe by asking the driver ([`Step::ProbeService`](super::Step::ProbeService)).
     external: bool,
