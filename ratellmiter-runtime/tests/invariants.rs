@@ -393,6 +393,7 @@ impl<'a> Sim<'a> {
             (true, _) => Class::Retry,
             (false, Priority::High) => Class::High,
             (false, Priority::Normal) => Class::Normal,
+            (false, p) => unreachable!("the scenarios make normal and high calls, not {p:?}"),
         };
         let id = self
             .p

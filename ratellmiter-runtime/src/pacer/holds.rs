@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::Cost;
+use super::{Budget, Cost, Event, Pacer, later};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Family {
@@ -93,6 +93,65 @@ impl Holds {
                 Some(fam) => fam.remaining = fam.remaining.saturating_sub(used),
                 None => {}
             }
+        }
+    }
+}
+
+impl Pacer {
+    /// What the provider's rate-limit headers said: `remaining` requests until `reset`
+    /// (both relative to `now`), and likewise for tokens. Issuing then stops before the
+    /// budget is spent instead of running into a 429, and restarts with the ramp.
+    pub fn observe_budget(
+        &mut self,
+        now: Duration,
+        requests: Option<Budget>,
+        tokens: Option<Budget>,
+    ) {
+        let now = self.advance(now);
+        self.change_holds(now, |holds| {
+            // The newest answer of each family replaces what the older ones said.
+            if let Some(b) = requests {
+                holds.observe_requests(b.remaining, later(now, b.reset));
+            }
+            if let Some(b) = tokens {
+                holds.observe_tokens(b.remaining, later(now, b.reset));
+            }
+        });
+    }
+
+    /// What Anthropic's input-token and output-token headers said is left, each until
+    /// its reset (relative to `now`): each holds the calls by their charge of its kind.
+    pub fn observe_kinds(&mut self, now: Duration, input: Option<Budget>, output: Option<Budget>) {
+        let now = self.advance(now);
+        let at = |b: Budget| (b.remaining, later(now, b.reset));
+        self.change_holds(now, |holds| {
+            holds.observe_kinds(input.map(at), output.map(at))
+        });
+    }
+
+    /// The shared budget is paused until `until` (another process saw a rate limit).
+    pub fn hold_shared(&mut self, now: Duration, until: Duration) {
+        let now = self.advance(now);
+        self.change_holds(now, |holds| holds.hold_shared(until));
+    }
+
+    /// Applies `change` to the holds at `now`, and notes a hold it began or lifted for
+    /// the call next in line.
+    fn change_holds(&mut self, now: Duration, change: impl FnOnce(&mut Holds)) {
+        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
+        let before = self.holds.ready_at(&next_cost);
+        change(&mut self.holds);
+        let until = self.holds.ready_at(&next_cost);
+        if until > before.max(now) {
+            // The provider's budget comes back at `until`: go on at the rate in force
+            // (restarting the ramp would cost seconds at every reset of a budget paced
+            // to its limit), and count no growth of the ramp during the hold.
+            self.ramp.hold(until);
+            self.events.push((now, Event::Hold { until }));
+        } else if until < before {
+            // Lifted early: the ramp counts from now, and so does the schedule.
+            self.ramp.lift(now);
+            self.rebased = now;
         }
     }
 }

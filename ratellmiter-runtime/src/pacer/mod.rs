@@ -116,283 +116,36 @@ mod adaptive;
 mod budgets;
 mod cost;
 mod daily;
+mod fleet;
+mod gauges;
 mod holds;
+mod limits;
+mod pause;
 mod queue;
+mod ramp;
 mod schedule;
 mod tokens;
+mod types;
 
 use std::time::Duration;
 
 pub use cost::{Cost, Usage};
+pub use types::{
+    Budget, Event, Issued, Learned, Outcome, Priority, ProbeId, Request, Step, WaiterId,
+};
 
-use crate::config::{ConfigError, LimiterConfig, RampShape, validate_rpm, validate_tpm};
+#[cfg(doc)]
+use crate::config::RampShape;
+use crate::config::{ConfigError, LimiterConfig};
 use crate::error::{AcquireError, TryAcquireError};
-use crate::stats::Stats;
-use adaptive::Adaptive;
 use budgets::{Budgets, Charged};
 use holds::Holds;
-use queue::{HIGH, NORMAL, Queues, RETRY, Waiter};
+use pause::{Gate, Pause, ProbeKind};
+use queue::{Queues, Waiter, queue_for};
+use ramp::Ramp;
 use rustc_hash::FxHashMap;
 use schedule::Schedule;
-
-/// Share of the full rate per second the slow start climbs by once a refusal ended its
-/// doubling (rateLLMiter's step).
-pub(crate) const AVOIDANCE_STEP: f64 = 0.10;
-
-/// A refusal after the last second's tickets came to this many times the average second
-/// of the two before teaches the adaptive limit nothing: acceleration limits refuse
-/// jumps, not rates.
-pub(crate) const JUMP: f64 = 2.0;
-
-/// Identifies one waiting call and, once issued, its ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WaiterId(pub(crate) u64);
-
-/// Where a new call queues: high-priority calls go ahead of normal ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Priority {
-    /// The default: first come, first served.
-    #[default]
-    Normal,
-    /// Ahead of normal calls, behind calls re-queued after a rate limit.
-    High,
-}
-
-/// A request for a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
-    /// The call was rate limited before and goes to the front of the line.
-    pub retry: bool,
-    /// Queue of a new call.
-    pub priority: Priority,
-    /// Estimated tokens the call uses, by kind (counts only with token budgets).
-    pub cost: Cost,
-    /// When the call gives up waiting (engine time), if it does: a spent daily quota
-    /// fails the call at once unless it returns by then.
-    pub deadline: Option<Duration>,
-}
-
-impl Request {
-    /// A new call of normal priority and no token cost.
-    pub const NEW: Request = Request {
-        retry: false,
-        priority: Priority::Normal,
-        cost: Cost::ZERO,
-        deadline: None,
-    };
-    /// A call re-queued after a rate limit.
-    pub const RETRY: Request = Request {
-        retry: true,
-        priority: Priority::Normal,
-        cost: Cost::ZERO,
-        deadline: None,
-    };
-}
-
-/// The budgets a provider's `*-limit-*` headers named (see [`Pacer::learn_limits`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Learned {
-    /// Requests per minute.
-    pub rpm: Option<u64>,
-    /// Requests per day.
-    pub rpd: Option<u64>,
-    /// Tokens per minute.
-    pub tpm: Option<u64>,
-    /// Input tokens per minute.
-    pub input_tpm: Option<u64>,
-    /// Output tokens per minute.
-    pub output_tpm: Option<u64>,
-}
-
-/// What is left of one limit and when it refills, as a provider's rate-limit headers
-/// say (see [`headers`](crate::headers)).
-///
-/// ```
-/// use std::time::Duration;
-/// use ratellmiter::headers::Budget;
-/// let spent = Budget { remaining: 0, reset: Duration::from_secs(5) };
-/// assert_eq!(spent.remaining, 0);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Requests or tokens left.
-    pub remaining: u64,
-    /// Time from the response until the limit refills.
-    pub reset: Duration,
-}
-
-/// A ticket the engine issued: only the engine makes them, and [`Pacer::finish`] takes
-/// back only what it issued.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Issued {
-    pub(crate) id: WaiterId,
-    pub(crate) cost: u64,
-    pub(crate) input: u64,
-    pub(crate) output: u64,
-    pub(crate) probe: bool,
-    pub(crate) retry: bool,
-    pub(crate) waited: Duration,
-    pub(crate) epoch: u64,
-    /// When the call gives up waiting (engine time), as its request said.
-    pub(crate) deadline: Option<Duration>,
-}
-
-impl Issued {
-    /// The waiter that holds the ticket now.
-    pub fn id(&self) -> WaiterId {
-        self.id
-    }
-
-    /// Its token estimate (the total-tokens charge).
-    pub fn cost(&self) -> u64 {
-        self.cost
-    }
-
-    /// Its input-token charge.
-    pub fn input(&self) -> u64 {
-        self.input
-    }
-
-    /// Its output-token reservation.
-    pub fn output(&self) -> u64 {
-        self.output
-    }
-
-    /// Whether this ticket is the probe that decides if the server accepts calls again.
-    pub fn is_probe(&self) -> bool {
-        self.probe
-    }
-
-    /// Whether it re-issues a rate-limited call.
-    pub fn is_retry(&self) -> bool {
-        self.retry
-    }
-
-    /// How long the call waited in the queue.
-    pub fn waited(&self) -> Duration {
-        self.waited
-    }
-
-    /// The pause epoch it was issued in (each resume starts a new one): a rate limit
-    /// from an earlier epoch is stale.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-}
-
-/// Identifies one [`Step::ProbeService`] check, for its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProbeId(u64);
-
-/// What the driver should do next: the answer of [`Pacer::poll`]. Exhaustive on
-/// purpose: a driver must act on every step, so a new one is a breaking change.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step {
-    /// A ticket went out now.
-    Issued(Issued),
-    /// Nothing is due before this time.
-    WaitUntil(Duration),
-    /// The pause is over: ask the service whether it still refuses calls, then report
-    /// with [`Pacer::probe_result`]; unanswered after `probe_timeout`, it counts as refused.
-    ProbeService(ProbeId),
-    /// A daily quota is spent until `resets_at`, after the deadline of call `id` (or it
-    /// has none): the call left the queue and fails now.
-    QuotaExhausted {
-        /// The call that fails.
-        id: WaiterId,
-        /// When the quota comes back.
-        resets_at: Duration,
-    },
-    /// `max_in_flight` tickets are out: nothing goes out before a call ends
-    /// ([`Pacer::finish`]).
-    AtCapacity,
-    /// Nobody waits (a probe may be out: polling again after its timeout notices it).
-    Idle,
-}
-
-/// How a ticket's call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server accepted the call (whatever the call did with the answer).
-    Success,
-    /// The call failed for a reason other than a rate limit.
-    Error,
-    /// The server refused the call with a rate limit.
-    RateLimited {
-        /// How long the server asked to wait, when it said.
-        retry_after: Option<Duration>,
-    },
-    /// The call was dropped before it ended (cancelled, panicked): its outcome is unknown.
-    Abandoned,
-}
-
-/// State changes worth logging, drained with [`Pacer::drain_events`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// Issuing stopped after a rate limit, until `until`.
-    Pause {
-        /// When probing starts.
-        until: Duration,
-        /// Whether the wait came from the server's `retry_after`.
-        retry_after: bool,
-    },
-    /// A probe went out (a ticket, or the service check).
-    Probe,
-    /// A probe was refused; the next comes at `until`.
-    ProbeFailed {
-        /// When the next probe goes out.
-        until: Duration,
-    },
-    /// Issuing resumed, with the ramp from its start.
-    Resume,
-    /// The learned ceiling dropped to this rate (tickets per second).
-    LearnedRate(f64),
-    /// The provider said its budget is spent: nothing goes out before `until`.
-    Hold {
-        /// End of the hold.
-        until: Duration,
-    },
-}
-
-/// Counters since the engine was made, the part of [`Stats`] the engine counts as it
-/// goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counters {
-    /// Ticket requests, re-queued calls included.
-    pub requested: u64,
-    /// Tickets issued, re-issues included.
-    pub issued: u64,
-    /// Tickets issued to calls re-queued after a rate limit.
-    pub reissued: u64,
-    /// Calls that ended, any way but a rate limit.
-    pub finished: u64,
-    /// Rate-limit errors reported.
-    pub rate_limited: u64,
-    /// Requests withdrawn before their ticket came, or failed because a daily quota
-    /// was spent.
-    pub cancelled: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Running,
-    Paused { until: Duration },
-    Probing { outstanding: Option<Probe> },
-}
-
-/// The probe the engine waits for, and when it stops waiting.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Probe {
-    kind: ProbeKind,
-    deadline: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum ProbeKind {
-    Ticket(WaiterId),
-    Service(ProbeId),
-}
+use types::Counters;
 
 /// The pure pacing engine of one limiter. See the [module docs](self).
 ///
@@ -413,48 +166,25 @@ enum ProbeKind {
 #[derive(Debug, Clone)]
 pub struct Pacer {
     cfg: LimiterConfig,
-    full_rate: f64,
-    rate: f64,
+    ramp: Ramp,
     /// The slot of the last ticket (its theoretical issue time).
     last_issue: Option<Duration>,
-    ramp_from: Duration,
     schedule: Schedule,
     holds: Holds,
     queues: Queues,
-    high_streak: u32,
-    mode: Mode,
-    probe_interval: Duration,
-    /// Starts at 0 and grows at each resume; see the module docs.
-    epoch: u64,
-    /// The slow start doubles (no refusal since demand last jumped).
-    doubling: bool,
-    /// The pause came with the server's `retry_after` and no probe has failed since.
-    told_when: bool,
-    external_probe: bool,
-    /// The budget is shared with other processes: the store ramps, pauses and probes
-    /// for the fleet, and this engine only orders the local calls (see
-    /// [`crate::shared`]).
-    shared: bool,
-    /// The fleet's rate in force, as the store last said (shared budgets only).
-    fleet_rate: Option<f64>,
+    pause: Pause,
     budgets: Budgets,
     /// The limits were learned from the provider's headers (see [`Pacer::learn_limits`]).
     learned: bool,
     /// Where engine time zero falls on the wall clock (since the UNIX epoch): day
     /// boundaries follow from it.
     wall_origin: Duration,
-    adaptive: Option<Adaptive>,
     issued_costs: FxHashMap<WaiterId, Charged>,
     next_id: u64,
     in_flight: u64,
     counters: Counters,
     events: Vec<(Duration, Event)>,
     last_now: Duration,
-    /// When the current (or last) pause began.
-    paused_at: Duration,
-    /// The first id handed out in the current (or last) pause: probes of this pause have
-    /// ids from here on.
-    episode_start: u64,
     /// No slot is earlier than this: the last change that could make the head due
     /// sooner than it was (a cancellation, a new head, a refund, a lifted hold, a new
     /// rate). Lateness is absorbed only from when the engine last knew the head's slot.
@@ -469,36 +199,22 @@ impl Pacer {
     /// An engine for a validated configuration.
     pub fn new(cfg: LimiterConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let full_rate = cfg.rpm as f64 / 60.0;
         Ok(Self {
             schedule: Schedule::new(cfg.rpm),
-            rate: cfg.ramp_start * full_rate,
-            full_rate,
+            ramp: Ramp::new(&cfg),
             last_issue: None,
-            ramp_from: Duration::ZERO,
             holds: Holds::default(),
             queues: Queues::default(),
-            high_streak: 0,
-            mode: Mode::Running,
-            probe_interval: cfg.probe_initial,
-            epoch: 0,
-            doubling: true,
-            told_when: false,
-            external_probe: false,
-            shared: false,
-            fleet_rate: None,
+            pause: Pause::new(&cfg),
             budgets: Budgets::new(&cfg, Duration::ZERO),
             learned: false,
             wall_origin: Duration::ZERO,
-            adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
             issued_costs: FxHashMap::default(),
             next_id: 0,
             in_flight: 0,
             counters: Counters::default(),
             events: Vec::new(),
             last_now: Duration::ZERO,
-            paused_at: Duration::ZERO,
-            episode_start: 0,
             rebased: Duration::ZERO,
             promised: Duration::ZERO,
             cfg,
@@ -524,11 +240,6 @@ impl Pacer {
         std::time::SystemTime::UNIX_EPOCH + self.wall_origin + at
     }
 
-    /// Probe by asking the driver ([`Step::ProbeService`]) instead of by issuing a call.
-    pub fn set_external_probe(&mut self, on: bool) {
-        self.external_probe = on;
-    }
-
     /// The latest `now` the engine was given.
     pub(crate) fn last_now(&self) -> Duration {
         self.last_now
@@ -549,23 +260,26 @@ impl Pacer {
                 resets_at: self.wall_time(resets_at),
             });
         }
-        let id = WaiterId(self.next_id);
-        self.next_id += 1;
-        self.queues.push(
-            queue_for(req),
-            Waiter {
-                id,
-                cost: req.cost,
-                enqueued: now,
-                retry: req.retry,
-                deadline: req.deadline,
-            },
-        );
-        self.counters.requested += 1;
-        if self.head() == Some(id) {
+        let w = self.waiter(now, req);
+        self.queues.push(queue_for(req), w);
+        if self.head() == Some(w.id) {
             self.rebased = now;
         }
-        Ok(id)
+        Ok(w.id)
+    }
+
+    /// A new call for `req`, arrived at `now`, under the next id.
+    fn waiter(&mut self, now: Duration, req: Request) -> Waiter {
+        let id = WaiterId(self.next_id);
+        self.next_id += 1;
+        self.counters.requested += 1;
+        Waiter {
+            id,
+            cost: req.cost,
+            enqueued: now,
+            retry: req.retry,
+            deadline: req.deadline,
+        }
     }
 
     fn check_cost(&self, cost: &Cost) -> Result<(), AcquireError> {
@@ -595,22 +309,9 @@ impl Pacer {
         cancelled
     }
 
-    /// The call whose turn it is: re-queued calls, then high priority with a bounded
-    /// streak, then normal.
+    /// The call whose turn it is, and its queue.
     fn next_in_line(&mut self) -> Option<(usize, Waiter)> {
-        if let Some(w) = self.queues.head_of(RETRY) {
-            return Some((RETRY, *w));
-        }
-        let high = self.queues.head_of(HIGH).copied();
-        let normal = self.queues.head_of(NORMAL).copied();
-        match (high, normal) {
-            (Some(_), Some(n)) if self.high_streak >= self.cfg.high_priority_streak => {
-                Some((NORMAL, n))
-            }
-            (Some(h), _) => Some((HIGH, h)),
-            (None, Some(n)) => Some((NORMAL, n)),
-            (None, None) => None,
-        }
+        self.queues.next_in_line(self.cfg.high_priority_streak)
     }
 
     /// The id of the call that gets the next ticket, if any waits.
@@ -621,34 +322,17 @@ impl Pacer {
     /// Issues the next ticket if one is due at `now`, else says when to look again.
     pub fn poll(&mut self, now: Duration) -> Step {
         let now = self.advance(now);
-        if let Mode::Probing {
-            outstanding: Some(p),
-        } = self.mode
-            && now >= p.deadline
-        {
-            // Unanswered for `probe_timeout`: as good as refused.
-            self.probe_failed(p.deadline, None);
-        }
-        match self.mode {
-            Mode::Paused { until } if now < until => {
+        self.time_out_probe(now);
+        match self.pause.gate(now) {
+            Gate::Closed(until) => {
                 return if self.waiting() == 0 {
                     Step::Idle
                 } else {
                     Step::WaitUntil(until)
                 };
             }
-            Mode::Paused { until } if self.trust_retry_after() => self.resume(until),
-            Mode::Paused { .. } => self.mode = Mode::Probing { outstanding: None },
-            Mode::Probing {
-                outstanding: Some(p),
-            } => {
-                return if self.waiting() == 0 {
-                    Step::Idle
-                } else {
-                    Step::WaitUntil(p.deadline)
-                };
-            }
-            Mode::Probing { outstanding: None } | Mode::Running => {}
+            Gate::Resume(at) => self.resume(at),
+            Gate::Open => {}
         }
         let Some((q, head)) = self.next_in_line() else {
             return Step::Idle;
@@ -666,16 +350,10 @@ impl Pacer {
         if self.budgets.full(self.in_flight) {
             return Step::AtCapacity;
         }
-        if self.external_probe && matches!(self.mode, Mode::Probing { .. }) {
+        if self.pause.probes_service() {
             let id = ProbeId(self.next_id);
             self.next_id += 1;
-            self.mode = Mode::Probing {
-                outstanding: Some(Probe {
-                    kind: ProbeKind::Service(id),
-                    deadline: later(now, self.cfg.probe_timeout),
-                }),
-            };
-            self.events.push((now, Event::Probe));
+            self.send_probe(now, ProbeKind::Service(id));
             return Step::ProbeService(id);
         }
         let at = self.ready_at(now, &head.cost);
@@ -703,8 +381,8 @@ impl Pacer {
     /// theoretical schedule is `due`, or the call's arrival if it came later.
     fn issue(&mut self, now: Duration, due: Duration, q: usize, w: Waiter) -> Issued {
         let id = w.id;
-        self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
-        let probe = matches!(self.mode, Mode::Probing { .. });
+        self.queues.issued_from(q);
+        let probe = self.pause.is_probing();
         // A probe goes out when the pause ends, whatever the schedule said before it.
         let slot = if probe {
             now
@@ -717,20 +395,15 @@ impl Pacer {
         self.promised = Duration::ZERO;
 
         if probe {
-            self.mode = Mode::Probing {
-                outstanding: Some(Probe {
-                    kind: ProbeKind::Ticket(id),
-                    deadline: later(now, self.cfg.probe_timeout),
-                }),
-            };
-            self.events.push((now, Event::Probe));
+            self.send_probe(now, ProbeKind::Ticket(id));
         } else {
-            self.update_rate(slot, w.enqueued);
+            self.ramp
+                .update(slot, w.enqueued, self.last_issue, self.schedule.ready_at());
         }
         self.last_issue = Some(slot);
         self.schedule.record(slot, now, self.interval());
         self.holds.on_issue(now, &w.cost);
-        let share = self.rate / self.full_rate;
+        let share = self.ramp.share();
         if self.budgets.charges() {
             self.budgets.charge(now, slot, id, &w.cost, share);
             self.issued_costs.insert(
@@ -754,78 +427,14 @@ impl Pacer {
             probe,
             retry: w.retry,
             waited: now - w.enqueued,
-            epoch: self.epoch,
+            epoch: self.pause.epoch(),
             deadline: w.deadline,
         }
     }
 
-    /// The ramp: grow while calls wait for their slot, fall back to the observed rate
-    /// plus a step when they do not, never below the start.
-    fn update_rate(&mut self, now: Duration, enqueued: Duration) {
-        if self.shared {
-            // The store ramps for the fleet; locally only the ceiling holds.
-            self.rate = self.ceiling(now);
-            return;
-        }
-        let start = self.cfg.ramp_start * self.full_rate;
-        let step = self.cfg.ramp_step;
-        let since = self.last_issue.map(|l| l.max(self.ramp_from));
-        let next_slot = self.schedule.ready_at();
-        self.rate = match since {
-            Some(since) if enqueued <= next_slot.max(since) => {
-                let dt = now.saturating_sub(since).as_secs_f64();
-                match self.cfg.ramp_shape {
-                    RampShape::SlowStart if self.doubling => self.rate * (1.0 + step).powf(dt),
-                    RampShape::SlowStart => self.rate + AVOIDANCE_STEP * self.full_rate * dt,
-                    RampShape::Linear => self.rate + step * self.full_rate * dt,
-                }
-            }
-            Some(since) => {
-                // Demand fell below the rate: the next jump starts a slow start again.
-                self.doubling = true;
-                let gap = now.saturating_sub(since).as_secs_f64();
-                if gap > 0.0 {
-                    let seen = 1.0 / gap;
-                    self.rate.min(match self.cfg.ramp_shape {
-                        RampShape::SlowStart => seen * (1.0 + step),
-                        RampShape::Linear => seen + step * self.full_rate,
-                    })
-                } else {
-                    self.rate
-                }
-            }
-            None => start,
-        };
-        let cap = self.ceiling(now);
-        self.rate = self.rate.max(start.min(cap)).min(cap);
-    }
-
-    fn ceiling(&self, now: Duration) -> f64 {
-        match &self.adaptive {
-            Some(a) => a.ceiling(now).min(self.full_rate),
-            None => self.full_rate,
-        }
-    }
-
-    /// Spacing after a ticket at the current rate; never shorter than `60 / rpm`, so
-    /// the window bounds hold whatever the float arithmetic does.
+    /// Spacing after a ticket at the current rate.
     fn interval(&self) -> Duration {
-        let full = self.schedule.full_interval();
-        if self.rate >= self.full_rate {
-            full
-        } else {
-            let nanos = (1e9 / self.rate).ceil();
-            Duration::from_nanos(nanos.min(u64::MAX as f64) as u64).max(full)
-        }
-    }
-
-    /// Restarts the ramp at its start from `at` (after an outage).
-    fn restart_ramp(&mut self, at: Duration) {
-        self.doubling = true;
-        let start = self.cfg.ramp_start * self.full_rate;
-        self.rate = start.min(self.ceiling(at));
-        self.ramp_from = at;
-        self.schedule.not_before(at);
+        self.ramp.interval(self.schedule.full_interval())
     }
 
     /// Issues a ticket at `now` only if it is free and nobody is queued; never queues.
@@ -835,7 +444,7 @@ impl Pacer {
         req: Request,
     ) -> Result<Issued, TryAcquireError<Duration>> {
         let now = self.advance(now);
-        if !matches!(self.mode, Mode::Running) {
+        if !self.pause.is_running() {
             return Err(TryAcquireError::Paused);
         }
         if self.waiting() > 0 {
@@ -852,16 +461,7 @@ impl Pacer {
         if now < at {
             return Err(TryAcquireError::NotBefore(at));
         }
-        let id = WaiterId(self.next_id);
-        self.next_id += 1;
-        self.counters.requested += 1;
-        let w = Waiter {
-            id,
-            cost: req.cost,
-            enqueued: now,
-            retry: req.retry,
-            deadline: req.deadline,
-        };
+        let w = self.waiter(now, req);
         Ok(self.issue(now, at, queue_for(req), w))
     }
 
@@ -878,140 +478,11 @@ impl Pacer {
             // A refused call used nothing: its re-run is charged anew.
             self.budgets.refund(now, t.id, &charged);
         }
-        let stale = t.epoch < self.epoch;
-        // The probe the engine waits for now; an earlier probe of this episode that
-        // timed out may still answer, and only a success of it counts.
-        let current_probe = matches!(
-            self.mode,
-            Mode::Probing { outstanding: Some(Probe { kind: ProbeKind::Ticket(id), .. }) }
-                if id == t.id
-        );
-        let episode_probe = t.probe && !stale && self.mode != Mode::Running;
         match outcome {
-            Outcome::RateLimited { retry_after } => {
-                self.counters.rate_limited += 1;
-                if current_probe {
-                    self.probe_failed(now, retry_after);
-                } else if self.mode == Mode::Running && !stale {
-                    // Shared: the store pauses the fleet (`fleet_paused`).
-                    if !self.shared {
-                        self.pause(now, retry_after);
-                    }
-                }
-            }
-            Outcome::Success | Outcome::Error => {
-                self.counters.finished += 1;
-                if episode_probe {
-                    self.resume(now);
-                }
-            }
-            Outcome::Abandoned => {
-                self.counters.finished += 1;
-                if current_probe {
-                    self.mode = Mode::Probing { outstanding: None };
-                }
-            }
+            Outcome::RateLimited { .. } => self.counters.rate_limited += 1,
+            Outcome::Success | Outcome::Error | Outcome::Abandoned => self.counters.finished += 1,
         }
-    }
-
-    /// Reports the answer of the [`Step::ProbeService`] check `id`. "Blocked" counts
-    /// only from the check the engine waits for; "open" from any check of the current
-    /// pause (one that timed out may still answer first).
-    pub fn probe_result(&mut self, now: Duration, id: ProbeId, still_blocked: bool) {
-        let now = self.advance(now);
-        if self.mode == Mode::Running || id.0 < self.episode_start {
-            return;
-        }
-        if !still_blocked {
-            self.resume(now);
-        } else if self.is_current_service_probe(id) {
-            self.probe_failed(now, None);
-        }
-    }
-
-    /// The driver could not finish the [`Step::ProbeService`] check `id` (it was
-    /// cancelled): the next poll probes again.
-    pub fn probe_abandoned(&mut self, id: ProbeId) {
-        if self.is_current_service_probe(id) {
-            self.mode = Mode::Probing { outstanding: None };
-        }
-    }
-
-    fn is_current_service_probe(&self, id: ProbeId) -> bool {
-        matches!(
-            self.mode,
-            Mode::Probing { outstanding: Some(Probe { kind: ProbeKind::Service(p), .. }) }
-                if p == id
-        )
-    }
-
-    fn pause(&mut self, now: Duration, retry_after: Option<Duration>) {
-        self.paused_at = now;
-        self.doubling = false;
-        self.told_when = retry_after.is_some();
-        self.episode_start = self.next_id;
-        let until = later(now, retry_after.unwrap_or(self.probe_interval));
-        self.mode = Mode::Paused { until };
-        self.events.push((
-            now,
-            Event::Pause {
-                until,
-                retry_after: retry_after.is_some(),
-            },
-        ));
-        self.learn_from_throttle(now);
-    }
-
-    /// Teaches the adaptive ceiling a refusal at the rate in force.
-    fn learn_from_throttle(&mut self, now: Duration) {
-        let rate = self.allowed_rate();
-        // After a sharp jump the refusal may be an acceleration limit's: it says nothing
-        // about the rate the server accepts.
-        let jumped = self.schedule.growth(now) >= JUMP;
-        if let Some(a) = &mut self.adaptive
-            && !jumped
-            && a.on_throttle(now, rate)
-        {
-            let learned = a.ceiling(now);
-            self.events.push((now, Event::LearnedRate(learned)));
-        }
-    }
-
-    /// With the slow start, a pause the server timed (`retry_after`) ends at that time
-    /// without waiting for a probe's answer: a probe's round trip is seconds of quota
-    /// for an LLM call, and the server said when it takes calls again. A refusal after
-    /// the resume pauses again; a pause whose probe failed always probes.
-    fn trust_retry_after(&self) -> bool {
-        self.told_when && self.cfg.ramp_shape == RampShape::SlowStart
-    }
-
-    fn probe_failed(&mut self, now: Duration, retry_after: Option<Duration>) {
-        self.told_when = false;
-        let grown = self.probe_interval.mul_f64(self.cfg.probe_factor);
-        self.probe_interval = grown.min(self.cfg.probe_max);
-        let until = later(now, retry_after.unwrap_or(self.probe_interval));
-        self.mode = Mode::Paused { until };
-        self.events.push((now, Event::ProbeFailed { until }));
-    }
-
-    fn resume(&mut self, now: Duration) {
-        if let Some(a) = &mut self.adaptive {
-            a.on_resume(self.paused_at, now);
-        }
-        self.mode = Mode::Running;
-        self.epoch += 1;
-        // The first probe succeeded: a momentary excess, and the server was accepting
-        // the rate in force. Otherwise an outage: ramp again.
-        let short = self.probe_interval == self.cfg.probe_initial;
-        self.probe_interval = self.cfg.probe_initial;
-        if short && self.cfg.ramp_shape == RampShape::SlowStart {
-            self.rate = self.rate.min(self.ceiling(now));
-            self.ramp_from = now;
-            self.schedule.not_before(now);
-        } else {
-            self.restart_ramp(now);
-        }
-        self.events.push((now, Event::Resume));
+        self.on_outcome(now, t, outcome);
     }
 
     /// Replaces ticket `t`'s token estimate by the tokens the call really used, kind by
@@ -1028,256 +499,6 @@ impl Pacer {
             charged.cost = actual;
         }
     }
-
-    /// What the provider's rate-limit headers said: `remaining` requests until `reset`
-    /// (both relative to `now`), and likewise for tokens. Issuing then stops before the
-    /// budget is spent instead of running into a 429, and restarts with the ramp.
-    pub fn observe_budget(
-        &mut self,
-        now: Duration,
-        requests: Option<Budget>,
-        tokens: Option<Budget>,
-    ) {
-        let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
-        let before = self.holds.ready_at(&next_cost);
-        // The newest answer of each family replaces what the older ones said.
-        if let Some(b) = requests {
-            self.holds
-                .observe_requests(b.remaining, later(now, b.reset));
-        }
-        if let Some(b) = tokens {
-            self.holds.observe_tokens(b.remaining, later(now, b.reset));
-        }
-        self.held(now, before, next_cost);
-    }
-
-    /// What Anthropic's input-token and output-token headers said is left, each until
-    /// its reset (relative to `now`): each holds the calls by their charge of its kind.
-    pub fn observe_kinds(&mut self, now: Duration, input: Option<Budget>, output: Option<Budget>) {
-        let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
-        let before = self.holds.ready_at(&next_cost);
-        let at = |b: Budget| (b.remaining, later(now, b.reset));
-        self.holds.observe_kinds(input.map(at), output.map(at));
-        self.held(now, before, next_cost);
-    }
-
-    /// Configures the budgets the provider's `*-limit-*` headers named, once: the first
-    /// answer that names any (with [`LimiterConfig::learn_limits`]); later ones change
-    /// nothing. A limit the engine cannot take is ignored.
-    pub fn learn_limits(&mut self, now: Duration, learned: Learned) {
-        if !self.cfg.learn_limits || self.learned || learned == Learned::default() {
-            return;
-        }
-        self.learned = true;
-        if let Some(rpm) = learned.rpm {
-            let rpm = u32::try_from(rpm).unwrap_or(u32::MAX);
-            let _ = self.set_rpm(now, rpm.min(crate::config::MAX_RPM));
-        }
-        for (field, value) in [
-            ("tpm", learned.tpm),
-            ("input_tpm", learned.input_tpm),
-            ("output_tpm", learned.output_tpm),
-            ("rpd", learned.rpd),
-        ] {
-            if let Some(v) = value {
-                let _ = self
-                    .budgets
-                    .set_limit(field, v, &mut self.cfg, self.wall_origin);
-            }
-        }
-        self.rebased = self.last_now;
-    }
-
-    /// Shares the budget with other processes (or, `false`, paces this process alone
-    /// while the store is unreachable): the store then ramps, pauses and probes for the
-    /// fleet, and a rate limit only teaches the adaptive ceiling here.
-    pub(crate) fn set_shared(&mut self, on: bool) {
-        self.shared = on;
-        if on {
-            self.rate = self.ceiling(self.last_now);
-            self.mode = Mode::Running;
-        }
-    }
-
-    /// The store said the fleet's rate in force (tickets per second).
-    pub(crate) fn observe_fleet_rate(&mut self, rate: f64) {
-        self.fleet_rate = Some(rate);
-    }
-
-    /// The store paused the fleet after a rate limit (any process's): the adaptive
-    /// ceiling learns from it, once per pause.
-    pub(crate) fn fleet_paused(&mut self, now: Duration) {
-        let now = self.advance(now);
-        self.paused_at = now;
-        self.learn_from_throttle(now);
-    }
-
-    /// The store resumed the fleet after a pause: tickets issued before now are stale.
-    pub(crate) fn shared_resumed(&mut self, now: Duration) {
-        let now = self.advance(now);
-        if let Some(a) = &mut self.adaptive {
-            a.on_resume(self.paused_at, now);
-        }
-        self.epoch += 1;
-        self.events.push((now, Event::Resume));
-    }
-
-    /// The current epoch (see the module docs).
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// The shared budget is paused until `until` (another process saw a rate limit).
-    pub fn hold_shared(&mut self, now: Duration, until: Duration) {
-        let now = self.advance(now);
-        let next_cost = self.next_in_line().map_or(Cost::tokens(1), |(_, w)| w.cost);
-        let before = self.holds.ready_at(&next_cost);
-        self.holds.hold_shared(until);
-        self.held(now, before, next_cost);
-    }
-
-    /// Notes a hold that began, or was lifted, since the holds said `before`.
-    fn held(&mut self, now: Duration, before: Duration, next_cost: Cost) {
-        let until = self.holds.ready_at(&next_cost);
-        if until > before.max(now) {
-            // The provider's budget comes back at `until`: go on at the rate in force
-            // (restarting the ramp would cost seconds at every reset of a budget paced
-            // to its limit), and count no growth of the ramp during the hold.
-            self.ramp_from = self.ramp_from.max(until);
-            self.events.push((now, Event::Hold { until }));
-        } else if until < before {
-            // Lifted early: the ramp counts from now, and so does the schedule.
-            self.ramp_from = self.ramp_from.min(now);
-            self.rebased = now;
-        }
-    }
-
-    /// Changes the requests-per-minute limit from the next ticket on. A higher limit is
-    /// reached through the ramp; a lower one takes effect at once.
-    pub fn set_rpm(&mut self, now: Duration, rpm: u32) -> Result<(), ConfigError> {
-        validate_rpm(rpm)?;
-        let now = self.advance(now);
-        self.rebased = now;
-        self.cfg.rpm = rpm;
-        self.full_rate = rpm as f64 / 60.0;
-        self.schedule.set_rpm(rpm);
-        if let Some(a) = &mut self.adaptive {
-            a.rescale(self.full_rate);
-        }
-        self.rate = self.rate.min(self.ceiling(now));
-        if let Some(last) = self.last_issue {
-            self.schedule.respace(last, self.interval());
-        }
-        Ok(())
-    }
-
-    /// Changes (or sets) the tokens-per-minute budget from the next ticket on.
-    pub fn set_tpm(&mut self, now: Duration, tpm: u64) -> Result<(), ConfigError> {
-        validate_tpm(tpm)?;
-        self.advance(now);
-        self.cfg.tpm = Some(tpm);
-        self.budgets.set_tpm(tpm);
-        Ok(())
-    }
-
-    /// Calls waiting for a ticket.
-    pub fn waiting(&self) -> u64 {
-        self.queues.waiting()
-    }
-
-    /// Tickets out whose calls have not ended.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight
-    }
-
-    /// The counters since the engine was made.
-    pub(crate) fn counters(&self) -> Counters {
-        self.counters
-    }
-
-    /// Counters and gauges at `now`.
-    pub fn stats(&mut self, now: Duration) -> Stats {
-        let c = self.counters();
-        let by_kind = self.tokens_in_window_by_kind(now);
-        let daily = self.daily_remaining(now);
-        Stats {
-            requested: c.requested,
-            issued: c.issued,
-            reissued: c.reissued,
-            finished: c.finished,
-            rate_limited: c.rate_limited,
-            cancelled: c.cancelled,
-            waiting: self.waiting(),
-            in_flight: self.in_flight(),
-            allowed_rate: self.allowed_rate(),
-            learned_rate: self.learned_rate(now),
-            limit_rate: self.full_rate(),
-            paused: self.is_paused(),
-            tokens_in_window: by_kind[0],
-            input_tokens_in_window: by_kind[1],
-            output_tokens_in_window: by_kind[2],
-            requests_left_today: daily[0],
-            tokens_left_today: daily[1],
-            max_in_flight: self.cfg.max_in_flight,
-        }
-    }
-
-    /// Tickets per second allowed now (ramp and learned ceiling applied); for a shared
-    /// budget, the fleet's rate as the store last said.
-    pub fn allowed_rate(&self) -> f64 {
-        match self.fleet_rate {
-            Some(r) if self.shared => r,
-            _ => self.rate,
-        }
-    }
-
-    /// The learned ceiling at `now`, tickets per second (the configured rate when
-    /// adaptation is off or nothing was learned).
-    pub fn learned_rate(&self, now: Duration) -> f64 {
-        self.ceiling(now.max(self.last_now))
-    }
-
-    /// The configured rate, tickets per second.
-    pub fn full_rate(&self) -> f64 {
-        self.full_rate
-    }
-
-    /// Whether issuing is stopped after a rate limit (waiting to probe, or probing).
-    pub fn is_paused(&self) -> bool {
-        !matches!(self.mode, Mode::Running)
-    }
-
-    /// Tokens charged in the last 60 s (0 without a token budget).
-    pub fn tokens_in_window(&mut self, now: Duration) -> u64 {
-        let now = self.advance(now);
-        self.budgets.in_window(now)[0]
-    }
-
-    /// Tokens charged in the last 60 s to the total, input and output budgets (0 for a
-    /// budget not set).
-    pub fn tokens_in_window_by_kind(&mut self, now: Duration) -> [u64; 3] {
-        let now = self.advance(now);
-        self.budgets.in_window(now)
-    }
-
-    /// What is left today of the requests-per-day and tokens-per-day quotas, without
-    /// moving the engine's time (for the flow log's gauges).
-    pub(crate) fn daily_left(&self, now: Duration) -> [Option<u64>; 2] {
-        self.budgets.daily_left(now.max(self.last_now))
-    }
-
-    /// What is left today of the requests-per-day and tokens-per-day quotas.
-    pub fn daily_remaining(&mut self, now: Duration) -> [Option<u64>; 2] {
-        let now = self.advance(now);
-        self.budgets.daily_remaining(now)
-    }
-
-    /// Takes the state changes since the last call.
-    pub fn drain_events(&mut self) -> std::vec::Drain<'_, (Duration, Event)> {
-        self.events.drain(..)
-    }
 }
 
 /// The longest wait the engine takes from outside (a `retry_after`, a budget reset).
@@ -1287,15 +508,6 @@ const MAX_WAIT: Duration = Duration::from_secs(365 * 86_400);
 
 fn later(now: Duration, wait: Duration) -> Duration {
     now.saturating_add(wait.min(MAX_WAIT))
-}
-
-/// The queue a request joins.
-fn queue_for(req: Request) -> usize {
-    match (req.retry, req.priority) {
-        (true, _) => RETRY,
-        (false, Priority::High) => HIGH,
-        (false, Priority::Normal) => NORMAL,
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashSet;
 
-use super::WaiterId;
+use super::{Priority, Request, WaiterId};
 
 /// Calls re-queued after a rate limit.
 pub(super) const RETRY: usize = 0;
@@ -35,6 +35,8 @@ pub(super) struct Queues {
     queues: [VecDeque<Waiter>; 3],
     cancelled: FxHashSet<WaiterId>,
     waiting: u64,
+    /// High-priority tickets issued in a row.
+    high_streak: u32,
 }
 
 impl Queues {
@@ -82,6 +84,36 @@ impl Queues {
     /// Calls waiting.
     pub(super) fn waiting(&self) -> u64 {
         self.waiting
+    }
+
+    /// The call whose turn it is, and its queue: re-queued calls, then high priority
+    /// with at most `max_streak` in a row while normal calls wait, then normal.
+    pub(super) fn next_in_line(&mut self, max_streak: u32) -> Option<(usize, Waiter)> {
+        if let Some(w) = self.head_of(RETRY) {
+            return Some((RETRY, *w));
+        }
+        let high = self.head_of(HIGH).copied();
+        let normal = self.head_of(NORMAL).copied();
+        match (high, normal) {
+            (Some(_), Some(n)) if self.high_streak >= max_streak => Some((NORMAL, n)),
+            (Some(h), _) => Some((HIGH, h)),
+            (None, Some(n)) => Some((NORMAL, n)),
+            (None, None) => None,
+        }
+    }
+
+    /// A ticket went out to a call of queue `q` (taken from it, or never queued).
+    pub(super) fn issued_from(&mut self, q: usize) {
+        self.high_streak = if q == HIGH { self.high_streak + 1 } else { 0 };
+    }
+}
+
+/// The queue a request joins.
+pub(super) fn queue_for(req: Request) -> usize {
+    match (req.retry, req.priority) {
+        (true, _) => RETRY,
+        (false, Priority::High) => HIGH,
+        (false, Priority::Normal) => NORMAL,
     }
 }
 

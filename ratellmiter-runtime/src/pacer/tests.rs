@@ -2,6 +2,7 @@
 //! time and checks the numbers the module docs promise.
 
 use super::adaptive::BETA;
+use super::ramp::AVOIDANCE_STEP;
 use super::*;
 use ratellmiter_sim::metrics::max_in_window;
 

@@ -1,0 +1,218 @@
+//! The ramp: the rate tickets go out at, from its start up to the ceiling (the
+//! configured rate, or below it the adaptive limit's learned one). The rules are the
+//! module docs' "Ramp"; the ramp is a function of the schedule's recent history, which
+//! the engine passes in.
+
+use std::time::Duration;
+
+use super::adaptive::Adaptive;
+use crate::config::{LimiterConfig, RampShape};
+
+/// Share of the full rate per second the slow start climbs by once a refusal ended its
+/// doubling (rateLLMiter's step).
+pub(crate) const AVOIDANCE_STEP: f64 = 0.10;
+
+/// A refusal after the last second's tickets came to this many times the average second
+/// of the two before teaches the adaptive limit nothing: acceleration limits refuse
+/// jumps, not rates.
+const JUMP: f64 = 2.0;
+
+#[derive(Debug, Clone)]
+pub(super) struct Ramp {
+    shape: RampShape,
+    /// Where the ramp starts, as a share of the full rate.
+    start: f64,
+    /// How fast it grows (see [`RampShape`]).
+    step: f64,
+    /// The configured rate, tickets per second.
+    full_rate: f64,
+    /// The rate in force, tickets per second.
+    rate: f64,
+    /// No growth counts before this (a resume, a hold).
+    from: Duration,
+    /// The slow start doubles (no refusal since demand last jumped).
+    doubling: bool,
+    /// The learned ceiling, with `adaptive` on.
+    adaptive: Option<Adaptive>,
+    /// The budget is shared: the store ramps for the fleet (see [`crate::shared`]) and
+    /// this ramp stays at the ceiling.
+    shared: bool,
+    /// The fleet's rate in force, as the store last said.
+    fleet_rate: Option<f64>,
+}
+
+impl Ramp {
+    pub(super) fn new(cfg: &LimiterConfig) -> Self {
+        let full_rate = cfg.rpm as f64 / 60.0;
+        Self {
+            shape: cfg.ramp_shape,
+            start: cfg.ramp_start,
+            step: cfg.ramp_step,
+            full_rate,
+            rate: cfg.ramp_start * full_rate,
+            from: Duration::ZERO,
+            doubling: true,
+            adaptive: cfg.adaptive.then(|| Adaptive::new(full_rate)),
+            shared: false,
+            fleet_rate: None,
+        }
+    }
+
+    /// Whether the store ramps instead (a shared budget).
+    pub(super) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Leaves the ramp to a shared store (`on`), or takes it back (the store is
+    /// unreachable): from the ceiling either way.
+    pub(super) fn set_shared(&mut self, now: Duration, on: bool) {
+        self.shared = on;
+        self.rate = self.ceiling(now);
+    }
+
+    /// The store said the fleet's rate in force.
+    pub(super) fn observe_fleet(&mut self, rate: f64) {
+        self.fleet_rate = Some(rate);
+    }
+
+    /// The rate tickets are allowed at now: this ramp's, or the fleet's when shared.
+    pub(super) fn allowed(&self) -> f64 {
+        match self.fleet_rate {
+            Some(r) if self.shared => r,
+            _ => self.rate,
+        }
+    }
+
+    /// The adaptive limit hears of a resume at `now` after a pause from `paused_at`.
+    pub(super) fn on_resume(&mut self, paused_at: Duration, now: Duration) {
+        if let Some(a) = &mut self.adaptive {
+            a.on_resume(paused_at, now);
+        }
+    }
+
+    /// The configured rate, tickets per second.
+    pub(super) fn full_rate(&self) -> f64 {
+        self.full_rate
+    }
+
+    /// The rate in force as a share of the full rate: the token budgets' pace follows it.
+    pub(super) fn share(&self) -> f64 {
+        self.rate / self.full_rate
+    }
+
+    /// The highest rate allowed at `now`.
+    pub(super) fn ceiling(&self, now: Duration) -> f64 {
+        match &self.adaptive {
+            Some(a) => a.ceiling(now).min(self.full_rate),
+            None => self.full_rate,
+        }
+    }
+
+    /// Grows while calls wait for their slot, falls back to the observed rate plus a
+    /// step when they do not, never below the start. A ticket goes out at `slot` for a
+    /// call that arrived at `enqueued`; the ticket before had its slot at `last_slot`,
+    /// and the schedule had this one due at `due`.
+    pub(super) fn update(
+        &mut self,
+        slot: Duration,
+        enqueued: Duration,
+        last_slot: Option<Duration>,
+        due: Duration,
+    ) {
+        if self.shared {
+            self.rate = self.ceiling(slot);
+            return;
+        }
+        let start = self.start * self.full_rate;
+        let step = self.step;
+        let since = last_slot.map(|l| l.max(self.from));
+        self.rate = match since {
+            Some(since) if enqueued <= due.max(since) => {
+                let dt = slot.saturating_sub(since).as_secs_f64();
+                match self.shape {
+                    RampShape::SlowStart if self.doubling => self.rate * (1.0 + step).powf(dt),
+                    RampShape::SlowStart => self.rate + AVOIDANCE_STEP * self.full_rate * dt,
+                    RampShape::Linear => self.rate + step * self.full_rate * dt,
+                }
+            }
+            Some(since) => {
+                // Demand fell below the rate: the next jump starts a slow start again.
+                self.doubling = true;
+                let gap = slot.saturating_sub(since).as_secs_f64();
+                if gap > 0.0 {
+                    let seen = 1.0 / gap;
+                    self.rate.min(match self.shape {
+                        RampShape::SlowStart => seen * (1.0 + step),
+                        RampShape::Linear => seen + step * self.full_rate,
+                    })
+                } else {
+                    self.rate
+                }
+            }
+            None => start,
+        };
+        let cap = self.ceiling(slot);
+        self.rate = self.rate.max(start.min(cap)).min(cap);
+    }
+
+    /// Spacing after a ticket at the current rate; never shorter than `full` (`60 / rpm`),
+    /// so the window bounds hold whatever the float arithmetic does.
+    pub(super) fn interval(&self, full: Duration) -> Duration {
+        if self.rate >= self.full_rate {
+            full
+        } else {
+            let nanos = (1e9 / self.rate).ceil();
+            Duration::from_nanos(nanos.min(u64::MAX as f64) as u64).max(full)
+        }
+    }
+
+    /// A rate limit paused issuing at `now`, after the traffic grew by `growth` (see
+    /// `Schedule::growth`): the slow start stops doubling. Returns the ceiling the
+    /// adaptive limit learned, if the refusal lowered it.
+    pub(super) fn refused(&mut self, now: Duration, growth: f64) -> Option<f64> {
+        self.doubling = false;
+        let rate = self.allowed();
+        // After a sharp jump the refusal may be an acceleration limit's: it says nothing
+        // about the rate the server accepts.
+        let jumped = growth >= JUMP;
+        let a = self.adaptive.as_mut().filter(|_| !jumped)?;
+        a.on_throttle(now, rate).then(|| a.ceiling(now))
+    }
+
+    /// Issuing resumes at `now` after a pause that began at `paused_at`. After a
+    /// momentary excess (`short`: the first probe succeeded) the slow start goes on at
+    /// the rate in force, within the ceiling: the server was accepting it. Otherwise an
+    /// outage: the ramp starts again.
+    pub(super) fn resume(&mut self, paused_at: Duration, now: Duration, short: bool) {
+        self.on_resume(paused_at, now);
+        if short && self.shape == RampShape::SlowStart {
+            self.rate = self.rate.min(self.ceiling(now));
+        } else {
+            self.doubling = true;
+            let start = self.start * self.full_rate;
+            self.rate = start.min(self.ceiling(now));
+        }
+        self.from = now;
+    }
+
+    /// A hold lasts until `until`: the rate in force goes on after it, and no growth
+    /// counts during it.
+    pub(super) fn hold(&mut self, until: Duration) {
+        self.from = self.from.max(until);
+    }
+
+    /// A hold was lifted at `now`, early: growth counts from then.
+    pub(super) fn lift(&mut self, now: Duration) {
+        self.from = self.from.min(now);
+    }
+
+    /// A new configured rate from `now` on: a higher one is reached through the ramp, a
+    /// lower one takes effect at once.
+    pub(super) fn set_full_rate(&mut self, now: Duration, full_rate: f64) {
+        self.full_rate = full_rate;
+        if let Some(a) = &mut self.adaptive {
+            a.rescale(full_rate);
+        }
+        self.rate = self.rate.min(self.ceiling(now));
+    }
+}
