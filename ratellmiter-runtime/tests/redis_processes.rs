@@ -273,11 +273,12 @@ fn budget_worker(spec: &str) {
                                 ticket.finish();
                                 return;
                             }
+                            // The precise form: `retry-after` is in whole seconds.
                             let retry_after = response
                                 .headers()
-                                .get("retry-after")
-                                .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
-                                .map(Duration::from_secs_f64);
+                                .get("retry-after-ms")
+                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                                .map(Duration::from_millis);
                             ticket.rate_limited(retry_after);
                             retry = true;
                         }

@@ -13,7 +13,11 @@
 //! reserves the next slot of the fleet's schedule ([`SharedBackend::reserve`]); when the
 //! slot comes, a second ([`SharedBackend::claim`]) checks it against the hand-overs of
 //! the last second, so the one-second bound holds on actual hand-over times, not only
-//! on the schedule (a slot due at once is claimed by the reservation itself). Nothing
+//! on the schedule (a slot due at once is claimed by the reservation itself). The bound
+//! is kept over a second and a margin
+//! ([`RedisBackend::hand_over_margin`](crate::RedisBackend::hand_over_margin), 20 ms),
+//! so that the jitter of sending a request after its ticket does not put one more in a
+//! second at the provider. Nothing
 //! else issues locally while a ticket clears, so a process holds at most one
 //! reservation and never books slots it may not use.
 //!

@@ -53,6 +53,7 @@ pub struct RedisBackend {
     prefix: String,
     key: String,
     lease_ttl: Duration,
+    hand_over_margin: Duration,
     timeout: Duration,
     fallback: Fallback,
     io: OnceLock<mpsc::UnboundedSender<Job>>,
@@ -101,6 +102,7 @@ impl RedisBackend {
             prefix: "ratellmiter:".into(),
             key: key.into(),
             lease_ttl: Duration::from_secs(10),
+            hand_over_margin: Duration::from_millis(20),
             timeout: Duration::from_millis(500),
             fallback: Fallback::default(),
             io: OnceLock::new(),
@@ -147,6 +149,17 @@ impl RedisBackend {
         self
     }
 
+    /// The one-second bound on hand-overs (at most `ceil(rpm / 60)` in any second) is
+    /// kept over 1 s and this margin (default 20 ms), so that the jitter of sending a
+    /// request after its ticket does not put one more in a second at the provider. It
+    /// costs up to `margin / 1 s` of the rate when the bound is what limits (an `rpm` a
+    /// multiple of 60, saturated): 2 % at the default.
+    #[must_use]
+    pub fn hand_over_margin(mut self, margin: Duration) -> Self {
+        self.hand_over_margin = margin;
+        self
+    }
+
     /// Longest wait for Redis's answer before pacing locally (default 500 ms).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -174,6 +187,7 @@ impl RedisBackend {
                 connection: OnceCell::new(),
                 keys: ["state", "handed", "leases", "day"].map(|k| self.redis_key(k)),
                 lease_ttl: self.lease_ttl,
+                window: Duration::from_secs(1) + self.hand_over_margin,
                 timeout: self.timeout,
                 reserve: script(include_str!("reserve.lua")),
                 claim: script(include_str!("claim.lua")),
@@ -243,6 +257,8 @@ struct Io {
     connection: OnceCell<ConnectionManager>,
     keys: [String; 4],
     lease_ttl: Duration,
+    /// The one-second bound's window, with its margin.
+    window: Duration,
     timeout: Duration,
     reserve: Script,
     claim: Script,
@@ -358,7 +374,8 @@ impl Io {
             .arg(c.probe_factor)
             .arg(millis(c.probe_max))
             .arg(millis(c.probe_timeout))
-            .arg(millis(POLL));
+            .arg(millis(POLL))
+            .arg(micros(self.window));
         let v: Vec<i64> = call.invoke_async(&mut con).await.map_err(redis_error)?;
         let [status, wait, at, id, epoch, probe, day, rate] = v[..] else {
             return Err(SharedError::new(format!("reserve.lua answered {v:?}")));
@@ -390,7 +407,7 @@ impl Io {
     async fn claim(&self, rpm: u32) -> Result<Claim, SharedError> {
         let mut con = self.connection().await?;
         let mut call = self.invocation(&self.claim);
-        call.arg(rpm);
+        call.arg(rpm).arg(micros(self.window));
         let (went, us): (i64, i64) = call.invoke_async(&mut con).await.map_err(redis_error)?;
         let us = Duration::from_micros(us.max(0) as u64);
         Ok(match went {

@@ -8,7 +8,8 @@
 -- 9 output tokens, 10 tpm, 11 input tpm, 12 output tpm (0: none), 13 rpd, 14 tpd
 -- (0: none), 15 the day's end: UTC offset in s, or 'rolling', 16 max in flight (0:
 -- none), 17 lease ms, 18 first probe interval ms, 19 its growth, 20 longest interval
--- ms, 21 probe time-out ms, 22 longest wait ms before asking again.
+-- ms, 21 probe time-out ms, 22 longest wait ms before asking again, 23 the window of
+-- the one-second bound on hand-overs, µs (1 s and a margin for the send's jitter).
 --
 -- Returns {status, wait µs, at µs, ticket id, epoch, probe (0/1), day, rate × 1000}:
 -- status 0 a slot at `at` (claimed already when wait is 0), 1 paused (or another
@@ -136,7 +137,8 @@ else
     if tonumber(ARGV[9 + i]) > 0 then slot = math.max(slot, st[key] or 0) end
   end
   if redis.call('LLEN', KEYS[2]) >= per_second then
-    slot = math.max(slot, tonumber(redis.call('LINDEX', KEYS[2], per_second - 1)) + 1000000)
+    slot = math.max(slot, tonumber(redis.call('LINDEX', KEYS[2], per_second - 1))
+      + tonumber(ARGV[23]))
   end
   -- The ramp: grow while calls wait for their slot, fall back to the observed rate
   -- plus a step when they do not, never below the start.
