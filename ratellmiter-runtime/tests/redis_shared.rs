@@ -18,8 +18,8 @@ use ratellmiter_runtime::shared::{
     Claim, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest,
 };
 use ratellmiter_runtime::{
-    BoxFuture, BucketRateLimiter, LimiterConfig, Monitor, MonitorConfig, RedisBackend,
-    UnknownServices, Usage,
+    AcquireError, BoxFuture, BucketRateLimiter, DayReset, LimiterConfig, Monitor, MonitorConfig,
+    RedisBackend, UnknownServices, Usage,
 };
 use recording::{Recording, max_in_window};
 use redis_server::RedisServer;
@@ -735,4 +735,71 @@ async fn a_monitor_with_a_redis_url_shares_every_service() {
         .try_set_config(MonitorConfig::default().redis("http://x", ""))
         .map(drop);
     assert_eq!(refused.unwrap_err().field(), "redis_url");
+}
+
+/// Tokens per day and a rolling day are counted for the fleet too: two processes share
+/// `tpd(1 000)` with calls of 300 tokens — the fourth call fails wherever it is made,
+/// until one call's reported usage (100 of its 300) gives back room for one more; and
+/// with `rpd(3)` over a rolling day the fourth call fails with the quota back 24 h after
+/// the first use, on Redis's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_per_day_and_a_rolling_day_are_counted_for_the_fleet() {
+    let server = RedisServer::start();
+    let build = |key: &str, cfg: LimiterConfig| {
+        let backend = backend(&server, key);
+        let l = BucketRateLimiter::builder()
+            .config(cfg)
+            .shared(backend.clone())
+            .build()
+            .unwrap();
+        (l, backend)
+    };
+    let tpd = LimiterConfig {
+        tpd: Some(1000),
+        ..config(6000)
+    };
+    let ((a, _), (b, _)) = (build("tpd", tpd.clone()), build("tpd", tpd));
+    let first = a.acquire().tokens(300).await.unwrap();
+    b.acquire().tokens(300).await.unwrap().finish();
+    a.acquire().tokens(300).await.unwrap().finish();
+    for l in [&a, &b] {
+        let refused = l.acquire().tokens(300).await.map(drop);
+        assert!(
+            matches!(refused, Err(AcquireError::QuotaExhausted { .. })),
+            "{refused:?}"
+        );
+    }
+    first.record_usage(Usage::from(100));
+    first.finish();
+    eventually("the usage is settled", || {
+        state(&server, "tpd", "d_tok") == Some(700)
+    })
+    .await;
+    b.acquire().tokens(300).await.unwrap().finish();
+
+    let rolling = LimiterConfig {
+        rpd: Some(3),
+        day_reset: DayReset::Rolling,
+        ..config(6000)
+    };
+    let ((a, backend_a), (b, _)) = (build("rolling", rolling.clone()), build("rolling", rolling));
+    for l in [&a, &b, &a] {
+        l.acquire().await.unwrap().finish();
+    }
+    let first_use = backend_a.slots()[0];
+    let refused = b.acquire().await.map(drop);
+    let Err(AcquireError::QuotaExhausted { resets_at }) = refused else {
+        panic!("{refused:?}")
+    };
+    let resets_at = resets_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let day = 86_400_000_000;
+    // Engine time and the wall clock agree to within the test's own scheduling.
+    assert!(
+        resets_at.abs_diff(first_use + day) < 50_000,
+        "back {} µs after a day from the first use",
+        resets_at as i64 - (first_use + day) as i64
+    );
 }
