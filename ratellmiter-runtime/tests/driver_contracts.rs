@@ -3,8 +3,11 @@
 //! limiter's `Debug` shows.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use ratellmiter_runtime::headers::Budget;
 use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, current};
+use tokio::time::Instant;
 
 #[derive(Debug)]
 struct Refused;
@@ -64,5 +67,36 @@ async fn debug_output_names_the_limiter_and_its_rate() {
     assert_eq!(
         format!("{:?}", current()),
         "Current { active: false, request_id: None }"
+    );
+}
+
+/// What the body of a call reports through `current().observe_budget` reaches the
+/// limiter: no request left for 5 s holds the next call until then.
+#[tokio::test(start_paused = true)]
+async fn a_budget_observed_through_current_holds_the_next_call() {
+    let limiter = BucketRateLimiter::builder()
+        .rpm(600)
+        .adaptive(false)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let out: Result<(), Refused> = limiter
+        .run(|| async {
+            current().observe_budget(
+                Some(Budget {
+                    remaining: 0,
+                    reset: Duration::from_secs(5),
+                }),
+                None,
+            );
+            Ok(())
+        })
+        .await;
+    assert!(out.is_ok());
+    drop(limiter.acquire().await.unwrap());
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(5),
+        "held until the reset"
     );
 }

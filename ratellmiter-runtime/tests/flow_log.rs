@@ -257,3 +257,36 @@ async fn each_budgets_use_is_logged() {
     let left = seconds.iter().filter_map(|s| s.requests_left_today).min();
     assert_eq!(left, Some(997));
 }
+
+/// A call refused more often than its `max_retries` gives up, and the log says so: the
+/// pause its refusal caused, then the give-up, both at the call's time.
+#[tokio::test(start_paused = true)]
+async fn retries_exhausted_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::new();
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
+    let l = monitor
+        .add_service("gives-up", BucketRateLimiter::new(600))
+        .unwrap();
+    monitor.start();
+    let out: Result<(), RateLimited> = l
+        .call()
+        .max_retries(0)
+        .run(|| async { Err(RateLimited) })
+        .await
+        .unwrap();
+    assert!(out.is_err());
+    let path = monitor.log_path().unwrap();
+    monitor.stop();
+    let events: Vec<(u64, EventKind)> = read_records(&path)
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => Some((e.t_ms, e.kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![(0, EventKind::Pause), (0, EventKind::RetryExhausted)]
+    );
+}
