@@ -390,3 +390,28 @@ impl State {
         self.metrics.stage(name, &self.pacer);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{BucketRateLimiter, TryAcquireError};
+
+    /// The limiter reads the runtime's clock: time passing frees the next slot, to the
+    /// nanosecond. Here in the lib's tests, which run first, and without awaiting a
+    /// ticket, so that a limiter whose clock stands still fails here instead of hanging
+    /// every test that waits for a slot (mutation testing counts a hang apart).
+    #[tokio::test(start_paused = true)]
+    async fn time_passing_frees_the_next_slot() {
+        let l = BucketRateLimiter::new(60);
+        drop(l.acquire().try_now().expect("free at start"));
+        // The slow start's 22 % of 1/s after idleness: 1/0.22 s.
+        tokio::time::advance(Duration::from_nanos(4_545_454_545)).await;
+        assert!(matches!(
+            l.acquire().try_now(),
+            Err(TryAcquireError::NotBefore(_))
+        ));
+        tokio::time::advance(Duration::from_nanos(1)).await;
+        assert!(l.acquire().try_now().is_ok(), "free at its slot");
+    }
+}
