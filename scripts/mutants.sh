@@ -11,7 +11,10 @@
 #
 # Environment: AREA (pacer | drivers | all, default pacer), TIMEOUT (seconds per mutant's
 # test run, default 120), PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
-# OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/).
+# OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/),
+# FEATURES (cargo features to build and test with, default none: code behind a feature,
+# e.g. current.rs's stream hand-over, is not compiled without it and its mutants show as
+# missed; `FEATURES=tower,reqwest` builds it and runs tests/streams.rs).
 #
 # By default cargo-mutants copies the source tree (without target/, which is
 # gitignored) to a temp dir and builds there, so this checkout stays usable; the first
@@ -55,11 +58,14 @@ case "$AREA" in
     *) tests=(--lib --tests) ;;
 esac
 
+features=()
+if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
+
 place=(--jobs 1)
 if [ "${IN_PLACE:-0}" = 1 ]; then place=(--in-place); fi  # --in-place takes no --jobs
 
 mkdir -p "$OUT"
-exec cargo mutants "${place[@]}" --package ratellmiter-runtime "${files[@]}" \
+exec cargo mutants "${place[@]}" "${features[@]}" --package ratellmiter-runtime "${files[@]}" \
     --exclude 'ratellmiter-runtime/src/pacer/tests.rs' \
     --timeout "$TIMEOUT" --output "$OUT" "$@" \
     -- "${tests[@]}"
