@@ -50,9 +50,9 @@ esac
 
 # pacer: the engine's specifications (lib tests, including pacer/tests.rs), its
 # property test and the driver-level scenarios (budgets: the daily quotas, the input and
-# output token budgets, max_in_flight). drivers/all: every test of the runtime
-# (the default features unless FEATURES is set; doc tests left out, they cost a build each). The tests themselves
-# are never mutated.
+# output token budgets, max_in_flight). drivers/all: every test of the runtime (the
+# default features unless FEATURES is set; doc tests left out, they cost a build each).
+# The tests themselves are never mutated.
 case "$AREA" in
     pacer) tests=(--lib --test invariants --test scheduler --test core_scenarios --test tokens
                   --test cancellation --test adaptive --test budgets) ;;
