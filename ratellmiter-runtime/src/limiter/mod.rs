@@ -395,7 +395,8 @@ impl State {
 mod tests {
     use std::time::Duration;
 
-    use crate::{BucketRateLimiter, TryAcquireError};
+    use crate::pacer::{Pacer, Request, Step};
+    use crate::{BucketRateLimiter, LimiterConfig, TryAcquireError};
 
     /// The limiter reads the runtime's clock: time passing frees the next slot, to the
     /// nanosecond. Here in the lib's tests, which run first, and without awaiting a
@@ -413,5 +414,60 @@ mod tests {
         ));
         tokio::time::advance(Duration::from_nanos(1)).await;
         assert!(l.acquire().try_now().is_ok(), "free at its slot");
+    }
+
+    /// The engine names the head of its line, which the drivers wake (a blocking head
+    /// sleeps until its slot; the others park): re-queued calls first, then the oldest.
+    /// Here, because a wrong head hangs the blocking callers instead of failing a test.
+    #[test]
+    fn the_engine_names_the_head_of_its_line() {
+        let mut p = Pacer::new(LimiterConfig {
+            rpm: 60,
+            ..Default::default()
+        })
+        .unwrap();
+        let zero = Duration::ZERO;
+        assert_eq!(p.head(), None);
+        let first = p.enqueue(zero, Request::NEW).unwrap();
+        let _second = p.enqueue(zero, Request::NEW).unwrap();
+        assert_eq!(p.head(), Some(first));
+        let retry = Request {
+            retry: true,
+            ..Request::NEW
+        };
+        let again = p.enqueue(zero, retry).unwrap();
+        assert_eq!(p.head(), Some(again));
+    }
+
+    /// A call queued while the daily quota still had room, and refused when the quota
+    /// ran out before its turn, counts as cancelled (it never got a ticket). Here,
+    /// because a driver whose count underflows panics, and its callers then hang.
+    #[test]
+    fn a_queued_call_refused_by_the_spent_quota_counts_as_cancelled() {
+        let minute = Duration::from_secs(60);
+        let mut p = Pacer::new(LimiterConfig {
+            rpm: 60,
+            rpd: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        // 23:59:00 UTC: the quota comes back in 60 s.
+        p.set_wall_origin(Duration::from_secs(20_000 * 86_400) - minute);
+        let zero = Duration::ZERO;
+        let first = p.enqueue(zero, Request::NEW).unwrap();
+        let second = p.enqueue(zero, Request::NEW).unwrap();
+        assert!(matches!(p.poll(zero), Step::Issued(t) if t.id() == first));
+        assert_eq!(
+            p.poll(zero),
+            Step::QuotaExhausted {
+                id: second,
+                resets_at: minute
+            }
+        );
+        let s = p.stats(zero);
+        assert_eq!(
+            (s.requested, s.issued, s.cancelled, s.waiting),
+            (2, 1, 1, 0)
+        );
     }
 }
