@@ -100,3 +100,38 @@ async fn a_budget_observed_through_current_holds_the_next_call() {
         "held until the reset"
     );
 }
+
+#[derive(Debug)]
+struct RefusedBriefly;
+
+impl IsRateLimit for RefusedBriefly {
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit::retry(Some(Duration::from_millis(1))))
+    }
+}
+
+/// `run_blocking` re-queues only its re-runs as retries: the first attempt is a new
+/// call (nothing re-issued yet when its body runs), the second a re-issue. Real
+/// threads, so the refusal asks for a 1 ms pause only.
+#[test]
+fn run_blocking_marks_only_its_re_runs_as_retries() {
+    let limiter = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .ramp_start(1.0)
+        .adaptive(false)
+        .build()
+        .unwrap();
+    let mut reissued_seen = Vec::new();
+    let out: Result<(), RefusedBriefly> = limiter.run_blocking(|| {
+        reissued_seen.push(limiter.stats().reissued);
+        if reissued_seen.len() == 1 {
+            Err(RefusedBriefly)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(out.is_ok());
+    assert_eq!(reissued_seen, [0, 1]);
+    let s = limiter.stats();
+    assert_eq!((s.issued, s.reissued, s.rate_limited), (2, 1, 1));
+}

@@ -470,4 +470,30 @@ mod tests {
             (2, 1, 1, 0)
         );
     }
+
+    /// A call ending frees a place under `max_in_flight`, and the driver, which waits
+    /// for a change when at capacity (no timer), is told: the call behind gets its
+    /// ticket at once. Here, because a driver nobody tells hangs most tests.
+    #[tokio::test(start_paused = true)]
+    async fn a_freed_place_wakes_the_driver() {
+        let l = BucketRateLimiter::builder()
+            .rpm(600)
+            .max_in_flight(1)
+            .build()
+            .unwrap();
+        let first = l.acquire().await.unwrap();
+        let start = tokio::time::Instant::now();
+        let behind = tokio::spawn({
+            let l = l.clone();
+            async move { drop(l.acquire().await.unwrap()) }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!behind.is_finished(), "at capacity");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(60), behind)
+            .await
+            .expect("the driver was told")
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
 }
