@@ -135,3 +135,12 @@ fn run_blocking_marks_only_its_re_runs_as_retries() {
     let s = limiter.stats();
     assert_eq!((s.issued, s.reissued, s.rate_limited), (2, 1, 1));
 }
+
+/// `run_blocking` on a thread that drives an async runtime panics, naming the fix,
+/// even when a ticket is free (waiting there would stall the runtime's tasks).
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "call it through `tokio::task::spawn_blocking`")]
+async fn run_blocking_on_an_async_thread_panics_naming_the_fix() {
+    let limiter = BucketRateLimiter::new(600);
+    let _: Result<(), Refused> = limiter.run_blocking(|| Ok(()));
+}

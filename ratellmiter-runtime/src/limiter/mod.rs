@@ -496,4 +496,32 @@ mod tests {
             .unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
+
+    /// `max_retries` re-runs after a rate limit, then the error is the answer: three
+    /// attempts for two retries, though the fourth would have succeeded. Here, because
+    /// a retry loop that never counts its attempts hangs the tests that refuse for good.
+    #[tokio::test(start_paused = true)]
+    async fn max_retries_counts_the_re_runs() {
+        #[derive(Debug)]
+        struct Refused;
+        impl crate::IsRateLimit for Refused {
+            fn rate_limit(&self) -> Option<crate::RateLimit> {
+                Some(crate::RateLimit::retry(Some(Duration::from_millis(1))))
+            }
+        }
+        let l = BucketRateLimiter::new(600);
+        let mut attempts = 0;
+        let out: Result<(), Refused> = l
+            .call()
+            .max_retries(2)
+            .run(|| {
+                attempts += 1;
+                let refused = attempts <= 3;
+                async move { if refused { Err(Refused) } else { Ok(()) } }
+            })
+            .await
+            .unwrap();
+        assert!(out.is_err());
+        assert_eq!(attempts, 3);
+    }
 }
