@@ -398,6 +398,16 @@ mod tests {
     use crate::pacer::{Pacer, Request, Step};
     use crate::{BucketRateLimiter, LimiterConfig, TryAcquireError};
 
+    /// Fails at once when the limiters' clock stands still, before a test awaits a slot:
+    /// a driver whose slots never come spins, virtual time stops with it, and the test
+    /// would hang instead of failing (and with it the lib's tests).
+    async fn assert_the_clock_moves() {
+        let l = BucketRateLimiter::new(60);
+        drop(l.acquire().try_now().expect("free at start"));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(l.acquire().try_now().is_ok(), "the limiter's clock moves");
+    }
+
     /// The limiter reads the runtime's clock: time passing frees the next slot, to the
     /// nanosecond. Here in the lib's tests, which run first, and without awaiting a
     /// ticket, so that a limiter whose clock stands still fails here instead of hanging
@@ -476,6 +486,7 @@ mod tests {
     /// ticket at once. Here, because a driver nobody tells hangs most tests.
     #[tokio::test(start_paused = true)]
     async fn a_freed_place_wakes_the_driver() {
+        assert_the_clock_moves().await;
         let l = BucketRateLimiter::builder()
             .rpm(600)
             .max_in_flight(1)
@@ -502,6 +513,7 @@ mod tests {
     /// a retry loop that never counts its attempts hangs the tests that refuse for good.
     #[tokio::test(start_paused = true)]
     async fn max_retries_counts_the_re_runs() {
+        assert_the_clock_moves().await;
         #[derive(Debug)]
         struct Refused;
         impl crate::IsRateLimit for Refused {
