@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ratellmiter_runtime::headers::Budget;
-use ratellmiter_runtime::{BucketRateLimiter, IsRateLimit, RateLimit, current};
+use ratellmiter_runtime::{
+    BucketRateLimiter, DayReset, IsRateLimit, LimiterConfig, RampShape, RateLimit, current,
+};
 use tokio::time::Instant;
 
 #[derive(Debug)]
@@ -143,4 +145,64 @@ fn run_blocking_marks_only_its_re_runs_as_retries() {
 async fn run_blocking_on_an_async_thread_panics_naming_the_fix() {
     let limiter = BucketRateLimiter::new(600);
     let _: Result<(), Refused> = limiter.run_blocking(|| Ok(()));
+}
+
+/// Every setting of the builder reaches the limiter, each setter keeping what the
+/// others set (the request budget first: a builder that forgot it refuses to build).
+#[test]
+fn every_builder_setting_reaches_the_limiter() {
+    let l = BucketRateLimiter::builder()
+        .config(LimiterConfig {
+            rpm: 1,
+            ..LimiterConfig::default()
+        })
+        .rpm(500)
+        .tpm(200_000)
+        .input_tpm(100_000)
+        .output_tpm(20_000)
+        .rpd(10_000)
+        .tpd(5_000_000)
+        .day_reset(DayReset::Rolling)
+        .max_in_flight(7)
+        .learn_limits(true)
+        .wall_clock(std::time::SystemTime::UNIX_EPOCH)
+        .ramp_start(0.5)
+        .ramp_step(0.25)
+        .ramp_shape(RampShape::Linear)
+        .probe_interval(Duration::from_secs(3))
+        .probe_factor(2.0)
+        .probe_max(Duration::from_secs(30))
+        .probe_timeout(Duration::from_secs(20))
+        .max_retries(5)
+        .adaptive(false)
+        .high_priority_streak(2)
+        .name("every-setting")
+        .build()
+        .unwrap();
+    assert_eq!(
+        l.config(),
+        LimiterConfig {
+            rpm: 500,
+            tpm: Some(200_000),
+            input_tpm: Some(100_000),
+            output_tpm: Some(20_000),
+            rpd: Some(10_000),
+            tpd: Some(5_000_000),
+            day_reset: DayReset::Rolling,
+            max_in_flight: Some(7),
+            learn_limits: true,
+            ramp_start: 0.5,
+            ramp_step: 0.25,
+            ramp_shape: RampShape::Linear,
+            probe_initial: Duration::from_secs(3),
+            probe_factor: 2.0,
+            probe_max: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(20),
+            max_retries: 5,
+            adaptive: false,
+            high_priority_streak: 2,
+            ..LimiterConfig::default()
+        }
+    );
+    assert_eq!(l.name(), "every-setting");
 }

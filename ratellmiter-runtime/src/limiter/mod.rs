@@ -536,4 +536,44 @@ mod tests {
         assert!(out.is_err());
         assert_eq!(attempts, 3);
     }
+
+    /// Calls queued while the daily quota had room, refused when it ran out before
+    /// their turn, fail with the reset at once: the driver puts the refusal in their
+    /// slot and wakes them. Here, because a refusal nobody hears hangs them.
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_call_refused_by_the_quota_hears_it_at_once() {
+        assert_the_clock_moves().await;
+        let minute = Duration::from_secs(60);
+        let midnight = std::time::SystemTime::UNIX_EPOCH + 20_000 * 24 * minute * 60;
+        let l = BucketRateLimiter::builder()
+            .rpm(60)
+            .rpd(2)
+            .wall_clock(midnight - minute)
+            .build()
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    let out = l.acquire().await.map(drop);
+                    (start.elapsed(), out)
+                })
+            })
+            .collect();
+        let mut outs = Vec::new();
+        for c in calls {
+            let out = tokio::time::timeout(minute / 2, c).await;
+            outs.push(out.expect("every call heard by 30 s").unwrap());
+        }
+        let spent = crate::AcquireError::QuotaExhausted {
+            resets_at: midnight,
+        };
+        // The second slot, 1/0.22 s, as the driver's timer sees it (to the millisecond).
+        let slot = Duration::from_millis(4_546);
+        assert_eq!(
+            outs,
+            [(Duration::ZERO, Ok(())), (slot, Ok(())), (slot, Err(spent))]
+        );
+    }
 }
