@@ -201,7 +201,6 @@ fn every_builder_setting_reaches_the_limiter() {
             max_retries: 5,
             adaptive: false,
             high_priority_streak: 2,
-            ..LimiterConfig::default()
         }
     );
     assert_eq!(l.name(), "every-setting");
