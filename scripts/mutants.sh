@@ -11,7 +11,10 @@
 #
 # Environment: AREA (pacer | drivers | all, default pacer), TIMEOUT (seconds per mutant's
 # test run, default 120), PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
-# OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/).
+# OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/),
+# FEATURES (cargo features to build and test with, default none: code behind a feature,
+# e.g. current.rs's stream hand-over, is not compiled without it and its mutants show as
+# missed; `FEATURES=tower,reqwest` builds it and runs tests/streams.rs).
 #
 # By default cargo-mutants copies the source tree (without target/, which is
 # gitignored) to a temp dir and builds there, so this checkout stays usable; the first
@@ -46,20 +49,24 @@ case "$AREA" in
 esac
 
 # pacer: the engine's specifications (lib tests, including pacer/tests.rs), its
-# property test and the driver-level scenarios. drivers/all: every test of the runtime
-# (default features; doc tests left out, they cost a build each). The tests themselves
-# are never mutated.
+# property test and the driver-level scenarios (budgets: the daily quotas, the input and
+# output token budgets, max_in_flight). drivers/all: every test of the runtime (the
+# default features unless FEATURES is set; doc tests left out, they cost a build each).
+# The tests themselves are never mutated.
 case "$AREA" in
     pacer) tests=(--lib --test invariants --test scheduler --test core_scenarios --test tokens
-                  --test cancellation --test adaptive) ;;
+                  --test cancellation --test adaptive --test budgets) ;;
     *) tests=(--lib --tests) ;;
 esac
+
+features=()
+if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
 
 place=(--jobs 1)
 if [ "${IN_PLACE:-0}" = 1 ]; then place=(--in-place); fi  # --in-place takes no --jobs
 
 mkdir -p "$OUT"
-exec cargo mutants "${place[@]}" --package ratellmiter-runtime "${files[@]}" \
+exec cargo mutants "${place[@]}" "${features[@]}" --package ratellmiter-runtime "${files[@]}" \
     --exclude 'ratellmiter-runtime/src/pacer/tests.rs' \
     --timeout "$TIMEOUT" --output "$OUT" "$@" \
     -- "${tests[@]}"

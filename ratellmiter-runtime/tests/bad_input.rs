@@ -357,6 +357,24 @@ async fn impossible_token_estimates_fail_at_once() {
     assert_eq!((s.requested, s.waiting), (0, 0), "nothing queued");
 }
 
+/// A cost that can never fit is, to `try_now`, a wait that cannot end: `NotBefore` a
+/// time thirty years (of 365 days) away, never a time that comes.
+#[tokio::test(start_paused = true)]
+async fn a_cost_that_never_fits_is_not_before_thirty_years_away() {
+    let l = BucketRateLimiter::builder()
+        .rpm(300)
+        .tpm(1_000)
+        .build()
+        .unwrap();
+    match l.acquire().tokens(1_001).try_now() {
+        Err(TryAcquireError::NotBefore(at)) => assert_eq!(
+            at.checked_duration_since(Instant::now()),
+            Some(Duration::from_secs(30 * 365 * 86_400))
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------- logs
 
 const HOSTILE_NAMES: &[&str] = &[

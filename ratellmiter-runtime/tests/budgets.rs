@@ -484,3 +484,39 @@ async fn an_estimate_above_a_whole_budget_of_its_kind_fails_at_once() {
     );
     assert_eq!(limiter.stats().issued, 0);
 }
+
+/// A spent daily quota and a call's deadline: a deadline before the reset fails the
+/// call at once, naming the reset; a deadline at the reset waits for it.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_before_the_reset_fails_at_once_and_one_at_it_waits() {
+    // 23:59:00 UTC: the quota comes back in 60 s.
+    let midnight = SystemTime::UNIX_EPOCH + Duration::from_secs(20_000 * 86_400);
+    let limiter = BucketRateLimiter::builder()
+        .rpm(60)
+        .rpd(1)
+        .wall_clock(midnight - MINUTE)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    drop(limiter.acquire().await.unwrap());
+    let spent = AcquireError::QuotaExhausted {
+        resets_at: midnight,
+    };
+    let before = limiter
+        .acquire()
+        .deadline(start + MINUTE - Duration::from_millis(1))
+        .await;
+    assert_eq!(before.unwrap_err(), spent);
+    assert_eq!(start.elapsed(), Duration::ZERO, "failed at once");
+    // At the reset is not before it: the call is not refused but waits. The deadline
+    // and the reset then fall on the same instant, and the deadline is seen first.
+    let at_reset = limiter.acquire().deadline(start + MINUTE).await;
+    assert_eq!(
+        at_reset.unwrap_err(),
+        AcquireError::Timeout { waited: MINUTE }
+    );
+    assert_eq!(start.elapsed(), MINUTE, "waited for the reset");
+    // The next day's quota.
+    drop(limiter.acquire().await.unwrap());
+    assert_eq!(start.elapsed(), MINUTE);
+}

@@ -316,13 +316,22 @@ fn blocking_callers_that_time_out_or_panic_leave_nothing_behind() {
             })
         })
         .collect();
-    let (mut gave_up, mut panicked) = (0, 0);
-    for t in threads {
-        match t.join() {
-            Ok(g) => gave_up += g as u32,
-            Err(_) => panicked += 1,
+    // Joined on a thread of their own, so that callers stuck for good fail the test
+    // (bounded, in real time) instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut gave_up, mut panicked) = (0, 0);
+        for t in threads {
+            match t.join() {
+                Ok(g) => gave_up += g as u32,
+                Err(_) => panicked += 1,
+            }
         }
-    }
+        tx.send((gave_up, panicked)).unwrap();
+    });
+    let (gave_up, panicked) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("every blocking caller got its ticket, gave up or panicked");
     assert_eq!(panicked, 10);
     assert!(gave_up >= 1, "some deadline passed while waiting");
     let s = limiter.stats();

@@ -257,3 +257,85 @@ async fn each_budgets_use_is_logged() {
     let left = seconds.iter().filter_map(|s| s.requests_left_today).min();
     assert_eq!(left, Some(997));
 }
+
+/// A call refused more often than its `max_retries` gives up, and the log says so: the
+/// pause its refusal caused, then the give-up, both at the call's time.
+#[tokio::test(start_paused = true)]
+async fn retries_exhausted_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::new();
+    monitor.set_config(MonitorConfig::default().log_dir(dir.path()));
+    let l = monitor
+        .add_service("gives-up", BucketRateLimiter::new(600))
+        .unwrap();
+    monitor.start();
+    let out: Result<(), RateLimited> = l
+        .call()
+        .max_retries(0)
+        .run(|| async { Err(RateLimited) })
+        .await
+        .unwrap();
+    assert!(out.is_err());
+    let path = monitor.log_path().unwrap();
+    monitor.stop();
+    let events: Vec<(u64, EventKind)> = read_records(&path)
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => Some((e.t_ms, e.kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![(0, EventKind::Pause), (0, EventKind::RetryExhausted)]
+    );
+}
+
+/// A monitor stopped and started again writes a second log of its own: what the
+/// limiter did while logging was off is in neither log, and the second log's times
+/// count from its own start.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_monitor_logs_from_its_new_start_only() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let monitor = Monitor::new();
+    monitor.set_config(MonitorConfig::default().log_dir(first.path()));
+    let l = monitor
+        .add_service(
+            "restarted",
+            BucketRateLimiter::builder()
+                .rpm(600)
+                .adaptive(false)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    monitor.start();
+    drop(l.acquire().await.unwrap());
+    monitor.stop();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    drop(l.acquire().await.unwrap()); // logging off
+    monitor.set_config(MonitorConfig::default().log_dir(second.path()));
+    monitor.start();
+    // Its slot: 455 ms after the call before, the slow start's 2.2/s.
+    l.acquire().await.unwrap().rate_limited(None);
+    let path = monitor.log_path().unwrap();
+    monitor.stop();
+    assert!(path.starts_with(second.path()), "{path:?}");
+    let records = read_records(&path);
+    let events: Vec<(u64, EventKind)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => Some((e.t_ms, e.kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, vec![(455, EventKind::Pause)]);
+    let seconds: Vec<(u64, u64, u64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Second(s) => Some((s.t, s.requested, s.issued)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seconds, vec![(0, 1, 1)], "only the call after the restart");
+}

@@ -299,3 +299,38 @@ fn a_panicking_service_probe_on_the_blocking_driver_counts_as_refused() {
         .expect("the blocking acquire got its ticket after the second probe");
     assert_eq!(service.asked.load(Ordering::SeqCst), 2);
 }
+
+/// The headers said 50 tokens are left for 30 s: a call that costs 100 waits for the
+/// reset. A retry that costs none queues in front of it; the head changed, so the
+/// driver looks again and the retry goes at once, not when the call behind it is due.
+#[tokio::test(start_paused = true)]
+async fn a_new_head_with_a_sooner_slot_goes_at_it() {
+    let l = BucketRateLimiter::builder()
+        .rpm(600)
+        .tpm(1_000_000)
+        .adaptive(false)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let t = l.acquire().tokens(100).await.unwrap();
+    t.observe_budget(
+        None,
+        Some(Budget {
+            remaining: 50,
+            reset: Duration::from_secs(30),
+        }),
+    );
+    t.finish();
+    let behind = tokio::spawn({
+        let l = l.clone();
+        async move {
+            drop(l.acquire().tokens(100).await.unwrap());
+            start.elapsed()
+        }
+    });
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(l.stats().waiting, 1);
+    drop(l.acquire().retry().await.unwrap());
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "at once");
+    assert_eq!(behind.await.unwrap(), Duration::from_secs(30));
+}
