@@ -1,0 +1,185 @@
+//! The drivers' own tests: run first, so a hang elsewhere cannot hide what they catch.
+
+use std::time::Duration;
+
+use crate::pacer::{Pacer, Request, Step};
+use crate::{BucketRateLimiter, LimiterConfig, TryAcquireError};
+
+/// Fails at once when the limiters' clock stands still, before a test awaits a slot:
+/// a driver whose slots never come spins, virtual time stops with it, and the test
+/// would hang instead of failing (and with it the lib's tests).
+async fn assert_the_clock_moves() {
+    let l = BucketRateLimiter::new(60);
+    drop(l.acquire().try_now().expect("free at start"));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert!(l.acquire().try_now().is_ok(), "the limiter's clock moves");
+}
+
+/// The limiter reads the runtime's clock: time passing frees the next slot, to the
+/// nanosecond. Here in the lib's tests, which run first, and without awaiting a
+/// ticket, so that a limiter whose clock stands still fails here instead of hanging
+/// every test that waits for a slot (mutation testing counts a hang apart).
+#[tokio::test(start_paused = true)]
+async fn time_passing_frees_the_next_slot() {
+    let l = BucketRateLimiter::new(60);
+    drop(l.acquire().try_now().expect("free at start"));
+    // The slow start's 22 % of 1/s after idleness: 1/0.22 s.
+    tokio::time::advance(Duration::from_nanos(4_545_454_545)).await;
+    assert!(matches!(
+        l.acquire().try_now(),
+        Err(TryAcquireError::NotBefore(_))
+    ));
+    tokio::time::advance(Duration::from_nanos(1)).await;
+    assert!(l.acquire().try_now().is_ok(), "free at its slot");
+}
+
+/// The engine names the head of its line, which the drivers wake (a blocking head
+/// sleeps until its slot; the others park): re-queued calls first, then the oldest.
+/// Here, because a wrong head hangs the blocking callers instead of failing a test.
+#[test]
+fn the_engine_names_the_head_of_its_line() {
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 60,
+        ..Default::default()
+    })
+    .unwrap();
+    let zero = Duration::ZERO;
+    assert_eq!(p.head(), None);
+    let first = p.enqueue(zero, Request::NEW).unwrap();
+    let _second = p.enqueue(zero, Request::NEW).unwrap();
+    assert_eq!(p.head(), Some(first));
+    let retry = Request {
+        retry: true,
+        ..Request::NEW
+    };
+    let again = p.enqueue(zero, retry).unwrap();
+    assert_eq!(p.head(), Some(again));
+}
+
+/// A call queued while the daily quota still had room, and refused when the quota
+/// ran out before its turn, counts as cancelled (it never got a ticket). Here,
+/// because a driver whose count underflows panics, and its callers then hang.
+#[test]
+fn a_queued_call_refused_by_the_spent_quota_counts_as_cancelled() {
+    let minute = Duration::from_secs(60);
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 60,
+        rpd: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    // 23:59:00 UTC: the quota comes back in 60 s.
+    p.set_wall_origin(Duration::from_secs(20_000 * 86_400) - minute);
+    let zero = Duration::ZERO;
+    let first = p.enqueue(zero, Request::NEW).unwrap();
+    let second = p.enqueue(zero, Request::NEW).unwrap();
+    assert!(matches!(p.poll(zero), Step::Issued(t) if t.id() == first));
+    assert_eq!(
+        p.poll(zero),
+        Step::QuotaExhausted {
+            id: second,
+            resets_at: minute
+        }
+    );
+    let s = p.stats(zero);
+    assert_eq!(
+        (s.requested, s.issued, s.cancelled, s.waiting),
+        (2, 1, 1, 0)
+    );
+}
+
+/// A call ending frees a place under `max_in_flight`, and the driver, which waits
+/// for a change when at capacity (no timer), is told: the call behind gets its
+/// ticket at once. Here, because a driver nobody tells hangs most tests.
+#[tokio::test(start_paused = true)]
+async fn a_freed_place_wakes_the_driver() {
+    assert_the_clock_moves().await;
+    let l = BucketRateLimiter::builder()
+        .rpm(600)
+        .max_in_flight(1)
+        .build()
+        .unwrap();
+    let first = l.acquire().await.unwrap();
+    let start = tokio::time::Instant::now();
+    let behind = tokio::spawn({
+        let l = l.clone();
+        async move { drop(l.acquire().await.unwrap()) }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!behind.is_finished(), "at capacity");
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(60), behind)
+        .await
+        .expect("the driver was told")
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}
+
+/// `max_retries` re-runs after a rate limit, then the error is the answer: three
+/// attempts for two retries, though the fourth would have succeeded. Here, because
+/// a retry loop that never counts its attempts hangs the tests that refuse for good.
+#[tokio::test(start_paused = true)]
+async fn max_retries_counts_the_re_runs() {
+    assert_the_clock_moves().await;
+    #[derive(Debug)]
+    struct Refused;
+    impl crate::IsRateLimit for Refused {
+        fn rate_limit(&self) -> Option<crate::RateLimit> {
+            Some(crate::RateLimit::retry(Some(Duration::from_millis(1))))
+        }
+    }
+    let l = BucketRateLimiter::new(600);
+    let mut attempts = 0;
+    let out: Result<(), Refused> = l
+        .call()
+        .max_retries(2)
+        .run(|| {
+            attempts += 1;
+            let refused = attempts <= 3;
+            async move { if refused { Err(Refused) } else { Ok(()) } }
+        })
+        .await
+        .unwrap();
+    assert!(out.is_err());
+    assert_eq!(attempts, 3);
+}
+
+/// Calls queued while the daily quota had room, refused when it ran out before
+/// their turn, fail with the reset at once: the driver puts the refusal in their
+/// slot and wakes them. Here, because a refusal nobody hears hangs them.
+#[tokio::test(start_paused = true)]
+async fn a_queued_call_refused_by_the_quota_hears_it_at_once() {
+    assert_the_clock_moves().await;
+    let minute = Duration::from_secs(60);
+    let midnight = std::time::SystemTime::UNIX_EPOCH + 20_000 * 24 * minute * 60;
+    let l = BucketRateLimiter::builder()
+        .rpm(60)
+        .rpd(2)
+        .wall_clock(midnight - minute)
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let out = l.acquire().await.map(drop);
+                (start.elapsed(), out)
+            })
+        })
+        .collect();
+    let mut outs = Vec::new();
+    for c in calls {
+        let out = tokio::time::timeout(minute / 2, c).await;
+        outs.push(out.expect("every call heard by 30 s").unwrap());
+    }
+    let spent = crate::AcquireError::QuotaExhausted {
+        resets_at: midnight,
+    };
+    // The second slot, 1/0.22 s, as the driver's timer sees it (to the millisecond).
+    let slot = Duration::from_millis(4_546);
+    assert_eq!(
+        outs,
+        [(Duration::ZERO, Ok(())), (slot, Ok(())), (slot, Err(spent))]
+    );
+}
