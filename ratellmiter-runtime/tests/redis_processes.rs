@@ -323,24 +323,29 @@ fn spawn_worker_at(mode: &str, url: &str, key: &str, calls: usize, n: u64, out: 
         .expect("a worker process")
 }
 
-/// Four processes, 30 calls each one after another, share a daily budget of 100
-/// requests: exactly 100 calls go through across the fleet, and every process's calls
-/// after that fail at once with `QuotaExhausted`, the quota back at the next UTC
-/// midnight; none goes through after a refusal.
-fn a_daily_budget_of_100_across_four_processes_fails_the_101st_everywhere() {
+/// Runs four budget workers of `mode` on one key of a new Redis to their end; returns
+/// their output files.
+fn run_four_budget_workers(mode: &str, dir: &Path, calls: usize, n: u64) -> Vec<PathBuf> {
     let server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let outs: Vec<PathBuf> = (0..4)
-        .map(|i| dir.path().join(format!("daily-{i}")))
-        .collect();
+    let outs: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("{mode}-{i}"))).collect();
     let mut children: Vec<Child> = outs
         .iter()
-        .map(|o| spawn_budget_worker("daily", &server, "daily", 30, 100, o))
+        .map(|o| spawn_budget_worker(mode, &server, mode, calls, n, o))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     for child in &mut children {
         wait(child, deadline);
     }
+    outs
+}
+
+/// Four processes, 30 calls each one after another, share a daily budget of 100
+/// requests: exactly 100 calls go through across the fleet, and every process's calls
+/// after that fail at once with `QuotaExhausted`, the quota back at the next UTC
+/// midnight; none goes through after a refusal.
+fn a_daily_budget_of_100_across_four_processes_fails_the_101st_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let outs = run_four_budget_workers("daily", dir.path(), 30, 100);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -375,19 +380,8 @@ fn a_daily_budget_of_100_across_four_processes_fails_the_101st_everywhere() {
 /// Four processes, 20 calls each at once, each call holding its ticket 100 ms, share
 /// `max_in_flight(8)`: never more than 8 calls run at a time across the fleet, and 8 do.
 fn max_in_flight_8_across_four_processes_never_exceeds_8() {
-    let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let outs: Vec<PathBuf> = (0..4)
-        .map(|i| dir.path().join(format!("flight-{i}")))
-        .collect();
-    let mut children: Vec<Child> = outs
-        .iter()
-        .map(|o| spawn_budget_worker("in-flight", &server, "in-flight", 20, 8, o))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for child in &mut children {
-        wait(child, deadline);
-    }
+    let outs = run_four_budget_workers("in-flight", dir.path(), 20, 8);
     let mut edges: Vec<(u64, i64)> = Vec::new();
     for out in &outs {
         for l in fs::read_to_string(out).unwrap().lines() {
