@@ -27,12 +27,13 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// One budget shared by every process that uses the same Redis and key.
 ///
-/// Each ticket costs one round trip: an atomic Lua script reads and advances the key's
-/// schedule on Redis's own clock (`TIME`), so hosts with skewed clocks still share one
-/// even spacing. Redis keeps the schedule, the shared pause, the probe lock, the
-/// learned rate and the token schedule, under `{prefix}{{key}}:…` (default prefix
-/// `ratellmiter:`; the braces keep a key's entries on one Redis Cluster node). Nothing
-/// of a prompt or a response goes to Redis.
+/// Each ticket costs one round trip, two when it waits for its slot: atomic Lua
+/// scripts read and advance the fleet's state on Redis's own clock (`TIME`), so hosts
+/// with skewed clocks still share one even spacing. Redis keeps the schedule and its
+/// ramp, the pause and its probe, the epoch, the learned rate, the token schedules,
+/// the day's use, the hand-overs of the last second and the leases of calls in flight,
+/// under `{prefix}{{key}}:…` (default prefix `ratellmiter:`; the braces keep a key's
+/// entries on one Redis Cluster node). Nothing of a prompt or a response goes to Redis.
 ///
 /// The connection is opened on first use, on a thread of its own, so the backend works
 /// from any async runtime and from blocking code alike. `rediss://` URLs use TLS
