@@ -205,3 +205,32 @@ fn every_builder_setting_reaches_the_limiter() {
     );
     assert_eq!(l.name(), "every-setting");
 }
+
+/// An awaited `Acquire` shows where it is: not polled yet, waiting in line, done.
+#[tokio::test(start_paused = true)]
+async fn an_acquire_future_shows_its_state() {
+    use std::future::IntoFuture;
+    let limiter = BucketRateLimiter::new(60);
+    let first = limiter.acquire().await.unwrap();
+    let mut second = limiter.acquire().into_future();
+    assert_eq!(
+        format!("{second:?}"),
+        r#"AcquireFuture { state: "start", .. }"#
+    );
+    // Polled once: in line behind the first ticket's slot.
+    assert!(
+        tokio::time::timeout(Duration::ZERO, &mut second)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        format!("{second:?}"),
+        r#"AcquireFuture { state: "waiting", .. }"#
+    );
+    drop((&mut second).await.unwrap());
+    assert_eq!(
+        format!("{second:?}"),
+        r#"AcquireFuture { state: "done", .. }"#
+    );
+    drop(first);
+}

@@ -130,15 +130,15 @@ async fn max_retries_counts_the_re_runs() {
     }
     let l = BucketRateLimiter::new(600);
     let mut attempts = 0;
-    let out: Result<(), Refused> = l
-        .call()
-        .max_retries(2)
-        .run(|| {
-            attempts += 1;
-            let refused = attempts <= 3;
-            async move { if refused { Err(Refused) } else { Ok(()) } }
-        })
+    // Bounded, so that a retry whose ticket never comes fails instead of hanging.
+    let run = l.call().max_retries(2).run(|| {
+        attempts += 1;
+        let refused = attempts <= 3;
+        async move { if refused { Err(Refused) } else { Ok(()) } }
+    });
+    let out: Result<(), Refused> = tokio::time::timeout(Duration::from_secs(60), run)
         .await
+        .expect("every attempt got its ticket")
         .unwrap();
     assert!(out.is_err());
     assert_eq!(attempts, 3);
