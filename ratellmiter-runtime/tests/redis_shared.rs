@@ -94,6 +94,16 @@ async fn two_limiters_on_one_key_share_one_even_spacing() {
     let limiters = [limiter(1200, a.clone()), limiter(1200, b.clone())];
     acquire_all(&limiters, 30).await;
 
+    // A process holds one reservation at a time, so its k-th hand-over is its k-th
+    // slot's: none goes before its slot, on Redis's clock.
+    for backend in [&a, &b] {
+        for (slot, handed) in backend.slots().iter().zip(backend.handed()) {
+            assert!(
+                handed >= *slot,
+                "handed over at {handed} µs, its slot {slot} µs"
+            );
+        }
+    }
     let mut slots = [a.slots(), b.slots()].concat();
     slots.sort_unstable();
     assert_eq!(slots.len(), 60);
@@ -183,6 +193,9 @@ async fn a_rate_limit_seen_by_one_pauses_the_other_until_a_probe_succeeds() {
         ticket.is_probe(),
         "the first call after a shared pause probes"
     );
+    // It waited the pause out, asking again once at most, not polling Redis meanwhile.
+    let pauses = b.grants().len() - b.slots().len();
+    assert!(pauses <= 2, "{pauses} pause answers in one pause");
     ticket.finish();
     eventually("the probe's success resumes everyone", || {
         state(&server, "pause", "epoch") == Some(1)
