@@ -184,15 +184,13 @@ impl BucketRateLimiter {
         st.budget.as_ref()?.fallback(rpm).map(|(_, local)| local)
     }
 
-    /// Shares the budget through `backend` unless it is shared already (returns
-    /// whether it now is through `backend`).
-    pub(crate) fn share(&self, backend: Arc<dyn SharedBackend>) -> bool {
-        if self.shared.store.set(backend.clone()).is_err() {
-            return false;
+    /// Shares the budget through `backend` unless it is shared already.
+    pub(crate) fn share(&self, backend: Arc<dyn SharedBackend>) {
+        let fallback = backend.fallback();
+        if self.shared.store.set(backend).is_ok() {
+            let mut st = self.shared.lock();
+            st.budget = Some(SharedBudget::new(fallback, &mut st.pacer));
         }
-        let mut st = self.shared.lock();
-        st.budget = Some(SharedBudget::new(backend, &mut st.pacer));
-        true
     }
 
     /// Whether two handles share one budget.

@@ -5,18 +5,19 @@
 //! limiter's lock and calls no backend: what it sends waits in `outbox` until the lock
 //! is released.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-use super::{Claim, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest};
+use super::{Claim, Fallback, Grant, Report, SharedError, SharedTicket, SlotRequest};
 use crate::config::{LimiterConfig, MAX_RPM, MAX_TPM};
 use crate::pacer::{Cost, Issued, Outcome, Pacer, Usage, WaiterId};
 
 /// A limiter's link to its shared store, kept in the limiter's state.
 pub(crate) struct SharedBudget {
-    pub(crate) backend: Arc<dyn SharedBackend>,
+    /// The backend's fallback, asked once when sharing began (a backend is never
+    /// called under the limiter's lock).
+    fallback: Fallback,
     /// A ticket is clearing: the local pacer issues nothing else meanwhile, so the
     /// process never holds more than one reservation.
     clearing: bool,
@@ -59,10 +60,10 @@ pub(crate) enum Next {
 }
 
 impl SharedBudget {
-    pub(crate) fn new(backend: Arc<dyn SharedBackend>, pacer: &mut Pacer) -> Self {
+    pub(crate) fn new(fallback: Fallback, pacer: &mut Pacer) -> Self {
         pacer.set_shared(true);
         Self {
-            backend,
+            fallback,
             clearing: false,
             outage: None,
             epoch: None,
@@ -150,7 +151,7 @@ impl SharedBudget {
             if now < o.retry_at {
                 return None;
             }
-            o.retry_at = now + self.backend.fallback().retry_every;
+            o.retry_at = now + self.fallback.retry_every;
         }
         let mut config = pacer.config().clone();
         if let Some(o) = &self.outage {
@@ -269,7 +270,7 @@ impl SharedBudget {
     /// The store did not answer: pace locally at the fallback rate (with the local
     /// ramp, pause and probe), warning once per outage.
     fn fall_back(&mut self, pacer: &mut Pacer, now: Duration, service: &str, e: &SharedError) {
-        let fallback = self.backend.fallback();
+        let fallback = self.fallback;
         if self.outage.is_none() {
             let rpm = pacer.config().rpm;
             let local_rpm = fallback.local_rpm(rpm).clamp(1, MAX_RPM);

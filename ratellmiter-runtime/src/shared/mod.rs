@@ -88,7 +88,8 @@ pub trait SharedBackend: fmt::Debug + Send + Sync + 'static {
     /// time-out (an unanswered probe counts as refused) or one lease's expiry.
     fn report(&self, report: Report);
 
-    /// How to pace while the store is unreachable.
+    /// How to pace while the store is unreachable; asked once, when the limiter starts
+    /// sharing.
     fn fallback(&self) -> Fallback {
         Fallback::default()
     }
