@@ -384,7 +384,17 @@ async fn a_probe_owned_by_one_ticket_decides_while_older_calls_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_burst_from_idle_follows_the_ramp_of_one_process() {
     let server = RedisServer::start();
-    let backends: Vec<Recording> = (0..4).map(|_| backend(&server, "ramp")).collect();
+    // The engine keeps the one-second bound exactly: so does the fleet here (no margin
+    // for the send's jitter, which would space a saturated second 20 ms wider).
+    let backends: Vec<Recording> = (0..4)
+        .map(|_| {
+            Recording::new(
+                RedisBackend::new(&server.url(), "ramp")
+                    .unwrap()
+                    .hand_over_margin(Duration::ZERO),
+            )
+        })
+        .collect();
     let limiters: Vec<BucketRateLimiter> = backends
         .iter()
         .map(|b| {
