@@ -300,22 +300,31 @@ impl Shared {
         Some(call(&**store))
     }
 
-    /// Sends the reports queued under the lock (a no-op when not shared).
-    pub(crate) fn flush_reports(&self) {
-        self.with_backend(|_| ());
+    /// Sends the reports queued under the lock, when `pending` (`State::has_reports`,
+    /// read before the lock was released): a call that has nothing to say costs no
+    /// second lock.
+    pub(crate) fn flush_reports(&self, pending: bool) {
+        if pending {
+            self.with_backend(|_| ());
+        }
     }
 
     /// A ticket cleared with the shared store goes to its waiter, or fails the call.
     pub(crate) fn cleared(&self, cleared: clearing::Cleared) {
         let now = self.now();
         match cleared {
-            clearing::Cleared::Go(t) => self.lock().hand_over(now, t),
+            clearing::Cleared::Go(t) => {
+                let mut st = self.lock();
+                st.hand_over(now, t);
+                let pending = st.has_reports();
+                drop(st);
+                self.flush_reports(pending);
+            }
             clearing::Cleared::Refused(t, resets_at) => {
                 self.lock().refuse(t.id, resets_at);
                 self.finish(&t, Outcome::Abandoned);
             }
         }
-        self.flush_reports();
     }
 
     /// A spent daily quota's error, its reset (engine time) on the wall clock.
@@ -375,8 +384,9 @@ impl Shared {
         };
         st.finish(now, t, outcome);
         st.after_change(now, self.name.get());
+        let pending = st.has_reports();
         drop(st);
-        self.flush_reports();
+        self.flush_reports(pending);
     }
 
     fn probe_result(&self, id: ProbeId, blocked: bool) {
@@ -429,6 +439,11 @@ impl State {
         if let Some(r) = &mut self.recorder {
             r.finished(now, outcome);
         }
+    }
+
+    /// Whether reports wait to be sent to the shared store.
+    fn has_reports(&self) -> bool {
+        self.budget.as_ref().is_some_and(SharedBudget::has_reports)
     }
 
     /// Wakes the call whose turn it is (without a driver task, it drives the engine).

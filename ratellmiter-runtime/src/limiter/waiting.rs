@@ -172,8 +172,9 @@ impl Drop for Waiting<'_> {
             }
         }
         st.after_change(now, self.shared.name.get());
+        let pending = st.has_reports();
         drop(st);
-        self.shared.flush_reports();
+        self.shared.flush_reports(pending);
     }
 }
 

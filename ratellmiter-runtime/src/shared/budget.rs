@@ -98,6 +98,11 @@ impl SharedBudget {
         self.clearing = false;
     }
 
+    /// Whether reports wait to be sent.
+    pub(crate) fn has_reports(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
     /// The reports waiting to be sent, oldest first.
     pub(crate) fn take_outbox(&mut self) -> Vec<Report> {
         std::mem::take(&mut self.outbox)
