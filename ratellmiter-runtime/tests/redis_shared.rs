@@ -693,7 +693,9 @@ async fn a_report_reaches_redis_before_the_next_reservation() {
     for round in 0..20 {
         let key = format!("order-{round}");
         let b = backend(&server, &key);
-        let l = limiter(6000, b.clone());
+        // A rate at which the next ticket is due at once locally: only the order of
+        // what the process sends keeps the next reservation from being granted.
+        let l = limiter(600_000, b.clone());
         l.acquire().await.unwrap().rate_limited(None);
         let next = l.acquire().timeout(Duration::from_millis(50)).await;
         assert!(next.is_err(), "round {round}: {next:?}");
