@@ -8,9 +8,10 @@
 #   scripts/mutants.sh --shard 0/8         # a one-in-eight sample (any cargo-mutants flag)
 #   AREA=drivers scripts/mutants.sh        # src/limiter/, run.rs, current.rs instead
 #   AREA=all scripts/mutants.sh --list     # list the mutants only
+#   FEATURES=redis AREA=shared scripts/mutants.sh   # shared/ and clearing.rs (redis-server on PATH)
 #
-# Environment: AREA (pacer | drivers | all, default pacer), TIMEOUT (seconds per mutant's
-# test run, default 120), PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
+# Environment: AREA (pacer | drivers | shared | all, default pacer), TIMEOUT (seconds per
+# mutant's test run, default 120), JOBS (mutants built and tested at once, default 1), PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
 # OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/),
 # FEATURES (cargo features to build and test with, default none: code behind a feature,
 # e.g. current.rs's stream hand-over, is not compiled without it and its mutants show as
@@ -41,28 +42,25 @@ case "$AREA" in
     drivers) files=(--file 'ratellmiter-runtime/src/limiter/*.rs'
                     --file ratellmiter-runtime/src/run.rs
                     --file ratellmiter-runtime/src/current.rs) ;;
+    shared) files=(--file 'ratellmiter-runtime/src/shared/*.rs'
+                   --file ratellmiter-runtime/src/limiter/clearing.rs) ;;
     all) files=(--file 'ratellmiter-runtime/src/pacer/*.rs'
                 --file 'ratellmiter-runtime/src/limiter/*.rs'
                 --file ratellmiter-runtime/src/run.rs
                 --file ratellmiter-runtime/src/current.rs) ;;
-    *) echo "AREA must be pacer, drivers or all" >&2; exit 2 ;;
+    *) echo "AREA must be pacer, drivers, shared or all" >&2; exit 2 ;;
 esac
 
-# pacer: the engine's specifications (lib tests, including pacer/tests.rs), its
-# property test and the driver-level scenarios (budgets: the daily quotas, the input and
-# output token budgets, max_in_flight). drivers/all: every test of the runtime (the
-# default features unless FEATURES is set; doc tests left out, they cost a build each).
-# The tests themselves are never mutated.
-case "$AREA" in
-    pacer) tests=(--lib --test invariants --test scheduler --test core_scenarios --test tokens
-                  --test cancellation --test adaptive --test budgets) ;;
-    *) tests=(--lib --tests) ;;
-esac
+# Every test of the runtime (about 12 s on 2 cores; the lib tests, including
+# pacer/tests.rs and limiter/tests.rs, first, so a mutant they catch ends the run there),
+# with the default features unless FEATURES is set; doc tests left out, they cost a
+# build each. The tests themselves are never mutated.
+tests=(--lib --tests)
 
 features=()
 if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
 
-place=(--jobs 1)
+place=(--jobs "${JOBS:-1}")
 if [ "${IN_PLACE:-0}" = 1 ]; then place=(--in-place); fi  # --in-place takes no --jobs
 
 mkdir -p "$OUT"
