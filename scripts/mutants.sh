@@ -11,7 +11,8 @@
 #   FEATURES=redis AREA=shared scripts/mutants.sh   # shared/ and clearing.rs (redis-server on PATH)
 #
 # Environment: AREA (pacer | drivers | shared | all, default pacer), TIMEOUT (seconds per
-# mutant's test run, default 120), JOBS (mutants built and tested at once, default 1), PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
+# mutant's test run, default 120), JOBS (mutants built and tested at once, default 1),
+# PROPTEST_CASES (cases of tests/invariants.rs, default 64 here),
 # OUT (output dir, default target/mutants-$AREA; results in $OUT/mutants.out/),
 # FEATURES (cargo features to build and test with, default none: code behind a feature,
 # e.g. current.rs's stream hand-over, is not compiled without it and its mutants show as

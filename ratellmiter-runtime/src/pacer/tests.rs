@@ -861,3 +861,67 @@ fn the_tuning_constants_are_those_the_docs_state() {
     assert_eq!(adaptive::REPEAT_SHARE, 1.25);
     assert_eq!(adaptive::AT_CEILING, 0.8);
 }
+
+/// What a ticket says of its call (mutation testing: every accessor of `Issued` and
+/// `Usage` returning a constant, and `waited` counted as `now + enqueued`, passed the
+/// engine's other tests).
+#[test]
+fn a_ticket_and_a_usage_report_what_they_were_given() {
+    let mut p = Pacer::new(cfg(60)).unwrap();
+    let split = Cost {
+        tokens: 0,
+        input: 300,
+        output: 200,
+    };
+    p.enqueue(
+        Duration::ZERO,
+        Request {
+            cost: split,
+            ..Request::NEW
+        },
+    )
+    .unwrap();
+    let (at, first) = next_issue(&mut p, Duration::ZERO);
+    assert_eq!(at, Duration::ZERO);
+    assert_eq!(
+        (first.cost(), first.input(), first.output()),
+        (500, 300, 200)
+    );
+    assert_eq!((first.waited(), first.epoch()), (Duration::ZERO, 0));
+
+    // A call that arrives at 500 ms and goes out later waited the difference.
+    p.enqueue(ms(500), Request::NEW).unwrap();
+    let (at, second) = next_issue(&mut p, ms(500));
+    assert!(at > ms(500), "{at:?}");
+    assert_eq!(second.waited(), at - ms(500));
+    assert_eq!((second.cost(), second.input(), second.output()), (0, 0, 0));
+
+    // After a pause and a successful probe the epoch has moved on.
+    p.finish(at, &second, Outcome::RateLimited { retry_after: None });
+    p.enqueue(at, Request::RETRY).unwrap();
+    let (at, probe) = next_issue(&mut p, at);
+    assert!(probe.is_probe());
+    p.finish(at, &probe, Outcome::Success);
+    p.enqueue(at, Request::NEW).unwrap();
+    let (_, after) = next_issue(&mut p, at);
+    assert_eq!(after.epoch(), 1);
+
+    // A total with no split is charged to the input budget; a split with no input is not.
+    assert_eq!(Cost::tokens(700).input_charge(), 700);
+    let output_only = Cost {
+        tokens: 500,
+        input: 0,
+        output: 200,
+    };
+    assert_eq!(output_only.input_charge(), 0);
+
+    let used = Usage::new(2_000, 300).cached_input(1_500);
+    assert_eq!(
+        (used.input(), used.output(), used.cached()),
+        (2_000, 300, 1_500)
+    );
+    assert_eq!(used.total(), 2_300);
+    assert_eq!(Usage::from(420).total(), 420);
+    // The input budget counts no cache reads.
+    assert_eq!(used.as_cost().input, 500);
+}
