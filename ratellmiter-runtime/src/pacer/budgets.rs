@@ -195,7 +195,6 @@ impl Budgets {
     ) -> Result<(), ConfigError> {
         let (max, unit) = match field {
             "rpd" => (crate::config::MAX_RPD, "requests per day"),
-            "tpd" => (crate::config::MAX_TPD, "tokens per day"),
             _ => (crate::config::MAX_TPM, "tokens per minute"),
         };
         validate_tokens(field, value, max, unit)?;
@@ -224,10 +223,6 @@ impl Budgets {
             "rpd" => {
                 day(&mut self.rpd);
                 cfg.rpd = Some(value);
-            }
-            "tpd" => {
-                day(&mut self.tpd);
-                cfg.tpd = Some(value);
             }
             _ => unreachable!("no budget named {field}"),
         }

@@ -925,3 +925,107 @@ fn a_ticket_and_a_usage_report_what_they_were_given() {
     // The input budget counts no cache reads.
     assert_eq!(used.as_cost().input, 500);
 }
+
+/// A new token budget takes effect from the next ticket, whether it replaces one or adds
+/// the first (mutation testing: `Budgets::set_tpm` and `TokenBudget::set_tpm` doing
+/// nothing passed the other tests).
+#[test]
+fn set_tpm_changes_the_token_spacing_from_the_next_ticket() {
+    let calls = Request {
+        cost: Cost::tokens(100),
+        ..Request::NEW
+    };
+    for tpm in [Some(600), None] {
+        let mut p = Pacer::new(LimiterConfig {
+            tpm,
+            ..slow(600_000)
+        })
+        .unwrap();
+        for _ in 0..3 {
+            p.enqueue(Duration::ZERO, calls).unwrap();
+        }
+        let (at, _) = next_issue(&mut p, Duration::ZERO);
+        assert_eq!(at, Duration::ZERO);
+        if tpm.is_some() {
+            // 100 tokens at 600 a minute: the next in 10 s (the ramp at its full share
+            // for tokens, 22 % of it after idleness: later still).
+            assert!(
+                matches!(p.poll(at), Step::WaitUntil(t) if t >= secs(10)),
+                "{tpm:?}"
+            );
+        }
+        p.set_tpm(at, 6_000).unwrap();
+        assert_eq!(p.config().tpm, Some(6_000));
+        let (second, _) = next_issue(&mut p, at);
+        let (third, _) = next_issue(&mut p, second);
+        // 100 tokens at 6 000 a minute: 1 s apart (at the ramp's full share), never
+        // the 10 s of the old budget nor back to back with no budget. The ticket after
+        // the change was spaced by the budget in force when the one before went out.
+        let gap = third - second;
+        assert!(
+            gap >= secs(1) && gap < secs(10),
+            "{tpm:?}: {second:?} {third:?}"
+        );
+    }
+}
+
+/// The provider's limit headers configure the budgets once, and only within the limits
+/// the engine takes (mutation testing: `||` → `&&` in the once-only test, a learned
+/// daily quota left at the configured one, the daily limit checked against the
+/// per-minute maximum — all passed the other tests).
+#[test]
+fn limits_learned_from_headers_apply_once_and_within_range() {
+    let mut p = Pacer::new(LimiterConfig {
+        learn_limits: true,
+        rpd: Some(100),
+        ..slow(600)
+    })
+    .unwrap();
+    let two_a_day = Learned {
+        rpd: Some(2),
+        ..Learned::default()
+    };
+    p.learn_limits(Duration::ZERO, two_a_day);
+    assert_eq!(p.config().rpd, Some(2));
+    // Learned once: a later answer changes nothing.
+    p.learn_limits(
+        Duration::ZERO,
+        Learned {
+            rpd: Some(50),
+            tpm: Some(1_000),
+            ..Learned::default()
+        },
+    );
+    assert_eq!((p.config().rpd, p.config().tpm), (Some(2), None));
+    for _ in 0..2 {
+        p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    }
+    let (at, _) = next_issue(&mut p, Duration::ZERO);
+    next_issue(&mut p, at);
+    // The learned quota of two is spent: the third call of the day fails at once.
+    assert!(matches!(
+        p.enqueue(secs(1), Request::NEW),
+        Err(AcquireError::QuotaExhausted { .. })
+    ));
+
+    // A daily quota above what the engine takes is ignored.
+    let mut p = Pacer::new(LimiterConfig {
+        learn_limits: true,
+        ..slow(600)
+    })
+    .unwrap();
+    let too_many = crate::config::MAX_RPD + 1;
+    p.learn_limits(
+        Duration::ZERO,
+        Learned {
+            rpd: Some(too_many),
+            ..Learned::default()
+        },
+    );
+    assert_eq!(p.config().rpd, None);
+
+    // Without `learn_limits` nothing is learned.
+    let mut p = Pacer::new(slow(600)).unwrap();
+    p.learn_limits(Duration::ZERO, two_a_day);
+    assert_eq!(p.config().rpd, None);
+}
