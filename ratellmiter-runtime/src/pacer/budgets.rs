@@ -178,10 +178,7 @@ impl Budgets {
     }
 
     pub(crate) fn set_tpm(&mut self, tpm: u64) {
-        match &mut self.total {
-            Some(t) => t.set_tpm(tpm),
-            None => self.total = Some(TokenBudget::new(tpm)),
-        }
+        set_minute(&mut self.total, tpm);
     }
 
     /// Changes a budget the provider's `*-limit-*` headers named (`field` as in the
@@ -198,30 +195,24 @@ impl Budgets {
             _ => (crate::config::MAX_TPM, "tokens per minute"),
         };
         validate_tokens(field, value, max, unit)?;
-        let reset = cfg.day_reset;
-        let minute = |b: &mut Option<TokenBudget>| match b {
-            Some(t) => t.set_tpm(value),
-            None => *b = Some(TokenBudget::new(value)),
-        };
-        let day = |b: &mut Option<Daily>| match b {
-            Some(d) => d.set_limit(value),
-            None => *b = Some(Daily::new(value, reset, wall_origin)),
-        };
         match field {
             "tpm" => {
-                minute(&mut self.total);
+                set_minute(&mut self.total, value);
                 cfg.tpm = Some(value);
             }
             "input_tpm" => {
-                minute(&mut self.input);
+                set_minute(&mut self.input, value);
                 cfg.input_tpm = Some(value);
             }
             "output_tpm" => {
-                minute(&mut self.output);
+                set_minute(&mut self.output, value);
                 cfg.output_tpm = Some(value);
             }
             "rpd" => {
-                day(&mut self.rpd);
+                match &mut self.rpd {
+                    Some(d) => d.set_limit(value),
+                    None => self.rpd = Some(Daily::new(value, cfg.day_reset, wall_origin)),
+                }
                 cfg.rpd = Some(value);
             }
             _ => unreachable!("no budget named {field}"),
@@ -243,6 +234,14 @@ impl Budgets {
     /// What is left of today's requests and tokens (`None` for a quota not set).
     pub(crate) fn daily_remaining(&mut self, now: Duration) -> [Option<u64>; 2] {
         [&mut self.rpd, &mut self.tpd].map(|d| d.as_mut().map(|d| d.remaining(now)))
+    }
+}
+
+/// Changes a per-minute token budget, or adds it when it was not configured.
+fn set_minute(budget: &mut Option<TokenBudget>, tpm: u64) {
+    match budget {
+        Some(t) => t.set_tpm(tpm),
+        None => *budget = Some(TokenBudget::new(tpm)),
     }
 }
 

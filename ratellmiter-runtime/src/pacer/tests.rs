@@ -947,8 +947,8 @@ fn set_tpm_changes_the_token_spacing_from_the_next_ticket() {
         let (at, _) = next_issue(&mut p, Duration::ZERO);
         assert_eq!(at, Duration::ZERO);
         if tpm.is_some() {
-            // 100 tokens at 600 a minute: the next in 10 s (the ramp at its full share
-            // for tokens, 22 % of it after idleness: later still).
+            // 100 tokens at 600 a minute: the next no sooner than 10 s (later still
+            // while the ramp, at 22 % after idleness, slows the token spacing too).
             assert!(
                 matches!(p.poll(at), Step::WaitUntil(t) if t >= secs(10)),
                 "{tpm:?}"
