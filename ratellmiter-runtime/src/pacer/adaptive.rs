@@ -81,15 +81,10 @@ impl Adaptive {
     }
 
     /// The configured rate changed: keep the learned shape, scaled to the new rate.
+    /// `K` stays: it depends on `w / full` only, which scaling both leaves as it was.
     pub(crate) fn rescale(&mut self, full: f64) {
-        let scale = full / self.full;
+        self.w_max *= full / self.full;
         self.full = full;
-        self.w_max *= scale;
-        self.k = if self.last_throttle.is_some() {
-            (self.w_max * (1.0 - BETA) / (CUBIC_C * full)).cbrt()
-        } else {
-            0.0
-        };
     }
 }
 
@@ -166,6 +161,50 @@ mod tests {
         );
         a.on_resume(S(80), S(90)); // a later pause without an episode moves nothing
         assert!(a.ceiling(S(90)) > BETA * 10.0);
+    }
+
+    #[test]
+    fn a_new_configured_rate_scales_the_learned_curve() {
+        let mut a = Adaptive::new(10.0);
+        a.on_throttle(S(0), 5.0);
+        a.on_throttle(S(1), 5.0);
+        let k = (5.0 * (1.0 - BETA) / (CUBIC_C * 10.0)).cbrt();
+        a.rescale(20.0);
+        assert!(
+            (a.ceiling(S(1)) - BETA * 10.0).abs() < 1e-9,
+            "BETA × the doubled w"
+        );
+        let at_k = a.ceiling(S(1) + Duration::from_secs_f64(k));
+        assert!(
+            (at_k - 10.0).abs() < 1e-9,
+            "back at w after the same K: {at_k}"
+        );
+        assert_eq!(a.ceiling(S(1 + 60)), 20.0, "then up to the new rate");
+        let mut fresh = Adaptive::new(10.0);
+        fresh.rescale(20.0);
+        assert_eq!(fresh.ceiling(S(0)), 20.0, "nothing learned: the new rate");
+    }
+
+    /// The bounds of a confirmation: a rate at most REPEAT_SHARE × the suspect's, and,
+    /// once a ceiling is learned, an episode at AT_CEILING × it or above.
+    #[test]
+    fn confirmation_bounds_are_the_documented_shares() {
+        let within = |rate| {
+            let mut a = Adaptive::new(10.0);
+            a.on_throttle(S(0), 4.0);
+            a.on_throttle(S(30), rate)
+        };
+        assert!(within(4.9), "4.9 ≤ 1.25 × 4");
+        assert!(!within(5.1), "5.1 > 1.25 × 4");
+        let near_ceiling = |share: f64| {
+            let mut a = Adaptive::new(10.0);
+            a.on_throttle(S(0), 6.0);
+            a.on_throttle(S(1), 6.0);
+            let top = a.ceiling(S(300));
+            a.on_throttle(S(300), share * top)
+        };
+        assert!(near_ceiling(0.81), "at 81 % of the ceiling");
+        assert!(!near_ceiling(0.79), "below 80 %: only a suspect");
     }
 
     #[test]

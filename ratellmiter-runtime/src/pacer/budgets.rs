@@ -249,7 +249,7 @@ fn set_minute(budget: &mut Option<TokenBudget>, tpm: u64) {
 mod tests {
     use std::time::Duration;
 
-    use crate::config::LimiterConfig;
+    use super::*;
     use crate::pacer::{Outcome, Pacer, Priority, Request, Step};
 
     fn s(n: u64) -> Duration {
@@ -300,6 +300,109 @@ mod tests {
             held = t;
         }
         assert_eq!(order, [retry, high, normal]);
+    }
+
+    fn budgets(cfg: LimiterConfig) -> Budgets {
+        Budgets::new(&cfg, Duration::ZERO)
+    }
+
+    /// Each budget alone keeps a ticket's charge until its call ends: without it a usage
+    /// report or a refusal could not correct that budget.
+    #[test]
+    fn every_budget_alone_keeps_the_charges() {
+        let none = LimiterConfig::default();
+        assert!(
+            !budgets(none.clone()).charges(),
+            "no budget, nothing to keep"
+        );
+        for cfg in [
+            LimiterConfig {
+                tpm: Some(1_000),
+                ..none.clone()
+            },
+            LimiterConfig {
+                input_tpm: Some(1_000),
+                ..none.clone()
+            },
+            LimiterConfig {
+                output_tpm: Some(1_000),
+                ..none.clone()
+            },
+            LimiterConfig {
+                rpd: Some(1_000),
+                ..none.clone()
+            },
+            LimiterConfig {
+                tpd: Some(1_000),
+                ..none.clone()
+            },
+        ] {
+            assert!(budgets(cfg.clone()).charges(), "{cfg:?}");
+        }
+    }
+
+    #[test]
+    fn a_call_costing_exactly_the_daily_budget_fits() {
+        let b = budgets(LimiterConfig {
+            tpd: Some(1_000),
+            ..Default::default()
+        });
+        assert_eq!(b.check(&Cost::tokens(1_000)), Ok(()));
+        assert!(b.check(&Cost::tokens(1_001)).is_err());
+    }
+
+    /// `correct` says whether any budget got tokens back (the schedule then counts from
+    /// now): a report equal to the estimate, or above it, gives nothing back.
+    #[test]
+    fn a_correction_says_whether_anything_was_refunded() {
+        let mut b = budgets(LimiterConfig {
+            tpm: Some(100_000),
+            input_tpm: Some(100_000),
+            ..Default::default()
+        });
+        let est = Cost {
+            tokens: 0,
+            input: 500,
+            output: 500,
+        };
+        let mut refunded = |id: u64, new: Cost| {
+            let id = WaiterId(id);
+            b.charge(s(0), s(0), id, &est, 1.0);
+            b.correct(
+                s(1),
+                id,
+                &Charged {
+                    cost: est,
+                    at: s(0),
+                },
+                &new,
+            )
+        };
+        assert!(!refunded(1, est), "as estimated");
+        assert!(
+            !refunded(2, Cost { output: 600, ..est }),
+            "more than estimated"
+        );
+        assert!(
+            refunded(3, Cost { input: 400, ..est }),
+            "input and total both back"
+        );
+        assert!(refunded(4, Cost { output: 400, ..est }), "the total back");
+        let mut daily = budgets(LimiterConfig {
+            tpm: Some(100_000),
+            tpd: Some(1_000_000),
+            ..Default::default()
+        });
+        daily.charge(s(0), s(0), WaiterId(1), &est, 1.0);
+        let old = Charged {
+            cost: est,
+            at: s(0),
+        };
+        assert!(
+            !daily.correct(s(1), WaiterId(1), &old, &est),
+            "as estimated, with a day"
+        );
+        assert!(daily.correct(s(1), WaiterId(1), &old, &Cost { output: 400, ..est }));
     }
 
     /// A refused call (429) gives its daily request back: the provider did not count it.

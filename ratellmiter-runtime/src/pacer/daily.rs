@@ -227,4 +227,40 @@ mod tests {
         d.correct(h(25), h(23), WaiterId(2), 500, 900);
         assert_eq!(d.remaining(h(25)), 1_000);
     }
+
+    #[test]
+    fn a_rolling_correction_replaces_that_use_and_returns_with_it() {
+        let mut d = Daily::new(1_000, DayReset::Rolling, Duration::ZERO);
+        d.charge(h(1), WaiterId(1), 500);
+        d.charge(h(2), WaiterId(2), 200);
+        d.correct(h(3), h(1), WaiterId(1), 500, 100);
+        assert_eq!(d.remaining(h(3)), 700, "1 000 − 100 − 200");
+        d.correct(h(3), h(1), WaiterId(1), 100, 300);
+        assert_eq!(d.remaining(h(3)), 500, "corrected again, up");
+        assert_eq!(
+            d.remaining(h(25)),
+            800,
+            "the corrected use came back at 25 h"
+        );
+    }
+
+    /// `left` reads what `remaining` would say, without forgetting anything.
+    #[test]
+    fn left_is_what_remains_without_rolling() {
+        let mut fixed = Daily::new(10, DayReset::default(), Duration::ZERO);
+        fixed.charge(h(1), WaiterId(1), 4);
+        assert_eq!(fixed.left(h(1)), 6);
+        assert_eq!(fixed.left(h(24)), 10, "the day started again");
+        let mut rolling = Daily::new(10, DayReset::Rolling, Duration::ZERO);
+        rolling.charge(h(1), WaiterId(1), 4);
+        rolling.charge(h(2), WaiterId(2), 3);
+        assert_eq!(rolling.left(h(3)), 3);
+        assert_eq!(
+            rolling.left(h(25)),
+            7,
+            "the first use is back at exactly 25 h"
+        );
+        assert_eq!(rolling.left(h(26)), 10);
+        assert_eq!(rolling.remaining(h(3)), 3, "nothing was forgotten");
+    }
 }

@@ -173,6 +173,11 @@ mod tests {
         assert_eq!(h.ready_at(&Cost::tokens(0)), Duration::ZERO);
         h.observe_tokens(10, s(20));
         assert_eq!(h.ready_at(&Cost::tokens(11)), s(20));
+        assert_eq!(
+            h.ready_at(&Cost::tokens(10)),
+            Duration::ZERO,
+            "exactly what is left"
+        );
         h.observe_tokens(1_000, s(20));
         assert_eq!(h.ready_at(&Cost::tokens(11)), Duration::ZERO);
     }

@@ -216,3 +216,78 @@ impl Ramp {
         self.rate = self.rate.min(self.ceiling(now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::adaptive::BETA;
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// 600 rpm (10 a second) at the full rate, its ramp starting at 2.2 or 2.5 a second.
+    fn at_full(cfg: LimiterConfig) -> Ramp {
+        let mut r = Ramp::new(&LimiterConfig { rpm: 600, ..cfg });
+        r.rate = r.full_rate;
+        r
+    }
+
+    #[test]
+    fn a_fall_in_demand_brings_the_rate_down_to_what_was_seen_plus_a_step() {
+        // A call arriving 250 ms after the last slot, 150 ms after its own was due:
+        // 4 a second was seen.
+        let seen = |cfg| {
+            let mut r = at_full(cfg);
+            r.doubling = false;
+            r.update(ms(10_250), ms(10_250), Some(ms(10_000)), ms(10_100));
+            assert!(r.doubling, "the next jump starts a slow start again");
+            r.rate
+        };
+        assert_eq!(
+            seen(LimiterConfig::default()),
+            8.0,
+            "slow start: 4 × (1 + 1.0)"
+        );
+        assert_eq!(
+            seen(LimiterConfig::ratellmiter()),
+            5.0,
+            "linear: 4 + 0.10 × 10"
+        );
+    }
+
+    #[test]
+    fn the_share_is_the_rate_in_force_over_the_full_rate() {
+        let r = Ramp::new(&LimiterConfig {
+            rpm: 600,
+            ..LimiterConfig::default()
+        });
+        assert!((r.share() - 0.22).abs() < 1e-12, "{}", r.share());
+    }
+
+    #[test]
+    fn growth_counts_from_an_early_lift_not_from_the_end_of_the_hold() {
+        let mut r = at_full(LimiterConfig::default());
+        r.rate = 2.5;
+        r.hold(ms(20_000));
+        r.lift(ms(12_000));
+        // Waiting calls: a second of growth since the lift doubles the rate.
+        r.update(ms(13_000), ms(5_000), Some(ms(10_000)), ms(13_000));
+        assert_eq!(r.rate, 5.0);
+    }
+
+    #[test]
+    fn a_pause_restarts_the_learned_curve_at_the_resume() {
+        let mut r = at_full(LimiterConfig::default());
+        let s = Duration::from_secs;
+        assert_eq!(r.refused(s(0), 1.0), None, "a first refusal is a suspect");
+        let learned = r.refused(s(1), 1.0).expect("confirmed at the same rate");
+        assert!((learned - BETA * 10.0).abs() < 1e-9);
+        r.resume(s(1), s(31), false);
+        assert!(
+            (r.ceiling(s(31)) - BETA * 10.0).abs() < 1e-9,
+            "30 s of pause are not 30 s of calm: {}",
+            r.ceiling(s(31))
+        );
+    }
+}

@@ -153,6 +153,26 @@ mod tests {
         );
     }
 
+    /// The module's memory claim: the last minute's tickets, and at most `rpm` of them.
+    #[test]
+    fn the_log_holds_the_last_minute_only() {
+        let mut s = Schedule::new(600);
+        for t in [0, 100, 200] {
+            s.record(ms(t), ms(t), ms(100));
+        }
+        s.record(ms(70_000), ms(70_000), ms(100));
+        assert_eq!(
+            s.issued,
+            [ms(70_000)],
+            "a minute later, the old three are gone"
+        );
+        let mut few = Schedule::new(2);
+        for t in [0, 1, 2, 3] {
+            few.record(ms(t), ms(t), ms(1));
+        }
+        assert_eq!(few.issued, [ms(2), ms(3)], "at most rpm");
+    }
+
     #[test]
     fn the_minute_bound_counts_actual_times() {
         // 2 rpm: slots every 30 s; the first went out 10 s late.

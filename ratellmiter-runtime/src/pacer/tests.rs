@@ -627,6 +627,64 @@ fn a_hold_keeps_the_full_rate_and_counts_no_ramp_growth() {
     assert_eq!(p.counters().rate_limited, 0);
 }
 
+/// Anthropic's output-token headers hold the next call by its output charge. An answer
+/// that changes nothing for that call neither holds it again nor lifts the hold; a newer
+/// one showing room lifts it at once, and the ramp counts its growth from the lift.
+#[test]
+fn kind_headers_hold_the_next_call_until_a_newer_answer_lifts_it() {
+    let mut p = Pacer::new(cfg(600)).unwrap();
+    p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let (_, t) = next_issue(&mut p, Duration::ZERO);
+    p.finish(Duration::ZERO, &t, Outcome::Success);
+    let answer = Request {
+        cost: Cost {
+            tokens: 0,
+            input: 10,
+            output: 1_000,
+        },
+        ..Request::NEW
+    };
+    p.enqueue(ms(100), answer).unwrap();
+    p.enqueue(ms(100), answer).unwrap();
+    let left = |remaining| {
+        Some(Budget {
+            remaining,
+            reset: secs(5),
+        })
+    };
+    p.observe_kinds(ms(100), None, left(500));
+    p.observe_budget(
+        ms(500),
+        Some(Budget {
+            remaining: 100,
+            reset: secs(60),
+        }),
+        None,
+    );
+    let holds: Vec<_> = p
+        .drain_events()
+        .filter(|(_, e)| matches!(e, Event::Hold { .. }))
+        .collect();
+    assert_eq!(
+        holds,
+        [(ms(100), Event::Hold { until: ms(5_100) })],
+        "one hold, from the first answer"
+    );
+    assert_eq!(p.poll(ms(600)), Step::WaitUntil(ms(5_100)));
+    p.observe_kinds(secs(2), None, left(2_500));
+    assert_eq!(next_issue(&mut p, secs(2)).0, secs(2), "lifted at once");
+    assert_eq!(
+        next_issue(&mut p, secs(2)).0,
+        ms(2_400),
+        "at the rate in force, 2.5 a second"
+    );
+    assert!(
+        (p.allowed_rate() - 2.9).abs() < 1e-9,
+        "0.4 s of growth since the lift: {}",
+        p.allowed_rate()
+    );
+}
+
 /// Tickets per whole second of `issued`, for the first `n` seconds.
 fn per_second(issued: &[(Duration, Issued)], from: Duration, n: u64) -> Vec<usize> {
     (0..n)
