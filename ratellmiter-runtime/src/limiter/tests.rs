@@ -1,9 +1,31 @@
 //! The drivers' own tests: run first, so a hang elsewhere cannot hide what they catch.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::pacer::{Pacer, Request, Step};
 use crate::{BucketRateLimiter, LimiterConfig, TryAcquireError};
+
+/// Runs `test` on a paused clock, failing it after 10 s of real time. A driver that
+/// spins (an engine asking it to wait for a time that has come) keeps virtual time
+/// from moving, so no tokio timeout fires; this bound turns that hang into a failure.
+fn paused(test: impl Future<Output = ()> + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let run = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(test);
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(10)) {
+        Ok(()) => {}
+        Err(RecvTimeoutError::Disconnected) => std::panic::resume_unwind(run.join().unwrap_err()),
+        Err(RecvTimeoutError::Timeout) => panic!("still running after 10 s of real time: hung"),
+    }
+}
 
 /// Fails at once when the limiters' clock stands still, before a test awaits a slot:
 /// a driver whose slots never come spins, virtual time stops with it, and the test
@@ -19,18 +41,20 @@ async fn assert_the_clock_moves() {
 /// nanosecond. Here in the lib's tests, which run first, and without awaiting a
 /// ticket, so that a limiter whose clock stands still fails here instead of hanging
 /// every test that waits for a slot (mutation testing counts a hang apart).
-#[tokio::test(start_paused = true)]
-async fn time_passing_frees_the_next_slot() {
-    let l = BucketRateLimiter::new(60);
-    drop(l.acquire().try_now().expect("free at start"));
-    // The slow start's 22 % of 1/s after idleness: 1/0.22 s.
-    tokio::time::advance(Duration::from_nanos(4_545_454_545)).await;
-    assert!(matches!(
-        l.acquire().try_now(),
-        Err(TryAcquireError::NotBefore(_))
-    ));
-    tokio::time::advance(Duration::from_nanos(1)).await;
-    assert!(l.acquire().try_now().is_ok(), "free at its slot");
+#[test]
+fn time_passing_frees_the_next_slot() {
+    paused(async {
+        let l = BucketRateLimiter::new(60);
+        drop(l.acquire().try_now().expect("free at start"));
+        // The slow start's 22 % of 1/s after idleness: 1/0.22 s.
+        tokio::time::advance(Duration::from_nanos(4_545_454_545)).await;
+        assert!(matches!(
+            l.acquire().try_now(),
+            Err(TryAcquireError::NotBefore(_))
+        ));
+        tokio::time::advance(Duration::from_nanos(1)).await;
+        assert!(l.acquire().try_now().is_ok(), "free at its slot");
+    });
 }
 
 /// The engine names the head of its line, which the drivers wake (a blocking head
@@ -91,95 +115,101 @@ fn a_queued_call_refused_by_the_spent_quota_counts_as_cancelled() {
 /// A call ending frees a place under `max_in_flight`, and the driver, which waits
 /// for a change when at capacity (no timer), is told: the call behind gets its
 /// ticket at once. Here, because a driver nobody tells hangs most tests.
-#[tokio::test(start_paused = true)]
-async fn a_freed_place_wakes_the_driver() {
-    assert_the_clock_moves().await;
-    let l = BucketRateLimiter::builder()
-        .rpm(600)
-        .max_in_flight(1)
-        .build()
-        .unwrap();
-    let first = l.acquire().await.unwrap();
-    let start = tokio::time::Instant::now();
-    let behind = tokio::spawn({
-        let l = l.clone();
-        async move { drop(l.acquire().await.unwrap()) }
+#[test]
+fn a_freed_place_wakes_the_driver() {
+    paused(async {
+        assert_the_clock_moves().await;
+        let l = BucketRateLimiter::builder()
+            .rpm(600)
+            .max_in_flight(1)
+            .build()
+            .unwrap();
+        let first = l.acquire().await.unwrap();
+        let start = tokio::time::Instant::now();
+        let behind = tokio::spawn({
+            let l = l.clone();
+            async move { drop(l.acquire().await.unwrap()) }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!behind.is_finished(), "at capacity");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(60), behind)
+            .await
+            .expect("the driver was told")
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     });
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(!behind.is_finished(), "at capacity");
-    drop(first);
-    tokio::time::timeout(Duration::from_secs(60), behind)
-        .await
-        .expect("the driver was told")
-        .unwrap();
-    assert_eq!(start.elapsed(), Duration::from_secs(5));
 }
 
 /// `max_retries` re-runs after a rate limit, then the error is the answer: three
 /// attempts for two retries, though the fourth would have succeeded. Here, because
 /// a retry loop that never counts its attempts hangs the tests that refuse for good.
-#[tokio::test(start_paused = true)]
-async fn max_retries_counts_the_re_runs() {
-    assert_the_clock_moves().await;
-    #[derive(Debug)]
-    struct Refused;
-    impl crate::IsRateLimit for Refused {
-        fn rate_limit(&self) -> Option<crate::RateLimit> {
-            Some(crate::RateLimit::retry(Some(Duration::from_millis(1))))
+#[test]
+fn max_retries_counts_the_re_runs() {
+    paused(async {
+        assert_the_clock_moves().await;
+        #[derive(Debug)]
+        struct Refused;
+        impl crate::IsRateLimit for Refused {
+            fn rate_limit(&self) -> Option<crate::RateLimit> {
+                Some(crate::RateLimit::retry(Some(Duration::from_millis(1))))
+            }
         }
-    }
-    let l = BucketRateLimiter::new(600);
-    let mut attempts = 0;
-    // Bounded, so that a retry whose ticket never comes fails instead of hanging.
-    let run = l.call().max_retries(2).run(|| {
-        attempts += 1;
-        let refused = attempts <= 3;
-        async move { if refused { Err(Refused) } else { Ok(()) } }
+        let l = BucketRateLimiter::new(600);
+        let mut attempts = 0;
+        // Bounded, so that a retry whose ticket never comes fails instead of hanging.
+        let run = l.call().max_retries(2).run(|| {
+            attempts += 1;
+            let refused = attempts <= 3;
+            async move { if refused { Err(Refused) } else { Ok(()) } }
+        });
+        let out: Result<(), Refused> = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("every attempt got its ticket")
+            .unwrap();
+        assert!(out.is_err());
+        assert_eq!(attempts, 3);
     });
-    let out: Result<(), Refused> = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("every attempt got its ticket")
-        .unwrap();
-    assert!(out.is_err());
-    assert_eq!(attempts, 3);
 }
 
 /// Calls queued while the daily quota had room, refused when it ran out before
 /// their turn, fail with the reset at once: the driver puts the refusal in their
 /// slot and wakes them. Here, because a refusal nobody hears hangs them.
-#[tokio::test(start_paused = true)]
-async fn a_queued_call_refused_by_the_quota_hears_it_at_once() {
-    assert_the_clock_moves().await;
-    let minute = Duration::from_secs(60);
-    let midnight = std::time::SystemTime::UNIX_EPOCH + 20_000 * 24 * minute * 60;
-    let l = BucketRateLimiter::builder()
-        .rpm(60)
-        .rpd(2)
-        .wall_clock(midnight - minute)
-        .build()
-        .unwrap();
-    let start = tokio::time::Instant::now();
-    let calls: Vec<_> = (0..3)
-        .map(|_| {
-            let l = l.clone();
-            tokio::spawn(async move {
-                let out = l.acquire().await.map(drop);
-                (start.elapsed(), out)
+#[test]
+fn a_queued_call_refused_by_the_quota_hears_it_at_once() {
+    paused(async {
+        assert_the_clock_moves().await;
+        let minute = Duration::from_secs(60);
+        let midnight = std::time::SystemTime::UNIX_EPOCH + 20_000 * 24 * minute * 60;
+        let l = BucketRateLimiter::builder()
+            .rpm(60)
+            .rpd(2)
+            .wall_clock(midnight - minute)
+            .build()
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    let out = l.acquire().await.map(drop);
+                    (start.elapsed(), out)
+                })
             })
-        })
-        .collect();
-    let mut outs = Vec::new();
-    for c in calls {
-        let out = tokio::time::timeout(minute / 2, c).await;
-        outs.push(out.expect("every call heard by 30 s").unwrap());
-    }
-    let spent = crate::AcquireError::QuotaExhausted {
-        resets_at: midnight,
-    };
-    // The second slot, 1/0.22 s, as the driver's timer sees it (to the millisecond).
-    let slot = Duration::from_millis(4_546);
-    assert_eq!(
-        outs,
-        [(Duration::ZERO, Ok(())), (slot, Ok(())), (slot, Err(spent))]
-    );
+            .collect();
+        let mut outs = Vec::new();
+        for c in calls {
+            let out = tokio::time::timeout(minute / 2, c).await;
+            outs.push(out.expect("every call heard by 30 s").unwrap());
+        }
+        let spent = crate::AcquireError::QuotaExhausted {
+            resets_at: midnight,
+        };
+        // The second slot, 1/0.22 s, as the driver's timer sees it (to the millisecond).
+        let slot = Duration::from_millis(4_546);
+        assert_eq!(
+            outs,
+            [(Duration::ZERO, Ok(())), (slot, Ok(())), (slot, Err(spent))]
+        );
+    });
 }
