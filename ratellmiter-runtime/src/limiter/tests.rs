@@ -6,25 +6,38 @@ use std::time::Duration;
 use crate::pacer::{Pacer, Request, Step};
 use crate::{BucketRateLimiter, LimiterConfig, TryAcquireError};
 
-/// Runs `test` on a paused clock, failing it after 10 s of real time. A driver that
-/// spins (an engine asking it to wait for a time that has come) keeps virtual time
-/// from moving, so no tokio timeout fires; this bound turns that hang into a failure.
-fn paused(test: impl Future<Output = ()> + Send + 'static) {
+/// How long a driver test may take in real time; they take milliseconds.
+const BOUND: Duration = Duration::from_secs(10);
+
+/// Runs `f` on a thread of its own, failing after [`BOUND`] of real time: a blocking
+/// waiter nobody wakes parks for ever, and so would the test.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     let (done, finished) = mpsc::channel();
     let run = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(test);
-        let _ = done.send(());
+        let _ = done.send(f());
     });
-    match finished.recv_timeout(Duration::from_secs(10)) {
-        Ok(()) => {}
+    match finished.recv_timeout(BOUND) {
+        Ok(v) => v,
         Err(RecvTimeoutError::Disconnected) => std::panic::resume_unwind(run.join().unwrap_err()),
-        Err(RecvTimeoutError::Timeout) => panic!("still running after 10 s of real time: hung"),
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("still running after {BOUND:?} of real time: hung")
+        }
     }
+}
+
+/// Runs `test` on a paused clock, within [`BOUND`] of real time. A driver that spins
+/// (an engine asking it to wait for a time that has come) keeps virtual time from
+/// moving, so no tokio timeout fires; the real-time bound turns that hang into a failure.
+fn paused(test: impl Future<Output = ()> + Send + 'static) {
+    bounded(|| paused_runtime().block_on(test));
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
 
 /// Fails at once when the limiters' clock stands still, before a test awaits a slot:
@@ -212,4 +225,162 @@ fn a_queued_call_refused_by_the_quota_hears_it_at_once() {
             [(Duration::ZERO, Ok(())), (slot, Ok(())), (slot, Err(spent))]
         );
     });
+}
+
+/// Without a runtime the blocking waiters drive the engine; the head parks while the
+/// limiter is at capacity, and the call that frees a place must wake it.
+#[test]
+fn a_freed_place_wakes_a_blocking_head() {
+    let l = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .max_in_flight(1)
+        .build()
+        .unwrap();
+    let first = l.acquire().blocking().unwrap();
+    let behind = std::thread::spawn({
+        let l = l.clone();
+        move || l.acquire().blocking().map(drop)
+    });
+    bounded(move || {
+        while l.stats().waiting == 0 {
+            std::thread::yield_now();
+        }
+        drop(first);
+        behind.join().unwrap()
+    })
+    .expect("the head was woken and got its ticket");
+}
+
+/// A driver task dropped with its runtime (shut down while a call waited) leaves the
+/// limiter driverless: the next call, on another runtime, starts a new one.
+#[test]
+fn a_driver_dropped_with_its_runtime_is_replaced() {
+    let l = BucketRateLimiter::new(60);
+    drop(l.acquire().try_now().expect("free at start"));
+    let first = paused_runtime();
+    first.block_on({
+        let l = l.clone();
+        async move {
+            let waiting = tokio::spawn(async move { drop(l.acquire().await) });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(!waiting.is_finished(), "waits for the next slot");
+        }
+    });
+    drop(first);
+    paused(async move {
+        tokio::time::timeout(Duration::from_secs(60), l.acquire())
+            .await
+            .expect("a new driver issued the slot")
+            .unwrap()
+            .finish();
+    });
+}
+
+/// A probe that fails for another reason than the rate limit still shows the server
+/// answering: the limiter resumes, and the next call is no probe.
+#[test]
+fn a_probe_failing_otherwise_resumes_the_limiter() {
+    paused(async {
+        let l = BucketRateLimiter::new(600);
+        l.acquire().await.unwrap().rate_limited(None);
+        let probe = l.acquire().await.unwrap();
+        assert!(probe.is_probe());
+        probe.failed();
+        let next = l.acquire().await.unwrap();
+        assert!(!next.is_probe(), "resumed");
+        let shown = format!("{next:?}");
+        assert!(
+            shown.starts_with("Ticket { id: ") && shown.contains("probe: false, waited: "),
+            "{shown}"
+        );
+    });
+}
+
+/// A call given up (its future dropped) leaves the line at once, counted as cancelled.
+#[test]
+fn a_dropped_call_leaves_the_line_at_once() {
+    paused(async {
+        let l = BucketRateLimiter::new(60);
+        drop(l.acquire().try_now().expect("free at start"));
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), l.acquire()).await;
+        assert!(gave_up.is_err(), "its slot was seconds away");
+        let s = l.stats();
+        assert_eq!((s.waiting, s.cancelled), (0, 1));
+    });
+}
+
+/// The blocking head sleeps until its slot: its thread spends no CPU waiting.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_blocking_head_sleeps_until_its_slot() {
+    // This thread's time on a CPU, in nanoseconds (Linux's schedstat).
+    fn cpu() -> u64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        stat.split_whitespace().next().unwrap().parse().unwrap()
+    }
+    let l = BucketRateLimiter::builder()
+        .rpm(120)
+        .ramp_start(1.0)
+        .build()
+        .unwrap();
+    let (spent, waited) = bounded(move || {
+        l.acquire().blocking().unwrap().finish();
+        let before = cpu();
+        let t = l.acquire().blocking().unwrap();
+        (Duration::from_nanos(cpu() - before), t.waited())
+    });
+    assert!(waited >= Duration::from_millis(400), "waited {waited:?}");
+    assert!(
+        spent < waited / 10,
+        "{spent:?} on a CPU while waiting {waited:?}"
+    );
+}
+
+/// A service probe on a blocking thread: the service's future, woken by reference
+/// (`wake_by_ref`), is polled again at once, and its answer resumes the limiter
+/// instead of the probe timing out.
+#[test]
+fn a_blocking_service_probe_is_heard() {
+    struct Yields(BucketRateLimiter);
+    impl crate::RateLimitedService for Yields {
+        fn service_name(&self) -> &str {
+            "yields"
+        }
+        fn is_blocked(&self) -> crate::BoxFuture<'_, bool> {
+            let mut yielded = false;
+            Box::pin(std::future::poll_fn(move |cx| {
+                if yielded {
+                    return std::task::Poll::Ready(false);
+                }
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }))
+        }
+        fn limiter(&self, _model: Option<&str>) -> BucketRateLimiter {
+            self.0.clone()
+        }
+    }
+    let l = BucketRateLimiter::builder()
+        .rpm(6_000)
+        .probe_interval(Duration::from_millis(20))
+        .probe_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // The monitor holds the service weakly: it lives as long as this test's handle.
+    let service = std::sync::Arc::new(Yields(l.clone()));
+    let monitor = crate::Monitor::new();
+    monitor
+        .add_rate_limited_service(service.clone(), &[])
+        .unwrap();
+    let waited = bounded(move || {
+        l.acquire().blocking().unwrap().rate_limited(None);
+        let t = l.acquire().blocking().unwrap();
+        assert!(!t.is_probe(), "the service was the probe");
+        t.waited()
+    });
+    assert!(
+        waited < Duration::from_secs(5),
+        "heard after {waited:?}, not at the time-out"
+    );
 }
