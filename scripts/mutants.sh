@@ -57,6 +57,10 @@ esac
 # with the default features unless FEATURES is set; doc tests left out, they cost a
 # build each. The tests themselves are never mutated.
 tests=(--lib --tests)
+# The multi-process Redis tests (tests/redis_processes.rs, half a minute of real time)
+# test the store's leases, not the engine or the drivers: only AREA=shared runs them.
+skip=()
+if [ "$AREA" != shared ]; then skip=(--skip four_processes --skip a_killed_process); fi
 
 features=()
 if [ -n "${FEATURES:-}" ]; then features=(--features "$FEATURES"); fi
@@ -69,4 +73,4 @@ exec cargo mutants "${place[@]}" "${features[@]}" --package ratellmiter-runtime 
     --exclude 'ratellmiter-runtime/src/pacer/tests.rs' \
     --exclude 'ratellmiter-runtime/src/limiter/tests.rs' \
     --timeout "$TIMEOUT" --output "$OUT" "$@" \
-    -- "${tests[@]}"
+    -- "${tests[@]}" -- "${skip[@]}"

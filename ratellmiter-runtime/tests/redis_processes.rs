@@ -50,7 +50,18 @@ fn main() {
     if args.iter().any(|a| a == "--bench-http") {
         return bench_against_the_mock_provider();
     }
-    let filter = args.iter().find(|a| !a.starts_with('-'));
+    // libtest's `FILTER` and `--skip PATTERN`, so that `cargo test -- …` means here
+    // what it means for every other test binary.
+    let skips: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--skip")
+        .map(|w| &w[1])
+        .collect();
+    let filter = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "--skip"))
+        .map(|(_, a)| a);
     let tests: [(&str, fn()); 5] = [
         (
             "a_daily_budget_of_100_across_four_processes_fails_the_101st_everywhere",
@@ -78,7 +89,9 @@ fn main() {
             println!("{name}: test");
             continue;
         }
-        if filter.is_some_and(|f| !name.contains(f.as_str())) {
+        if filter.is_some_and(|f| !name.contains(f.as_str()))
+            || skips.iter().any(|k| name.contains(k.as_str()))
+        {
             continue;
         }
         let start = Instant::now();
