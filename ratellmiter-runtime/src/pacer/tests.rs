@@ -1087,3 +1087,60 @@ fn limits_learned_from_headers_apply_once_and_within_range() {
     p.learn_limits(Duration::ZERO, two_a_day);
     assert_eq!(p.config().rpd, None);
 }
+
+/// The engine's side of a shared budget: the store's rate is the rate in force, a
+/// refusal pauses the fleet through the store (not this engine), the store's pauses
+/// teach the adaptive limit once confirmed, each resume starts a new epoch with the
+/// curve counting from it (only after a pause that taught something), and the store's
+/// hold keeps tickets back until it ends.
+#[test]
+fn a_shared_budget_follows_the_store() {
+    let mut p = Pacer::new(LimiterConfig {
+        rpm: 600,
+        ..Default::default()
+    })
+    .unwrap();
+    p.set_shared(true);
+    assert_eq!(
+        p.allowed_rate(),
+        10.0,
+        "shared: the ceiling, the store ramps"
+    );
+    p.observe_fleet_rate(4.0);
+    assert_eq!(p.allowed_rate(), 4.0, "the fleet's rate");
+    p.enqueue(Duration::ZERO, Request::NEW).unwrap();
+    let (at, t) = next_issue(&mut p, Duration::ZERO);
+    p.finish(at, &t, Outcome::RateLimited { retry_after: None });
+    assert!(
+        !p.is_paused(),
+        "the store pauses the fleet, not this engine"
+    );
+
+    let first = p.epoch();
+    p.fleet_paused(secs(1));
+    p.shared_resumed(secs(2));
+    assert_eq!(p.epoch(), first + 1, "a resume starts an epoch");
+    p.fleet_paused(secs(3));
+    p.shared_resumed(secs(33));
+    let events: Vec<_> = p.drain_events().map(|(_, e)| e).collect();
+    assert_eq!(
+        events,
+        [Event::Resume, Event::LearnedRate(BETA * 4.0), Event::Resume],
+        "the second pause at the same rate confirmed the first"
+    );
+    assert!(
+        (p.learned_rate(secs(33)) - BETA * 4.0).abs() < 1e-9,
+        "30 s of pause are not 30 s of calm"
+    );
+    // A pause that teaches nothing (4 a second is far under the recovered ceiling)
+    // leaves the curve's clock alone.
+    p.fleet_paused(secs(100));
+    p.shared_resumed(secs(130));
+    assert_eq!(p.learned_rate(secs(130)), 10.0);
+
+    p.set_shared(false);
+    assert_eq!(p.allowed_rate(), 10.0, "alone again: from the ceiling");
+    p.enqueue(secs(140), Request::NEW).unwrap();
+    p.hold_shared(secs(140), secs(145));
+    assert_eq!(p.poll(secs(140)), Step::WaitUntil(secs(145)));
+}
