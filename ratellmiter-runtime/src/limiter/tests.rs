@@ -384,3 +384,79 @@ fn a_blocking_service_probe_is_heard() {
         "heard after {waited:?}, not at the time-out"
     );
 }
+
+/// A shared store that first says the fleet is paused for 1 s, then grants a slot 2 s
+/// away, and lets every claim go; it notes when (virtual time) it was asked.
+#[derive(Debug, Default)]
+struct Scripted {
+    asked: parking_lot::Mutex<Vec<(&'static str, Duration)>>,
+    start: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+impl Scripted {
+    fn note(&self, what: &'static str) {
+        let start = *self.start.get_or_init(tokio::time::Instant::now);
+        self.asked.lock().push((what, start.elapsed()));
+    }
+}
+
+impl crate::shared::SharedBackend for std::sync::Arc<Scripted> {
+    fn reserve(
+        &self,
+        _: crate::shared::SlotRequest,
+    ) -> crate::BoxFuture<'static, Result<crate::shared::Grant, crate::shared::SharedError>> {
+        use crate::shared::Grant;
+        self.note("reserve");
+        let first = self.asked.lock().len() == 1;
+        Box::pin(async move {
+            Ok(if first {
+                Grant::Paused {
+                    wait: Duration::from_secs(1),
+                    epoch: 0,
+                }
+            } else {
+                Grant::Slot {
+                    wait: Duration::from_secs(2),
+                    at: Duration::from_secs(2_000_000_000),
+                    ticket: crate::shared::SharedTicket::default(),
+                    rate: 10.0,
+                }
+            })
+        })
+    }
+
+    fn claim(
+        &self,
+        _: u32,
+    ) -> crate::BoxFuture<'static, Result<crate::shared::Claim, crate::shared::SharedError>> {
+        self.note("claim");
+        Box::pin(async {
+            Ok(crate::shared::Claim::Went {
+                at: Duration::from_secs(2_000_000_000),
+            })
+        })
+    }
+
+    fn report(&self, _: crate::shared::Report) {}
+}
+
+/// A clearing that sleeps twice with different deadlines (through a pause, then to a
+/// slot): the second sleep keeps its own deadline, so the claim comes at the slot.
+#[test]
+fn a_clearing_sleeps_to_each_of_its_deadlines() {
+    paused(async {
+        let store = std::sync::Arc::new(Scripted::default());
+        let l = BucketRateLimiter::builder()
+            .rpm(600)
+            .shared(store.clone())
+            .build()
+            .unwrap();
+        let t = l.acquire().await.unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(
+            *store.asked.lock(),
+            [("reserve", s(0)), ("reserve", s(1)), ("claim", s(3))]
+        );
+        assert_eq!(t.waited(), s(3));
+    });
+}
