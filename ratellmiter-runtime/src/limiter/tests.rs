@@ -236,12 +236,12 @@ fn a_freed_place_wakes_a_blocking_head() {
         .max_in_flight(1)
         .build()
         .unwrap();
-    let first = l.acquire().blocking().unwrap();
-    let behind = std::thread::spawn({
-        let l = l.clone();
-        move || l.acquire().blocking().map(drop)
-    });
     bounded(move || {
+        let first = l.acquire().blocking().unwrap();
+        let behind = std::thread::spawn({
+            let l = l.clone();
+            move || l.acquire().blocking().map(drop)
+        });
         while l.stats().waiting == 0 {
             std::thread::yield_now();
         }
@@ -257,16 +257,15 @@ fn a_freed_place_wakes_a_blocking_head() {
 fn a_driver_dropped_with_its_runtime_is_replaced() {
     let l = BucketRateLimiter::new(60);
     drop(l.acquire().try_now().expect("free at start"));
-    let first = paused_runtime();
-    first.block_on({
-        let l = l.clone();
-        async move {
-            let waiting = tokio::spawn(async move { drop(l.acquire().await) });
+    let waiter = l.clone();
+    bounded(|| {
+        let first = paused_runtime();
+        first.block_on(async move {
+            let waiting = tokio::spawn(async move { drop(waiter.acquire().await) });
             tokio::time::sleep(Duration::from_secs(1)).await;
             assert!(!waiting.is_finished(), "waits for the next slot");
-        }
+        });
     });
-    drop(first);
     paused(async move {
         tokio::time::timeout(Duration::from_secs(60), l.acquire())
             .await

@@ -388,21 +388,28 @@ mod tests {
             "input and total both back"
         );
         assert!(refunded(4, Cost { output: 400, ..est }), "the total back");
-        let mut daily = budgets(LimiterConfig {
-            tpm: Some(100_000),
-            tpd: Some(1_000_000),
-            ..Default::default()
-        });
-        daily.charge(s(0), s(0), WaiterId(1), &est, 1.0);
-        let old = Charged {
-            cost: est,
-            at: s(0),
-        };
-        assert!(
-            !daily.correct(s(1), WaiterId(1), &old, &est),
-            "as estimated, with a day"
-        );
-        assert!(daily.correct(s(1), WaiterId(1), &old, &Cost { output: 400, ..est }));
+        // The daily budget alone, and beside a per-minute one.
+        for tpm in [None, Some(100_000)] {
+            let mut daily = budgets(LimiterConfig {
+                tpm,
+                tpd: Some(1_000_000),
+                ..Default::default()
+            });
+            daily.charge(s(0), s(0), WaiterId(1), &est, 1.0);
+            let old = Charged {
+                cost: est,
+                at: s(0),
+            };
+            assert!(
+                !daily.correct(s(1), WaiterId(1), &old, &est),
+                "{tpm:?}: as estimated"
+            );
+            let less = Cost { output: 400, ..est };
+            assert!(
+                daily.correct(s(1), WaiterId(1), &old, &less),
+                "{tpm:?}: less"
+            );
+        }
     }
 
     /// A refused call (429) gives its daily request back: the provider did not count it.
