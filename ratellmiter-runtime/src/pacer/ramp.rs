@@ -138,16 +138,12 @@ impl Ramp {
             Some(since) => {
                 // Demand fell below the rate: the next jump starts a slow start again.
                 self.doubling = true;
-                let gap = slot.saturating_sub(since).as_secs_f64();
-                if gap > 0.0 {
-                    let seen = 1.0 / gap;
-                    self.rate.min(match self.shape {
-                        RampShape::SlowStart => seen * (1.0 + step),
-                        RampShape::Linear => seen + step * self.full_rate,
-                    })
-                } else {
-                    self.rate
-                }
+                // A gap of zero sees an infinite rate, and the rate in force stays.
+                let seen = 1.0 / slot.saturating_sub(since).as_secs_f64();
+                self.rate.min(match self.shape {
+                    RampShape::SlowStart => seen * (1.0 + step),
+                    RampShape::Linear => seen + step * self.full_rate,
+                })
             }
             None => start,
         };
