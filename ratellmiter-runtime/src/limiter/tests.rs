@@ -242,7 +242,9 @@ fn a_freed_place_wakes_a_blocking_head() {
             let l = l.clone();
             move || l.acquire().blocking().map(drop)
         });
-        while l.stats().waiting == 0 {
+        // Its waker in its slot means the call behind has driven the engine (at
+        // capacity, under the same lock) and parks: only a wake-up gets it further.
+        while !l.shared.lock().slots.values().any(|s| s.waker.is_some()) {
             std::thread::yield_now();
         }
         drop(first);
@@ -465,5 +467,65 @@ fn a_clearing_sleeps_to_each_of_its_deadlines() {
             [("reserve", s(0)), ("reserve", s(1)), ("claim", s(3))]
         );
         assert_eq!(t.waited(), s(3));
+    });
+}
+
+/// A shared store whose first reservation never answers; later ones grant a slot due
+/// at once.
+#[derive(Debug, Default)]
+struct Stalls(std::sync::atomic::AtomicBool);
+
+impl crate::shared::SharedBackend for std::sync::Arc<Stalls> {
+    fn reserve(
+        &self,
+        _: crate::shared::SlotRequest,
+    ) -> crate::BoxFuture<'static, Result<crate::shared::Grant, crate::shared::SharedError>> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
+        Box::pin(async {
+            Ok(crate::shared::Grant::Slot {
+                wait: Duration::ZERO,
+                at: Duration::from_secs(2_000_000_000),
+                ticket: crate::shared::SharedTicket::default(),
+                rate: 10.0,
+            })
+        })
+    }
+
+    fn claim(
+        &self,
+        _: u32,
+    ) -> crate::BoxFuture<'static, Result<crate::shared::Claim, crate::shared::SharedError>> {
+        unreachable!("a slot due at once is claimed by its reservation")
+    }
+
+    fn report(&self, _: crate::shared::Report) {}
+}
+
+/// A clearing dropped halfway (its runtime shut down while the store was asked) gives
+/// its ticket back and ends the clearing: the next call clears and goes.
+#[test]
+fn a_clearing_dropped_halfway_gives_its_ticket_back() {
+    let l = BucketRateLimiter::builder()
+        .rpm(600)
+        .shared(std::sync::Arc::new(Stalls::default()))
+        .build()
+        .unwrap();
+    let waiter = l.clone();
+    bounded(|| {
+        paused_runtime().block_on(async move {
+            let waiting = tokio::spawn(async move { drop(waiter.acquire().await) });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(!waiting.is_finished(), "the store never answered");
+        });
+    });
+    assert_eq!(l.stats().in_flight, 0, "the ticket came back");
+    paused(async move {
+        tokio::time::timeout(Duration::from_secs(60), l.acquire())
+            .await
+            .expect("the clearing ended with its runtime")
+            .unwrap()
+            .finish();
     });
 }
