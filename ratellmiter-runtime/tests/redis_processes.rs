@@ -52,16 +52,15 @@ fn main() {
     }
     // libtest's `FILTER` and `--skip PATTERN`, so that `cargo test -- …` means here
     // what it means for every other test binary.
-    let skips: Vec<&String> = args
-        .windows(2)
-        .filter(|w| w[0] == "--skip")
-        .map(|w| &w[1])
-        .collect();
-    let filter = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "--skip"))
-        .map(|(_, a)| a);
+    let (mut skips, mut filter) = (Vec::new(), None);
+    let mut words = args.iter();
+    while let Some(a) = words.next() {
+        if a == "--skip" {
+            skips.extend(words.next());
+        } else if !a.starts_with('-') {
+            filter = filter.or(Some(a));
+        }
+    }
     let tests: [(&str, fn()); 5] = [
         (
             "a_daily_budget_of_100_across_four_processes_fails_the_101st_everywhere",

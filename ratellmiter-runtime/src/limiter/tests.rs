@@ -4,7 +4,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::pacer::{Pacer, Request, Step};
-use crate::{BucketRateLimiter, LimiterConfig, TryAcquireError};
+use crate::shared::{Claim, Grant, Report, SharedBackend, SharedError, SharedTicket, SlotRequest};
+use crate::{BoxFuture, BucketRateLimiter, LimiterConfig, TryAcquireError};
 
 /// How long a driver test may take in real time; they take milliseconds.
 const BOUND: Duration = Duration::from_secs(10);
@@ -259,19 +260,29 @@ fn a_freed_place_wakes_a_blocking_head() {
 fn a_driver_dropped_with_its_runtime_is_replaced() {
     let l = BucketRateLimiter::new(60);
     drop(l.acquire().try_now().expect("free at start"));
+    outlive_a_waiting_call(&l, "waits for the next slot");
+    the_next_call_goes(l, "a new driver issued the slot");
+}
+
+/// A call of `l` waits (`why`) on a runtime that shuts down a second later, dropping
+/// the driver task with it.
+fn outlive_a_waiting_call(l: &BucketRateLimiter, why: &'static str) {
     let waiter = l.clone();
-    bounded(|| {
-        let first = paused_runtime();
-        first.block_on(async move {
+    bounded(move || {
+        paused_runtime().block_on(async move {
             let waiting = tokio::spawn(async move { drop(waiter.acquire().await) });
             tokio::time::sleep(Duration::from_secs(1)).await;
-            assert!(!waiting.is_finished(), "waits for the next slot");
+            assert!(!waiting.is_finished(), "{why}");
         });
     });
+}
+
+/// On another runtime, the next call of `l` gets its ticket within a minute (`why`).
+fn the_next_call_goes(l: BucketRateLimiter, why: &'static str) {
     paused(async move {
         tokio::time::timeout(Duration::from_secs(60), l.acquire())
             .await
-            .expect("a new driver issued the slot")
+            .expect(why)
             .unwrap()
             .finish();
     });
@@ -409,12 +420,21 @@ impl Scripted {
     }
 }
 
-impl crate::shared::SharedBackend for std::sync::Arc<Scripted> {
-    fn reserve(
-        &self,
-        _: crate::shared::SlotRequest,
-    ) -> crate::BoxFuture<'static, Result<crate::shared::Grant, crate::shared::SharedError>> {
-        use crate::shared::Grant;
+/// The scripted stores' clock: a fixed time since the Unix epoch.
+const STORE_NOW: Duration = Duration::from_secs(2_000_000_000);
+
+/// A slot of the scripted stores, `wait` away.
+fn slot(wait: Duration) -> Grant {
+    Grant::Slot {
+        wait,
+        at: STORE_NOW,
+        ticket: SharedTicket::default(),
+        rate: 10.0,
+    }
+}
+
+impl SharedBackend for std::sync::Arc<Scripted> {
+    fn reserve(&self, _: SlotRequest) -> BoxFuture<'static, Result<Grant, SharedError>> {
         self.note("reserve");
         let first = self.asked.lock().len() == 1;
         Box::pin(async move {
@@ -424,29 +444,17 @@ impl crate::shared::SharedBackend for std::sync::Arc<Scripted> {
                     epoch: 0,
                 }
             } else {
-                Grant::Slot {
-                    wait: Duration::from_secs(2),
-                    at: Duration::from_secs(2_000_000_000),
-                    ticket: crate::shared::SharedTicket::default(),
-                    rate: 10.0,
-                }
+                slot(Duration::from_secs(2))
             })
         })
     }
 
-    fn claim(
-        &self,
-        _: u32,
-    ) -> crate::BoxFuture<'static, Result<crate::shared::Claim, crate::shared::SharedError>> {
+    fn claim(&self, _: u32) -> BoxFuture<'static, Result<Claim, SharedError>> {
         self.note("claim");
-        Box::pin(async {
-            Ok(crate::shared::Claim::Went {
-                at: Duration::from_secs(2_000_000_000),
-            })
-        })
+        Box::pin(async { Ok(Claim::Went { at: STORE_NOW }) })
     }
 
-    fn report(&self, _: crate::shared::Report) {}
+    fn report(&self, _: Report) {}
 }
 
 /// A clearing that sleeps twice with different deadlines (through a pause, then to a
@@ -475,32 +483,19 @@ fn a_clearing_sleeps_to_each_of_its_deadlines() {
 #[derive(Debug, Default)]
 struct Stalls(std::sync::atomic::AtomicBool);
 
-impl crate::shared::SharedBackend for std::sync::Arc<Stalls> {
-    fn reserve(
-        &self,
-        _: crate::shared::SlotRequest,
-    ) -> crate::BoxFuture<'static, Result<crate::shared::Grant, crate::shared::SharedError>> {
+impl SharedBackend for std::sync::Arc<Stalls> {
+    fn reserve(&self, _: SlotRequest) -> BoxFuture<'static, Result<Grant, SharedError>> {
         if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Box::pin(std::future::pending());
         }
-        Box::pin(async {
-            Ok(crate::shared::Grant::Slot {
-                wait: Duration::ZERO,
-                at: Duration::from_secs(2_000_000_000),
-                ticket: crate::shared::SharedTicket::default(),
-                rate: 10.0,
-            })
-        })
+        Box::pin(async { Ok(slot(Duration::ZERO)) })
     }
 
-    fn claim(
-        &self,
-        _: u32,
-    ) -> crate::BoxFuture<'static, Result<crate::shared::Claim, crate::shared::SharedError>> {
+    fn claim(&self, _: u32) -> BoxFuture<'static, Result<Claim, SharedError>> {
         unreachable!("a slot due at once is claimed by its reservation")
     }
 
-    fn report(&self, _: crate::shared::Report) {}
+    fn report(&self, _: Report) {}
 }
 
 /// A clearing dropped halfway (its runtime shut down while the store was asked) gives
@@ -512,20 +507,7 @@ fn a_clearing_dropped_halfway_gives_its_ticket_back() {
         .shared(std::sync::Arc::new(Stalls::default()))
         .build()
         .unwrap();
-    let waiter = l.clone();
-    bounded(|| {
-        paused_runtime().block_on(async move {
-            let waiting = tokio::spawn(async move { drop(waiter.acquire().await) });
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            assert!(!waiting.is_finished(), "the store never answered");
-        });
-    });
+    outlive_a_waiting_call(&l, "the store never answered");
     assert_eq!(l.stats().in_flight, 0, "the ticket came back");
-    paused(async move {
-        tokio::time::timeout(Duration::from_secs(60), l.acquire())
-            .await
-            .expect("the clearing ended with its runtime")
-            .unwrap()
-            .finish();
-    });
+    the_next_call_goes(l, "the clearing ended with its runtime");
 }
